@@ -1,0 +1,843 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+
+#define INI_HANDLER_LINENO 1
+#include <ini.h>
+
+#include "units.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+/* Debian's libinih cuts longer lines silently at its default of 200; a long
+ * "allow =" line must arrive whole (or be reported, see config_reader). */
+#define CONFIG_MAX_LINE (64 * 1024)
+
+#define CONFIG_MS_PER_DAY (UINT64_C(24) * 60 * 60 * 1000)
+
+enum config_type {
+	CONFIG_T_BOOL,
+	CONFIG_T_SIZE,
+	CONFIG_T_DURATION,
+	CONFIG_T_UINT,
+	CONFIG_T_PATH,	 /* string, empty = NULL */
+	CONFIG_T_STRING, /* string without control characters */
+	CONFIG_T_LEVEL,
+	CONFIG_T_LISTEN,
+	CONFIG_T_CIDRS,
+	CONFIG_T_HOSTS,
+	CONFIG_T_SCHEMES,
+	CONFIG_T_UNSUPPORTED,
+};
+
+/* One key: where it lives in struct fetchd_config and its valid range
+ * (numbers, sizes and durations). For lists, off_n is the count field. */
+struct config_key {
+	const char *section;
+	const char *name;
+	enum config_type type;
+	size_t off;
+	size_t off_n;
+	uint64_t min;
+	uint64_t max;
+};
+
+#define CONFIG_KEY(s, n, t, field, lo, hi)                                                    \
+	{ s, n, t, offsetof(struct fetchd_config, field), 0, lo, hi }
+#define CONFIG_LIST(s, n, t, field, nfield)                                                   \
+	{ s, n, t, offsetof(struct fetchd_config, field),                                     \
+	  offsetof(struct fetchd_config, nfield), 0, 0 }
+
+static const struct config_key config_keys[] = {
+	CONFIG_LIST("server", "listen", CONFIG_T_LISTEN, listen, n_listen),
+	CONFIG_KEY("server", "reuse_port", CONFIG_T_BOOL, reuse_port, 0, 0),
+	{ "server", "max_connections", CONFIG_T_UNSUPPORTED, 0, 0, 0, 0 },
+	CONFIG_KEY("server", "max_request_bytes", CONFIG_T_SIZE, max_request_bytes, 1, UINT64_MAX),
+	CONFIG_KEY("server", "max_batch", CONFIG_T_UINT, max_batch, 1, 10000),
+	CONFIG_KEY("server", "max_pending_bytes", CONFIG_T_SIZE, max_pending_bytes, 1, UINT64_MAX),
+	CONFIG_KEY("server", "idle_timeout", CONFIG_T_DURATION, idle_timeout_ms, 1,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("server", "auth_token_file", CONFIG_T_PATH, auth_token_file, 0, 0),
+	CONFIG_KEY("server", "shutdown_timeout", CONFIG_T_DURATION, shutdown_timeout_ms, 0,
+		   CONFIG_MS_PER_DAY),
+
+	CONFIG_KEY("pool", "threads", CONFIG_T_UINT, threads, 0, 1024),
+	CONFIG_KEY("pool", "queue_limit", CONFIG_T_UINT, queue_limit, 0, 1000000),
+
+	CONFIG_KEY("fetch", "schemes", CONFIG_T_SCHEMES, schemes, 0, 0),
+	CONFIG_KEY("fetch", "connect_timeout", CONFIG_T_DURATION, connect_timeout_ms, 1,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("fetch", "timeout", CONFIG_T_DURATION, timeout_ms, 1, CONFIG_MS_PER_DAY),
+	CONFIG_KEY("fetch", "max_response_bytes", CONFIG_T_SIZE, max_response_bytes, 1,
+		   UINT64_MAX),
+	CONFIG_KEY("fetch", "max_redirects", CONFIG_T_UINT, max_redirects, 0, 100),
+	CONFIG_KEY("fetch", "user_agent", CONFIG_T_STRING, user_agent, 0, 0),
+	CONFIG_KEY("fetch", "verify_tls", CONFIG_T_BOOL, verify_tls, 0, 0),
+	CONFIG_KEY("fetch", "allow_insecure", CONFIG_T_BOOL, allow_insecure, 0, 0),
+	CONFIG_KEY("fetch", "ca_file", CONFIG_T_PATH, ca_file, 0, 0),
+	CONFIG_KEY("fetch", "proxy", CONFIG_T_PATH, proxy, 0, 0),
+
+	CONFIG_KEY("security", "deny_private", CONFIG_T_BOOL, deny_private, 0, 0),
+	CONFIG_LIST("security", "allow", CONFIG_T_CIDRS, allow, n_allow),
+	CONFIG_LIST("security", "deny", CONFIG_T_CIDRS, deny, n_deny),
+	CONFIG_LIST("security", "allow_hosts", CONFIG_T_HOSTS, allow_hosts, n_allow_hosts),
+
+	CONFIG_KEY("log", "level", CONFIG_T_LEVEL, log_level, 0, 0),
+	CONFIG_KEY("log", "access_log", CONFIG_T_BOOL, access_log, 0, 0),
+};
+
+#define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static const char *const config_sections[] = { "server", "pool", "fetch", "security", "log" };
+
+/* State of one config_load. */
+struct config_parse {
+	struct fetchd_config *cfg;
+	const char *path;
+	FILE *err;
+	FILE *fp;
+	int errors;
+	char *buf;
+	size_t bufsize;
+	int read_errno;
+	int lineno;		/* the line last handed to inih */
+	bool pending_key;	/* that line must reach the handler */
+	int handled_line;	/* the line the handler saw last */
+	bool seen[CONFIG_N_KEYS]; /* list keys: the first line replaces */
+};
+
+struct fetchd_config *config_new(void)
+{
+	struct fetchd_config *cfg = calloc(1, sizeof(*cfg));
+
+	if (cfg == NULL)
+		goto bad;
+	cfg->listen = calloc(1, sizeof(char *));
+	if (cfg->listen == NULL)
+		goto bad;
+	cfg->listen[0] = strdup("127.0.0.1:8080");
+	if (cfg->listen[0] == NULL)
+		goto bad;
+	cfg->n_listen = 1;
+	cfg->reuse_port = false;
+	cfg->max_request_bytes = UINT64_C(1) << 20;
+	cfg->max_batch = 64;
+	cfg->max_pending_bytes = UINT64_C(256) << 20;
+	cfg->idle_timeout_ms = 60 * 1000;
+	cfg->auth_token_file = NULL;
+	cfg->shutdown_timeout_ms = 30 * 1000;
+
+	cfg->threads = 16;
+	cfg->queue_limit = 1024;
+
+	cfg->schemes = CONFIG_SCHEME_HTTP | CONFIG_SCHEME_HTTPS;
+	cfg->connect_timeout_ms = 5 * 1000;
+	cfg->timeout_ms = 30 * 1000;
+	cfg->max_response_bytes = UINT64_C(10) << 20;
+	cfg->max_redirects = 10;
+	cfg->user_agent = strdup("fetchd/" PACKAGE_VERSION);
+	if (cfg->user_agent == NULL)
+		goto bad;
+	cfg->verify_tls = true;
+	cfg->allow_insecure = false;
+	cfg->ca_file = NULL;
+	cfg->proxy = NULL;
+
+	cfg->deny_private = true;
+
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->access_log = true;
+	return cfg;
+
+bad:
+	config_free(cfg);
+	return NULL;
+}
+
+static void config_free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void config_free(struct fetchd_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	config_free_strv(cfg->listen, cfg->n_listen);
+	free(cfg->auth_token_file);
+	free(cfg->user_agent);
+	free(cfg->ca_file);
+	free(cfg->proxy);
+	free(cfg->allow);
+	free(cfg->deny);
+	config_free_strv(cfg->allow_hosts, cfg->n_allow_hosts);
+	free(cfg);
+}
+
+static bool config_section_known(const char *section)
+{
+	for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++) {
+		if (strcmp(section, config_sections[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const struct config_key *config_key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+static bool config_is_list(const struct config_key *k)
+{
+	return k->type == CONFIG_T_LISTEN || k->type == CONFIG_T_CIDRS ||
+	       k->type == CONFIG_T_HOSTS || k->type == CONFIG_T_SCHEMES;
+}
+
+/* Copy s without leading and trailing whitespace. NULL on out of memory. */
+static char *config_strdup_trimmed(const char *s)
+{
+	size_t len;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	return strndup(s, len);
+}
+
+static int config_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* A plain decimal number: no sign, no spaces, no hex. */
+static int config_parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Split buf in place at commas into whitespace-trimmed items. An empty
+ * buf gives no items; an empty item between commas is an error. Returns
+ * the number of items in *items (free it), or -1 with msg set. */
+static ssize_t config_split(const struct config_key *k, char *buf, char ***items, char *msg,
+			    size_t msglen)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 1;
+	char *p;
+
+	*items = NULL;
+	if (buf[0] == '\0')
+		return 0;
+	for (p = buf; *p != '\0'; p++) {
+		if (*p == ',')
+			cap++;
+	}
+	v = calloc(cap, sizeof(*v));
+	if (v == NULL) {
+		snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+		return -1;
+	}
+	p = buf;
+	for (;;) {
+		char *comma = strchr(p, ','), *end;
+
+		if (comma != NULL)
+			*comma = '\0';
+		while (isspace((unsigned char)*p))
+			p++;
+		end = p + strlen(p);
+		while (end > p && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (*p == '\0') {
+			snprintf(msg, msglen, "%s.%s: empty item in list", k->section, k->name);
+			free(v);
+			return -1;
+		}
+		v[n++] = p;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	*items = v;
+	return (ssize_t)n;
+}
+
+/* "host:port" or "[v6]:port", port 0..65535 (0: the kernel picks one). */
+static int config_check_listen(const char *item, char *msg, size_t msglen)
+{
+	const char *host, *host_end, *port;
+	char v6[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	uint64_t portnum;
+
+	if (strncmp(item, "unix:", 5) == 0) {
+		snprintf(msg, msglen, "server.listen: '%s': unix sockets are not supported yet",
+			 item);
+		return -1;
+	}
+	if (item[0] == '[') {
+		host = item + 1;
+		host_end = strchr(host, ']');
+		if (host_end == NULL || host_end[1] != ':' ||
+		    (size_t)(host_end - host) >= sizeof(v6))
+			goto bad;
+		memcpy(v6, host, (size_t)(host_end - host));
+		v6[host_end - host] = '\0';
+		if (inet_pton(AF_INET6, v6, &a6) != 1)
+			goto bad;
+		port = host_end + 2;
+	} else {
+		host_end = strchr(item, ':');
+		if (host_end == NULL || host_end == item || strchr(host_end + 1, ':') != NULL)
+			goto bad;
+		for (host = item; host < host_end; host++) {
+			if (!isalnum((unsigned char)*host) && *host != '.' && *host != '-' &&
+			    *host != '_')
+				goto bad;
+		}
+		port = host_end + 1;
+	}
+	if (strlen(port) > 5 || config_parse_u64(port, &portnum) < 0 || portnum > 65535)
+		goto bad;
+	return 0;
+
+bad:
+	snprintf(msg, msglen, "server.listen: bad address '%s' (use host:port or [v6]:port)",
+		 item);
+	return -1;
+}
+
+/* "example.org" or "*.example.org": dot-separated labels of letters,
+ * digits, '-' and '_'. */
+static int config_check_host_pattern(const char *item, char *msg, size_t msglen)
+{
+	const char *p = item;
+	size_t label = 0;
+
+	if (strncmp(p, "*.", 2) == 0)
+		p += 2;
+	if (strlen(p) > 253)
+		goto bad;
+	for (; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				goto bad;
+			label = 0;
+		} else if (isalnum((unsigned char)*p) || *p == '-' || *p == '_') {
+			if (++label > 63)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (label == 0)
+		goto bad;
+	return 0;
+
+bad:
+	snprintf(msg, msglen, "security.allow_hosts: bad host pattern '%s'", item);
+	return -1;
+}
+
+/* Set *list to items (replace) or to the old list followed by items. On
+ * failure the old list is untouched. */
+static int config_strv_update(char ***list, size_t *n, char **items, size_t n_items,
+			      bool replace)
+{
+	size_t base = replace ? 0 : *n, i;
+	char **v = NULL;
+
+	v = calloc(base + n_items + 1, sizeof(*v));
+	if (v == NULL)
+		goto bad;
+	for (i = 0; i < n_items; i++) {
+		v[base + i] = strdup(items[i]);
+		if (v[base + i] == NULL)
+			goto bad;
+	}
+	if (replace) {
+		for (i = 0; i < *n; i++)
+			free((*list)[i]);
+	} else {
+		for (i = 0; i < base; i++)
+			v[i] = (*list)[i];
+	}
+	free(*list);
+	*list = v;
+	*n = base + n_items;
+	return 0;
+
+bad:
+	if (v != NULL) {
+		for (i = 0; i < n_items; i++)
+			free(v[base + i]);
+	}
+	free(v);
+	return -1;
+}
+
+static int config_set_list(struct fetchd_config *cfg, const struct config_key *k, char *value,
+			   bool replace, char *msg, size_t msglen)
+{
+	char **items = NULL;
+	struct cidr *nets = NULL;
+	ssize_t n;
+	size_t i;
+	unsigned schemes = 0;
+	int ret = -1;
+
+	n = config_split(k, value, &items, msg, msglen);
+	if (n < 0)
+		goto out;
+
+	switch (k->type) {
+	case CONFIG_T_LISTEN:
+	case CONFIG_T_HOSTS:
+		for (i = 0; i < (size_t)n; i++) {
+			if (k->type == CONFIG_T_LISTEN ? config_check_listen(items[i], msg, msglen) < 0
+						       : config_check_host_pattern(items[i], msg,
+										   msglen) < 0)
+				goto out;
+		}
+		if (config_strv_update((char ***)((char *)cfg + k->off),
+				       (size_t *)((char *)cfg + k->off_n), items, (size_t)n,
+				       replace) < 0)
+			goto oom;
+		break;
+
+	case CONFIG_T_CIDRS: {
+		struct cidr **list = (struct cidr **)((char *)cfg + k->off);
+		size_t *count = (size_t *)((char *)cfg + k->off_n);
+		size_t base = replace ? 0 : *count;
+
+		nets = calloc(base + (size_t)n + 1, sizeof(*nets));
+		if (nets == NULL)
+			goto oom;
+		for (i = 0; i < (size_t)n; i++) {
+			if (netguard_parse_cidr(items[i], &nets[base + i]) < 0) {
+				snprintf(msg, msglen, "%s.%s: bad CIDR '%s'", k->section, k->name,
+					 items[i]);
+				goto out;
+			}
+		}
+		if (base > 0)
+			memcpy(nets, *list, base * sizeof(*nets));
+		free(*list);
+		*list = nets;
+		*count = base + (size_t)n;
+		nets = NULL;
+		break;
+	}
+
+	case CONFIG_T_SCHEMES:
+		/* A scheme list always replaces: "schemes = https" means only https. */
+		if (n == 0) {
+			snprintf(msg, msglen, "%s.%s: empty list (use http, https or both)",
+				 k->section, k->name);
+			goto out;
+		}
+		for (i = 0; i < (size_t)n; i++) {
+			if (strcasecmp(items[i], "http") == 0) {
+				schemes |= CONFIG_SCHEME_HTTP;
+			} else if (strcasecmp(items[i], "https") == 0) {
+				schemes |= CONFIG_SCHEME_HTTPS;
+			} else {
+				snprintf(msg, msglen, "%s.%s: scheme '%s' is never allowed",
+					 k->section, k->name, items[i]);
+				goto out;
+			}
+		}
+		cfg->schemes = schemes;
+		break;
+
+	default:
+		snprintf(msg, msglen, "%s.%s: not a list", k->section, k->name);
+		goto out;
+	}
+	ret = 0;
+	goto out;
+
+oom:
+	snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+out:
+	free(nets);
+	free(items);
+	return ret;
+}
+
+static int config_set_key(struct fetchd_config *cfg, const struct config_key *k, char *value,
+			  bool replace, char *msg, size_t msglen)
+{
+	void *field = (char *)cfg + k->off;
+	uint64_t v = 0;
+	bool b;
+	enum log_level level;
+	char *copy = NULL;
+
+	switch (k->type) {
+	case CONFIG_T_BOOL:
+		if (config_parse_bool(value, &b) < 0) {
+			snprintf(msg, msglen, "%s.%s: bad boolean '%s' (use true or false)",
+				 k->section, k->name, value);
+			return -1;
+		}
+		*(bool *)field = b;
+		return 0;
+
+	case CONFIG_T_SIZE:
+		if (units_parse_size(value, &v) < 0) {
+			snprintf(msg, msglen, "%s.%s: bad size '%s' (use a number with K, M or G)",
+				 k->section, k->name, value);
+			return -1;
+		}
+		if (v < k->min || v > k->max) {
+			snprintf(msg, msglen, "%s.%s: size must be at least %llu bytes", k->section,
+				 k->name, (unsigned long long)k->min);
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+
+	case CONFIG_T_DURATION:
+		if (units_parse_duration_ms(value, &v) < 0) {
+			snprintf(msg, msglen, "%s.%s: bad duration '%s' (use ms, s or m)",
+				 k->section, k->name, value);
+			return -1;
+		}
+		if (v < k->min || v > k->max) {
+			snprintf(msg, msglen, "%s.%s: '%s' is out of range (%llums..24h)",
+				 k->section, k->name, value, (unsigned long long)k->min);
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+
+	case CONFIG_T_UINT:
+		if (config_parse_u64(value, &v) < 0) {
+			snprintf(msg, msglen, "%s.%s: bad number '%s'", k->section, k->name, value);
+			return -1;
+		}
+		if (v < k->min || v > k->max) {
+			snprintf(msg, msglen, "%s.%s: %s is out of range (%llu..%llu)", k->section,
+				 k->name, value, (unsigned long long)k->min,
+				 (unsigned long long)k->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+
+	case CONFIG_T_STRING:
+		for (const char *p = value; *p != '\0'; p++) {
+			if (iscntrl((unsigned char)*p)) {
+				snprintf(msg, msglen, "%s.%s: control characters are not allowed",
+					 k->section, k->name);
+				return -1;
+			}
+		}
+		/* fall through */
+	case CONFIG_T_PATH:
+		if (value[0] != '\0' || k->type == CONFIG_T_STRING) {
+			copy = strdup(value);
+			if (copy == NULL) {
+				snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+				return -1;
+			}
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+
+	case CONFIG_T_LEVEL:
+		if (log_level_parse(value, &level) < 0) {
+			snprintf(msg, msglen,
+				 "%s.%s: bad level '%s' (use error, warn, info or debug)",
+				 k->section, k->name, value);
+			return -1;
+		}
+		*(enum log_level *)field = level;
+		return 0;
+
+	case CONFIG_T_LISTEN:
+	case CONFIG_T_CIDRS:
+	case CONFIG_T_HOSTS:
+	case CONFIG_T_SCHEMES:
+		return config_set_list(cfg, k, value, replace, msg, msglen);
+
+	case CONFIG_T_UNSUPPORTED:
+		snprintf(msg, msglen, "%s.%s: not supported yet", k->section, k->name);
+		return -1;
+	}
+	snprintf(msg, msglen, "%s.%s: unknown key", k->section, k->name);
+	return -1;
+}
+
+int config_set(struct fetchd_config *cfg, const char *section, const char *key, const char *value,
+	       bool replace, char *msg, size_t msglen)
+{
+	const struct config_key *k;
+	char *copy = NULL;
+	int ret = -1;
+
+	if (strncmp(section, "pool.", 5) == 0) {
+		snprintf(msg, msglen, "%s: named pools are not supported yet", section);
+		goto out;
+	}
+	if (!config_section_known(section)) {
+		snprintf(msg, msglen, "unknown section [%s]", section);
+		goto out;
+	}
+	k = config_key_find(section, key);
+	if (k == NULL) {
+		snprintf(msg, msglen, "%s.%s: unknown key", section, key);
+		goto out;
+	}
+	copy = config_strdup_trimmed(value);
+	if (copy == NULL) {
+		snprintf(msg, msglen, "%s.%s: out of memory", section, key);
+		goto out;
+	}
+	ret = config_set_key(cfg, k, copy, replace, msg, msglen);
+out:
+	free(copy);
+	return ret;
+}
+
+static void config_report(struct config_parse *ps, int lineno, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void config_report(struct config_parse *ps, int lineno, const char *fmt, ...)
+{
+	va_list ap;
+
+	ps->errors++;
+	if (ps->err == NULL)
+		return;
+	va_start(ap, fmt);
+	if (lineno > 0)
+		fprintf(ps->err, "%s:%d: ", ps->path, lineno);
+	else
+		fprintf(ps->err, "%s: ", ps->path);
+	vfprintf(ps->err, fmt, ap);
+	fputc('\n', ps->err);
+	va_end(ap);
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value,
+			  int lineno)
+{
+	struct config_parse *ps = user;
+	const struct config_key *k;
+	char msg[512];
+	size_t idx;
+	bool replace;
+
+	ps->handled_line = lineno;
+	if (section[0] == '\0') {
+		config_report(ps, lineno, "%s: key outside of any section", name);
+		return 0;
+	}
+	/* Unknown sections and [pool.NAME] were reported at their header. */
+	if (!config_section_known(section))
+		return 1;
+	k = config_key_find(section, name);
+	if (k == NULL) {
+		config_report(ps, lineno, "%s.%s: unknown key", section, name);
+		return 0;
+	}
+	/* A list key's first line in the file replaces the default (or the
+	 * previous file's list); later lines append. */
+	idx = (size_t)(k - config_keys);
+	replace = config_is_list(k) && !ps->seen[idx];
+	ps->seen[idx] = true;
+	if (config_set(ps->cfg, section, name, value, replace, msg, sizeof(msg)) < 0) {
+		config_report(ps, lineno, "%s", msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* inih skips lines it cannot parse without calling the handler and only
+ * returns the first one; report every such line. */
+static void config_finish_line(struct config_parse *ps)
+{
+	if (ps->pending_key && ps->handled_line != ps->lineno)
+		config_report(ps, ps->lineno, "syntax error (expected 'key = value')");
+	ps->pending_key = false;
+}
+
+/* Check a "[section]" line as inih reads it: the name runs to the first
+ * ']' that is not inside an inline comment. */
+static void config_check_header(struct config_parse *ps, const char *line)
+{
+	const char *p = line + 1, *end;
+	int len;
+
+	for (end = p; *end != '\0' && *end != ']'; end++) {
+		if (*end == ';' && isspace((unsigned char)end[-1]))
+			break;
+	}
+	if (*end != ']') {
+		config_report(ps, ps->lineno, "syntax error (section header without ']')");
+		return;
+	}
+	len = (int)(end - p);
+	if (strncmp(p, "pool.", 5) == 0)
+		config_report(ps, ps->lineno, "%.*s: named pools are not supported yet", len, p);
+	else if (len > 0 && (size_t)len < 16) {
+		char name[16];
+
+		memcpy(name, p, (size_t)len);
+		name[len] = '\0';
+		if (!config_section_known(name))
+			config_report(ps, ps->lineno, "unknown section [%s]", name);
+	} else {
+		config_report(ps, ps->lineno, "unknown section [%.*s]", len, p);
+	}
+}
+
+/* An fgets-style reader for inih that counts lines, reports a line that
+ * does not fit inih's buffer (instead of letting inih cut it) and notes
+ * which lines must reach the handler. */
+static char *config_reader(char *str, int num, void *stream)
+{
+	struct config_parse *ps = stream;
+	const char *p;
+	ssize_t len;
+
+	config_finish_line(ps);
+	errno = 0;
+	len = getline(&ps->buf, &ps->bufsize, ps->fp);
+	if (len < 0) {
+		if (ferror(ps->fp))
+			ps->read_errno = errno != 0 ? errno : EIO;
+		return NULL;
+	}
+	ps->lineno++;
+	if (num < 2 || len > num - 2) {
+		config_report(ps, ps->lineno, "line too long (more than %d characters)",
+			      num - 3);
+		str[0] = '\n';
+		str[1] = '\0';
+		return str;
+	}
+	memcpy(str, ps->buf, (size_t)len + 1);
+
+	p = ps->buf;
+	if (ps->lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '[')
+		config_check_header(ps, p);
+	else if (*p != '\0' && *p != ';' && *p != '#')
+		ps->pending_key = true;
+	return str;
+}
+
+int config_load(struct fetchd_config *cfg, const char *path, FILE *err)
+{
+	struct config_parse ps;
+	int saved_max_line = ini_max_line;
+	bool saved_multiline = ini_allow_multiline;
+	int rc;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.cfg = cfg;
+	ps.path = path;
+	ps.err = err;
+	ps.fp = fopen(path, "r");
+	if (ps.fp == NULL) {
+		config_report(&ps, 0, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+
+	ini_max_line = CONFIG_MAX_LINE;
+	/* Without this an indented line would silently become a second value
+	 * of the key above it (Python configparser continuation lines). */
+	ini_allow_multiline = false;
+	rc = ini_parse_stream(config_reader, &ps, config_handler, &ps);
+	config_finish_line(&ps);
+	ini_max_line = saved_max_line;
+	ini_allow_multiline = saved_multiline;
+
+	if (rc == -2)
+		config_report(&ps, 0, "out of memory");
+	if (ps.read_errno != 0)
+		config_report(&ps, 0, "cannot read: %s", strerror(ps.read_errno));
+
+out:
+	if (ps.fp != NULL)
+		fclose(ps.fp);
+	free(ps.buf);
+	return ps.errors;
+}
+
+int config_check(const struct fetchd_config *cfg, const char *where, FILE *err)
+{
+	int errors = 0;
+
+	if (cfg->n_listen == 0) {
+		if (err != NULL)
+			fprintf(err, "%s: no listen address (set server.listen)\n", where);
+		errors++;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(cfg->listen[i], cfg->listen[j]) == 0) {
+				if (err != NULL)
+					fprintf(err, "%s: server.listen: '%s' is listed twice\n",
+						where, cfg->listen[i]);
+				errors++;
+				break;
+			}
+		}
+	}
+	if (cfg->schemes == 0) {
+		if (err != NULL)
+			fprintf(err, "%s: fetch.schemes: no scheme allowed\n", where);
+		errors++;
+	}
+	return errors;
+}

@@ -1,0 +1,78 @@
+#ifndef FETCHD_EXECUTOR_H
+#define FETCHD_EXECUTOR_H
+
+#include <stdint.h>
+
+struct event_base;
+struct executor;
+
+/* A unit of work. Embed it in your own struct and recover that with
+ * offsetof. The executor knows nothing of what the task does. */
+struct executor_task {
+	/* Runs on a worker thread (or on the loop thread in inline mode).
+	 * worker_ctx is what worker_init returned for that worker. */
+	void (*run)(struct executor_task *t, void *worker_ctx, unsigned worker_id);
+	/* Runs on the loop thread after run has returned, exactly once,
+	 * unless executor_cancel removed the task first. */
+	void (*done)(struct executor_task *t);
+
+	/* Filled by the executor, CLOCK_MONOTONIC nanoseconds: when submitted
+	 * and when a worker took the task. */
+	uint64_t submitted_ns;
+	uint64_t started_ns;
+
+	/* Owned by the executor. */
+	struct executor_task *next;
+	struct executor_task *prev;
+	int state;
+};
+
+struct executor_stats {
+	unsigned threads;
+	unsigned busy;
+	unsigned queued;
+	unsigned queue_limit;
+	uint64_t completed;
+	uint64_t rejected;
+	uint64_t cancelled;
+};
+
+/* Per-worker state, created on the worker thread before it takes tasks
+ * (in inline mode: once, on the loop thread, id 0). */
+typedef void *(*executor_worker_init_fn)(unsigned worker_id, void *arg);
+typedef void (*executor_worker_fini_fn)(void *worker_ctx, void *arg);
+
+/* Start threads workers (0 = inline mode: tasks run on the caller's
+ * thread inside executor_submit) with room for queue_limit waiting tasks.
+ * Completions are delivered on base's thread through one wake-up channel.
+ * Returns NULL on failure. */
+struct executor *executor_new(struct event_base *base, unsigned threads, unsigned queue_limit,
+			      executor_worker_init_fn init, executor_worker_fini_fn fini, void *arg);
+
+/* Queue a task. Call on the loop thread. Returns -1 when the queue is full
+ * (the caller answers 503). t->done runs later on the loop thread, exactly
+ * once, unless executor_cancel() removed the task first. In inline mode the
+ * task runs before this returns, and done still runs later from the loop. */
+int executor_submit(struct executor *ex, struct executor_task *t);
+
+/* Remove a task that is still queued. Returns 0 if removed (done will not
+ * run), -1 if a worker already has it or it has finished (then done will
+ * run or has run; abort the work through its own cancel flag). */
+int executor_cancel(struct executor *ex, struct executor_task *t);
+
+/* Change the number of workers and the queue limit live. Shrinking lets
+ * running tasks finish. Call on the loop thread. Returns 0 or -1. */
+int executor_resize(struct executor *ex, unsigned threads, unsigned queue_limit);
+
+void executor_get_stats(struct executor *ex, struct executor_stats *out);
+
+/* Stop the workers after their current task, and join them. Tasks still
+ * queued are dropped without done (call executor_cancel on the ones you
+ * own, or drain first). Completions not yet delivered are delivered
+ * (their done runs) before this returns. Call on the loop thread. */
+void executor_free(struct executor *ex);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t executor_now_ns(void);
+
+#endif

@@ -1,0 +1,881 @@
+/* One blocking transfer per task, on a worker thread. Redirects are
+ * followed here, hop by hop, so fetchd owns the rules (SPEC section 2,
+ * "Redirects"); curl's FOLLOWLOCATION stays off. */
+#include "fetch.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "executor.h"
+#include "log.h"
+#include "materialize.h"
+#include "netguard.h"
+#include "redirect.h"
+#include "request.h"
+
+struct fetch_worker {
+	unsigned id;
+	CURL *curl;
+};
+
+/* The share handle: DNS cache and TLS sessions across workers. Connections
+ * and HSTS are not shared: libcurl does not support that across threads. */
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	(void)h;
+	(void)access;
+	(void)arg;
+	pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+	(void)h;
+	(void)arg;
+	pthread_mutex_unlock(&share_locks[data]);
+}
+
+int fetch_global_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -1;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_locks[i], NULL);
+	share = curl_share_init();
+	if (share == NULL)
+		return -1;
+	curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	return 0;
+}
+
+void fetch_global_cleanup(void)
+{
+	if (share != NULL)
+		curl_share_cleanup(share);
+	share = NULL;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&share_locks[i]);
+	curl_global_cleanup();
+}
+
+struct fetch_worker *fetch_worker_new(unsigned worker_id)
+{
+	struct fetch_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->id = worker_id;
+	w->curl = curl_easy_init();
+	if (w->curl == NULL) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void fetch_worker_free(struct fetch_worker *w)
+{
+	if (w == NULL)
+		return;
+	curl_easy_cleanup(w->curl);
+	free(w);
+}
+
+/* The state of one fetch across its hops. */
+struct transfer {
+	struct fetch_task *task;
+	const struct fetch_request *req;
+
+	/* body of the current hop */
+	unsigned char *body;
+	size_t body_len, body_cap;
+	bool truncated;
+	bool too_big;
+
+	/* hops; the last one is being received */
+	struct response_hop *hops;
+	size_t n_hops, cap_hops;
+	size_t header_cap; /* capacity of hops[n_hops - 1].headers */
+	size_t header_bytes;
+	bool headers_too_big;
+
+	/* set by the connect-time guard */
+	bool denied;
+	char denied_addr[INET6_ADDRSTRLEN + 8];
+};
+
+#define MAX_HEADER_BYTES (256 * 1024)
+#define MAX_HOPS_HEADERS 1000
+
+static void hop_clear(struct response_hop *h)
+{
+	free(h->url);
+	free(h->reason);
+	free(h->http_version);
+	for (size_t i = 0; i < h->n_headers; i++) {
+		free(h->headers[i].name);
+		free(h->headers[i].value);
+	}
+	free(h->headers);
+	memset(h, 0, sizeof(*h));
+}
+
+static struct response_hop *current_hop(struct transfer *tr)
+{
+	return tr->n_hops ? &tr->hops[tr->n_hops - 1] : NULL;
+}
+
+/* Start recording a new hop. Returns -1 on out of memory. */
+static int hop_begin(struct transfer *tr)
+{
+	if (tr->n_hops == tr->cap_hops) {
+		size_t cap = tr->cap_hops ? tr->cap_hops * 2 : 4;
+		struct response_hop *h = realloc(tr->hops, cap * sizeof(*h));
+
+		if (h == NULL)
+			return -1;
+		tr->hops = h;
+		tr->cap_hops = cap;
+	}
+	memset(&tr->hops[tr->n_hops], 0, sizeof(tr->hops[0]));
+	tr->n_hops++;
+	tr->header_cap = 0;
+	tr->header_bytes = 0;
+	return 0;
+}
+
+static const char *reason_phrase(long status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 418: return "I'm a teapot";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 425: return "Too Early";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 451: return "Unavailable For Legal Reasons";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "";
+	}
+}
+
+/* "HTTP/1.1 200 OK": a new response begins (interim 1xx responses and
+ * proxy CONNECT answers replace each other; the last one stays). */
+static int parse_status_line(struct transfer *tr, const char *line, size_t len)
+{
+	struct response_hop *h = current_hop(tr);
+	const char *sp, *end = line + len;
+	char *ver;
+	long status = 0;
+
+	hop_clear(h);
+	tr->header_cap = 0;
+	sp = memchr(line, ' ', len);
+	if (sp == NULL)
+		return 0;
+	ver = strndup(line + 5, (size_t)(sp - line) - 5);
+	h->http_version = ver;
+	for (sp++; sp < end && *sp >= '0' && *sp <= '9'; sp++)
+		status = status * 10 + (*sp - '0');
+	h->status = status;
+	while (sp < end && *sp == ' ')
+		sp++;
+	h->reason = sp < end ? strndup(sp, (size_t)(end - sp)) : strdup(reason_phrase(status));
+	return ver != NULL && h->reason != NULL ? 0 : -1;
+}
+
+static size_t header_cb(char *data, size_t size, size_t n, void *arg)
+{
+	struct transfer *tr = arg;
+	struct response_hop *h = current_hop(tr);
+	size_t len = size * n, total = len;
+	struct header_field *f;
+	const char *colon;
+
+	tr->header_bytes += len;
+	if (tr->header_bytes > MAX_HEADER_BYTES) {
+		tr->headers_too_big = true;
+		return 0;
+	}
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		len--;
+	if (len == 0)
+		return total;
+	if (len > 5 && memcmp(data, "HTTP/", 5) == 0)
+		return parse_status_line(tr, data, len) == 0 ? total : 0;
+	if ((data[0] == ' ' || data[0] == '\t') && h->n_headers > 0) {
+		/* obs-fold (RFC 9112 5.2): a continuation of the previous value */
+		f = &h->headers[h->n_headers - 1];
+		size_t old = strlen(f->value);
+		char *v = realloc(f->value, old + len + 1);
+
+		if (v == NULL)
+			return 0;
+		v[old] = ' ';
+		size_t skip = 0;
+		while (skip < len && (data[skip] == ' ' || data[skip] == '\t'))
+			skip++;
+		memcpy(v + old + 1, data + skip, len - skip);
+		v[old + 1 + len - skip] = '\0';
+		f->value = v;
+		return total;
+	}
+	colon = memchr(data, ':', len);
+	if (colon == NULL || h->n_headers >= MAX_HOPS_HEADERS)
+		return total;
+	if (h->n_headers == tr->header_cap) {
+		size_t cap = tr->header_cap ? tr->header_cap * 2 : 16;
+		f = realloc(h->headers, cap * sizeof(*f));
+		if (f == NULL)
+			return 0;
+		h->headers = f;
+		tr->header_cap = cap;
+	}
+	const char *v = colon + 1, *end = data + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	f = &h->headers[h->n_headers];
+	f->name = strndup(data, (size_t)(colon - data));
+	f->value = strndup(v, (size_t)(end - v));
+	if (f->name == NULL || f->value == NULL) {
+		free(f->name);
+		free(f->value);
+		return 0;
+	}
+	h->n_headers++;
+	return total;
+}
+
+/* Body bytes, already decoded by curl when decompress is on: the cap
+ * counts decoded bytes, so a gzip bomb stops at the limit. */
+static size_t write_cb(char *data, size_t size, size_t n, void *arg)
+{
+	struct transfer *tr = arg;
+	size_t len = size * n, room = tr->req->max_bytes - tr->body_len;
+
+	tr->task->bytes_in += len;
+	if (len > room) {
+		if (!tr->req->truncate) {
+			tr->too_big = true;
+			return 0;
+		}
+		tr->truncated = true;
+		len = room;
+	}
+	if (tr->body_len + len > tr->body_cap) {
+		size_t cap = tr->body_cap ? tr->body_cap : 16384;
+		while (cap < tr->body_len + len)
+			cap *= 2;
+		if (cap > tr->req->max_bytes)
+			cap = tr->req->max_bytes;
+		unsigned char *b = realloc(tr->body, cap ? cap : 1);
+		if (b == NULL)
+			return 0;
+		tr->body = b;
+		tr->body_cap = cap;
+	}
+	memcpy(tr->body + tr->body_len, data, len);
+	tr->body_len += len;
+	return tr->truncated ? 0 : size * n;
+}
+
+static int progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct transfer *tr = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (atomic_load(&tr->task->cancel))
+		return 1;
+	return executor_now_ns() >= tr->task->deadline_ns;
+}
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%u", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%u", ip, port);
+	} else {
+		snprintf(buf, len, "family %d", sa->sa_family);
+	}
+}
+
+/* The destination guard at connect time: it sees the address curl is about
+ * to connect to, after DNS, so rebinding and odd literal forms are judged
+ * by what they resolve to. */
+static curl_socket_t opensocket_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct transfer *tr = arg;
+
+	(void)purpose;
+	if (!netguard_check_addr(tr->task->rules, &a->addr)) {
+		tr->denied = true;
+		format_addr(&a->addr, tr->denied_addr, sizeof(tr->denied_addr));
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* Every request, also on a reused connection (the open-socket veto only
+ * sees new ones). */
+static int prereq_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+		     int conn_local_port)
+{
+	struct transfer *tr = arg;
+	struct sockaddr_storage ss;
+
+	(void)conn_local_ip;
+	(void)conn_local_port;
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, conn_primary_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)conn_primary_port);
+	} else if (inet_pton(AF_INET6, conn_primary_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) ==
+		   1) {
+		ss.ss_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)conn_primary_port);
+	} else {
+		/* through a proxy or a unix socket: the proxy is configured by the
+		 * operator, and its own address was judged at connect time */
+		return CURL_PREREQFUNC_OK;
+	}
+	if (!netguard_check_addr(tr->task->rules, (struct sockaddr *)&ss)) {
+		tr->denied = true;
+		format_addr((struct sockaddr *)&ss, tr->denied_addr, sizeof(tr->denied_addr));
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
+/* Set the error document on the task. */
+static void fail(struct fetch_task *t, enum fetchd_err err, const char *message, CURLcode cc,
+		 const char *curl_error)
+{
+	json_t *extra = NULL;
+
+	if (cc != CURLE_OK) {
+		extra = json_pack("{s:i, s:s}", "curl_code", (int)cc, "curl_error",
+				  curl_error && *curl_error ? curl_error : curl_easy_strerror(cc));
+	}
+	free(t->doc);
+	t->err = err;
+	t->http_status = err_http_status(err);
+	t->doc = err_document(err, message, extra, &t->doc_len);
+	json_decref(extra);
+}
+
+static enum fetchd_err map_curl_error(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return ERR_DNS_FAILURE;
+	case CURLE_COULDNT_CONNECT:
+		return ERR_CONNECT_FAILED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return ERR_UPSTREAM_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		return ERR_TLS_ERROR;
+	case CURLE_FILESIZE_EXCEEDED:
+		return ERR_RESPONSE_TOO_LARGE;
+	default:
+		return ERR_UPSTREAM_ERROR;
+	}
+}
+
+/* The host of url, lower-cased by curl, malloc'd; NULL if it has none. */
+static char *url_host(const char *url)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *copy = NULL;
+
+	if (u == NULL)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		copy = strdup(host);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return copy;
+}
+
+static char *url_scheme(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *copy = NULL;
+
+	if (u == NULL)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
+		copy = strdup(scheme);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return copy;
+}
+
+static bool scheme_allowed(const struct fetchd_config *cfg, const char *scheme)
+{
+	if (scheme == NULL)
+		return false;
+	if (strcasecmp(scheme, "http") == 0)
+		return cfg->schemes & CONFIG_SCHEME_HTTP;
+	if (strcasecmp(scheme, "https") == 0)
+		return cfg->schemes & CONFIG_SCHEME_HTTPS;
+	return false;
+}
+
+static const char *protocols_str(const struct fetchd_config *cfg)
+{
+	bool http = cfg->schemes & CONFIG_SCHEME_HTTP, https = cfg->schemes & CONFIG_SCHEME_HTTPS;
+
+	return http && https ? "http,https" : https ? "https" : "http";
+}
+
+/* The request headers of one hop. Credentials are left out when the hop
+ * goes to another origin than the client's URL. Returns NULL (and an
+ * empty list is impossible: "Expect:" is always there) on out of memory. */
+static struct curl_slist *build_headers(const struct fetch_request *req, bool drop_credentials,
+					bool with_body, bool *has_user_agent)
+{
+	struct curl_slist *list = NULL, *next;
+	bool has_content_type = false;
+	char *line;
+
+	*has_user_agent = false;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const struct fetch_header *h = &req->headers[i];
+
+		if (drop_credentials && redirect_is_credential_header(h->name))
+			continue;
+		if (strcasecmp(h->name, "Content-Type") == 0) {
+			if (!with_body)
+				continue;
+			has_content_type = true;
+		}
+		if (strcasecmp(h->name, "User-Agent") == 0)
+			*has_user_agent = true;
+		/* "Name;" is curl's way to send a header with an empty value */
+		if (asprintf(&line, h->value[0] ? "%s: %s" : "%s;", h->name, h->value) < 0)
+			goto oom;
+		next = curl_slist_append(list, line);
+		free(line);
+		if (next == NULL)
+			goto oom;
+		list = next;
+	}
+	/* No 100-continue round trip; and curl adds a form Content-Type to
+	 * bodies the client did not type: remove it. */
+	next = curl_slist_append(list, "Expect:");
+	if (next == NULL)
+		goto oom;
+	list = next;
+	if (with_body && !has_content_type) {
+		next = curl_slist_append(list, "Content-Type:");
+		if (next == NULL)
+			goto oom;
+		list = next;
+	}
+	return list;
+oom:
+	curl_slist_free_all(list);
+	return NULL;
+}
+
+static double ms(curl_off_t us)
+{
+	return us > 0 ? (double)us / 1000.0 : 0.0;
+}
+
+/* Configure the easy handle for one hop. */
+static void setup_hop(CURL *c, struct transfer *tr, const char *url, const char *method,
+		      bool with_body, struct curl_slist *headers, bool has_user_agent,
+		      uint64_t remaining_ms, char *errbuf)
+{
+	const struct fetch_request *req = tr->req;
+	const struct fetchd_config *cfg = tr->task->cfg;
+
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_SHARE, share);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols_str(cfg));
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* the cookie engine: cookies of earlier hops of this fetch go along */
+	curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	if (!has_user_agent && cfg->user_agent != NULL)
+		curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent);
+
+	if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") == 0 && !with_body) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		if (with_body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+		    strcmp(method, "PATCH") == 0) {
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)(with_body ? req->body_len : 0));
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, with_body ? req->body : "");
+		}
+	}
+
+	if (req->decompress) {
+		curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	} else {
+		curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	}
+	if (!req->truncate)
+		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_bytes);
+
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
+								       : remaining_ms));
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
+	if (cfg->ca_file != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+	/* "" disables the environment's http_proxy as well */
+	curl_easy_setopt(c, CURLOPT_PROXY, cfg->proxy != NULL ? cfg->proxy : "");
+
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, tr);
+	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(c, CURLOPT_PREREQDATA, tr);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, tr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, tr);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, tr);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+}
+
+/* Cookies the engine holds now, as Netscape-format lines. */
+static char **collect_cookies(CURL *c, size_t *n)
+{
+	struct curl_slist *list = NULL, *it;
+	char **lines = NULL;
+	size_t count = 0;
+
+	*n = 0;
+	if (curl_easy_getinfo(c, CURLINFO_COOKIELIST, &list) != CURLE_OK || list == NULL)
+		return NULL;
+	for (it = list; it != NULL; it = it->next)
+		count++;
+	lines = calloc(count, sizeof(*lines));
+	if (lines != NULL) {
+		for (it = list; it != NULL; it = it->next)
+			if ((lines[*n] = strdup(it->data)) != NULL)
+				(*n)++;
+	}
+	curl_slist_free_all(list);
+	return lines;
+}
+
+static void transfer_free(struct transfer *tr)
+{
+	for (size_t i = 0; i < tr->n_hops; i++)
+		hop_clear(&tr->hops[i]);
+	free(tr->hops);
+	free(tr->body);
+}
+
+/* Finish a successful fetch: materialize the document on this thread. */
+static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned worker,
+		    struct response_timing *timing)
+{
+	struct fetch_response resp;
+	char *ip = NULL;
+	long port = 0;
+	char **cookies;
+	size_t n_cookies;
+
+	memset(&resp, 0, sizeof(resp));
+	curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip);
+	curl_easy_getinfo(c, CURLINFO_PRIMARY_PORT, &port);
+	cookies = collect_cookies(c, &n_cookies);
+	resp.hops = tr->hops;
+	resp.n_hops = tr->n_hops;
+	resp.body = tr->body;
+	resp.body_len = tr->body_len;
+	resp.truncated = tr->truncated;
+	resp.cookies = cookies;
+	resp.n_cookies = n_cookies;
+	resp.timing = *timing;
+	resp.remote_ip = ip;
+	resp.remote_port = port;
+	resp.worker = worker;
+
+	t->doc = materialize_document(&resp, t->req->fields, t->req->body_mode, &t->doc_len);
+	if (t->doc == NULL) {
+		fail(t, ERR_UPSTREAM_ERROR, "out of memory building the response document",
+		     CURLE_OK, NULL);
+	} else {
+		t->err = ERR_NONE;
+		t->http_status = 200;
+	}
+	for (size_t i = 0; i < n_cookies; i++)
+		free(cookies[i]);
+	free(cookies);
+}
+
+void fetch_run(struct fetch_worker *w, struct fetch_task *t)
+{
+	const struct fetch_request *req = t->req;
+	const struct fetchd_config *cfg = t->cfg;
+	CURL *c = w->curl;
+	struct transfer tr;
+	struct response_timing timing;
+	char errbuf[CURL_ERROR_SIZE];
+	char message[512];
+	char *url = NULL;
+	const char *method = req->method;
+	bool with_body = req->body != NULL, drop_credentials = false;
+	uint64_t start_ns = executor_now_ns(), hop_start_ns;
+
+	memset(&tr, 0, sizeof(tr));
+	memset(&timing, 0, sizeof(timing));
+	tr.task = t;
+	tr.req = req;
+	t->doc = NULL;
+	t->bytes_in = 0;
+	timing.queued_ms = (double)t->queued_ns / 1e6;
+	/* cookies never leak from the previous task on this worker */
+	curl_easy_setopt(c, CURLOPT_COOKIELIST, "ALL");
+
+	url = strdup(req->url);
+	if (url == NULL) {
+		fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+		goto out;
+	}
+	for (unsigned hop = 0;; hop++) {
+		uint64_t now = executor_now_ns();
+		struct curl_slist *headers;
+		bool has_ua;
+		CURLcode cc;
+		char *host;
+
+		if (now >= t->deadline_ns) {
+			fail(t, ERR_UPSTREAM_TIMEOUT, "the deadline passed before the fetch completed",
+			     CURLE_OK, NULL);
+			goto out;
+		}
+		host = url_host(url);
+		if (host == NULL ||
+		    !netguard_host_allowed(cfg->allow_hosts, cfg->n_allow_hosts, host)) {
+			snprintf(message, sizeof(message),
+				 "host '%s' (hop %u) is not in [security] allow_hosts",
+				 host ? host : "?", hop);
+			free(host);
+			fail(t, ERR_DESTINATION_DENIED, message, CURLE_OK, NULL);
+			goto out;
+		}
+		free(host);
+		headers = build_headers(req, drop_credentials, with_body, &has_ua);
+		if (headers == NULL || hop_begin(&tr) != 0) {
+			curl_slist_free_all(headers);
+			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+			goto out;
+		}
+		tr.body_len = 0;
+		tr.truncated = false;
+		errbuf[0] = '\0';
+		setup_hop(c, &tr, url, method, with_body, headers, has_ua,
+			  (t->deadline_ns - now + 999999) / 1000000, errbuf);
+		hop_start_ns = executor_now_ns();
+		cc = curl_easy_perform(c);
+		curl_slist_free_all(headers);
+
+		if (cc == CURLE_WRITE_ERROR && tr.truncated)
+			cc = CURLE_OK;
+		if (cc != CURLE_OK) {
+			enum fetchd_err err = map_curl_error(cc);
+
+			if (tr.denied) {
+				snprintf(message, sizeof(message),
+					 "destination %s of %s (hop %u) is denied by [security]",
+					 tr.denied_addr, url, hop);
+				fail(t, ERR_DESTINATION_DENIED, message, cc, errbuf);
+			} else if (atomic_load(&t->cancel)) {
+				fail(t, ERR_UPSTREAM_ERROR, "the fetch was cancelled", cc, errbuf);
+			} else if (cc == CURLE_ABORTED_BY_CALLBACK ||
+				   err == ERR_UPSTREAM_TIMEOUT) {
+				fail(t, ERR_UPSTREAM_TIMEOUT,
+				     "the deadline passed before the fetch completed", cc, errbuf);
+			} else if (tr.too_big || err == ERR_RESPONSE_TOO_LARGE) {
+				snprintf(message, sizeof(message),
+					 "the response body is larger than %llu bytes",
+					 (unsigned long long)req->max_bytes);
+				fail(t, ERR_RESPONSE_TOO_LARGE, message, cc, errbuf);
+			} else if (tr.headers_too_big) {
+				fail(t, ERR_UPSTREAM_ERROR, "the response headers are too large", cc,
+				     errbuf);
+			} else {
+				snprintf(message, sizeof(message), "fetching %s failed: %s", url,
+					 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+				fail(t, err, message, cc, errbuf);
+			}
+			goto out;
+		}
+
+		/* the hop is complete: record it */
+		struct response_hop *h = current_hop(&tr);
+		char *effective = NULL, *location = NULL;
+		curl_off_t namelookup = 0, connect = 0, appconnect = 0, starttransfer = 0;
+		long status = 0;
+
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &effective);
+		curl_easy_getinfo(c, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
+		curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect);
+		curl_easy_getinfo(c, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+		curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+		timing.dns_ms += ms(namelookup);
+		timing.connect_ms += connect > namelookup ? ms(connect - namelookup) : 0;
+		timing.tls_ms += appconnect > connect ? ms(appconnect - connect) : 0;
+		timing.ttfb_ms = (double)(hop_start_ns - start_ns) / 1e6 + ms(starttransfer);
+		h->status = status;
+		if (h->reason == NULL)
+			h->reason = strdup(reason_phrase(status));
+		if (h->http_version == NULL)
+			h->http_version = strdup("1.1");
+		h->url = strdup(effective != NULL ? effective : url);
+		if (h->url == NULL || h->reason == NULL || h->http_version == NULL) {
+			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+			goto out;
+		}
+
+		if (!req->follow_redirects || !redirect_is_redirect(status))
+			break;
+		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location);
+		if (location == NULL)
+			break; /* a 3xx without Location is a final response */
+		if (hop >= req->max_redirects) {
+			snprintf(message, sizeof(message), "more than %u redirects",
+				 req->max_redirects);
+			fail(t, ERR_TOO_MANY_REDIRECTS, message, CURLE_OK, NULL);
+			goto out;
+		}
+		char *scheme = url_scheme(location);
+		if (!scheme_allowed(cfg, scheme)) {
+			snprintf(message, sizeof(message),
+				 "redirect to scheme '%s' is not allowed (hop %u)",
+				 scheme ? scheme : "?", hop + 1);
+			free(scheme);
+			fail(t, ERR_UPSTREAM_ERROR, message, CURLE_OK, NULL);
+			goto out;
+		}
+		free(scheme);
+		char *next_url = strdup(location);
+		if (next_url == NULL) {
+			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+			goto out;
+		}
+		bool keep_body;
+		redirect_next_method(status, method, &method, &keep_body);
+		if (!keep_body)
+			with_body = false;
+		/* once a hop leaves the client's origin, credentials stay off
+		 * for the rest of the chain */
+		if (!redirect_same_origin(req->url, next_url))
+			drop_credentials = true;
+		free(url);
+		url = next_url;
+	}
+	timing.total_ms = (double)(executor_now_ns() - start_ns) / 1e6;
+	succeed(t, &tr, c, w->id, &timing);
+out:
+	/* nothing of this client's stays in the handle */
+	curl_easy_setopt(c, CURLOPT_COOKIELIST, "ALL");
+	free(url);
+	transfer_free(&tr);
+}

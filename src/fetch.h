@@ -1,0 +1,47 @@
+#ifndef FETCHD_FETCH_H
+#define FETCHD_FETCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+struct fetch_request;
+struct fetchd_config;
+struct netguard_rules;
+struct fetch_worker;
+
+/* curl_global_init and the share handle (DNS cache, TLS sessions) with
+ * its locks. Call once before any worker starts. Returns 0 or -1. */
+int fetch_global_init(void);
+void fetch_global_cleanup(void);
+
+/* The per-worker state: one curl easy handle kept between tasks, so its
+ * connection cache gives keep-alive to upstreams. */
+struct fetch_worker *fetch_worker_new(unsigned worker_id);
+void fetch_worker_free(struct fetch_worker *w);
+
+/* One fetch: the bound request and its outcome. The loop fills the inputs
+ * before queueing; fetch_run fills the outputs on the worker. */
+struct fetch_task {
+	const struct fetch_request *req;
+	const struct fetchd_config *cfg;
+	const struct netguard_rules *rules;
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; the total timeout */
+	uint64_t queued_ns;   /* time it waited in the queue */
+	atomic_bool cancel;   /* set by the loop: abort as soon as possible */
+
+	char *doc; /* the finished JSON document, malloc'd */
+	size_t doc_len;
+	int http_status;     /* 200 or the error's status */
+	enum fetchd_err err; /* ERR_NONE when an upstream answered */
+	uint64_t bytes_in;   /* body bytes received from upstream */
+};
+
+/* Perform the fetch with the blocking curl_easy_perform, following
+ * redirects hop by hop, and materialize the response document. Never
+ * touches the event loop. Always leaves a document in t->doc. */
+void fetch_run(struct fetch_worker *w, struct fetch_task *t);
+
+#endif

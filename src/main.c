@@ -1,0 +1,207 @@
+/* fetchd: options, signals, start and stop. */
+#include "config.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "fetch.h"
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: fetchd [-c FILE] [-t] [--listen ADDR:PORT] [--threads N] [--allow CIDR]\n"
+		"              [--log-level LEVEL] [--version] [--help]\n"
+		"\n"
+		"  -c, --config FILE     configuration file (default %s)\n"
+		"  -t, --test            check the configuration and exit\n"
+		"      --listen ADDR:PORT  listen here instead of the file's [server] listen\n"
+		"                        (repeatable)\n"
+		"      --threads N       worker threads ([pool] threads; 0 = inline mode)\n"
+		"      --allow CIDR      let fetches reach this network even when private\n"
+		"                        ([security] allow; repeatable)\n"
+		"      --log-level L     error, warn, info or debug\n"
+		"      --version         print the version and exit\n"
+		"      --help            print this help and exit\n"
+		"\n"
+		"fetchd stays in the foreground and logs to stderr.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+struct override {
+	const char *section, *key, *value;
+};
+
+struct runtime {
+	struct event_base *base;
+	struct server *srv;
+	struct event *sigterm, *sigint, *sighup;
+};
+
+static void on_drained(void *arg)
+{
+	struct runtime *rt = arg;
+
+	log_info("drained: every accepted request has been answered");
+	event_base_loopexit(rt->base, NULL);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct runtime *rt = arg;
+
+	(void)what;
+	log_info("signal %d: draining (no new connections; finishing in-flight fetches)",
+		 (int)sig);
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
+	server_drain(rt->srv, on_drained, rt);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_warn("SIGHUP: live reload is not supported yet; restart fetchd to apply changes");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"test", no_argument, NULL, 't'},
+		{"listen", required_argument, NULL, 'L'},
+		{"threads", required_argument, NULL, 'T'},
+		{"allow", required_argument, NULL, 'A'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = CONFIG_DEFAULT_PATH;
+	struct override *ov = calloc((size_t)argc, sizeof(*ov));
+	size_t n_ov = 0;
+	bool test_only = false;
+	struct fetchd_config *cfg = NULL;
+	struct runtime rt;
+	int opt, rc = 1, problems;
+
+	memset(&rt, 0, sizeof(rt));
+	if (ov == NULL)
+		return 1;
+	while ((opt = getopt_long(argc, argv, "c:th", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 't': test_only = true; break;
+		case 'L': ov[n_ov++] = (struct override){"server", "listen", optarg}; break;
+		case 'T': ov[n_ov++] = (struct override){"pool", "threads", optarg}; break;
+		case 'A': ov[n_ov++] = (struct override){"security", "allow", optarg}; break;
+		case 'l': ov[n_ov++] = (struct override){"log", "level", optarg}; break;
+		case 'V':
+			printf("fetchd %s\n", PACKAGE_VERSION);
+			free(ov);
+			return 0;
+		case 'h':
+			usage(stdout);
+			free(ov);
+			return 0;
+		default:
+			usage(stderr);
+			free(ov);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fetchd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		free(ov);
+		return 2;
+	}
+
+	cfg = config_new();
+	if (cfg == NULL)
+		goto out;
+	problems = config_load(cfg, path, stderr);
+	/* a flag replaces the file's value; repeated flags accumulate */
+	for (size_t i = 0; i < n_ov; i++) {
+		bool first = true;
+		char msg[256];
+
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(ov[k].key, ov[i].key) == 0)
+				first = false;
+		if (config_set(cfg, ov[i].section, ov[i].key, ov[i].value, first, msg,
+			       sizeof(msg)) != 0) {
+			fprintf(stderr, "command line: --%s %s: %s\n",
+				strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
+				ov[i].value, msg);
+			problems++;
+		}
+	}
+	problems += config_check(cfg, path, stderr);
+	if (test_only) {
+		if (problems == 0)
+			printf("fetchd: the configuration %s is valid\n", path);
+		rc = problems == 0 ? 0 : 1;
+		goto out;
+	}
+	if (problems != 0) {
+		fprintf(stderr, "fetchd: %d problem%s in the configuration; not starting\n",
+			problems, problems == 1 ? "" : "s");
+		goto out;
+	}
+	log_set_level(cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (evthread_use_pthreads() != 0)
+		fatal("evthread_use_pthreads failed");
+	if (fetch_global_init() != 0)
+		fatal("libcurl initialisation failed");
+	rt.base = event_base_new();
+	if (rt.base == NULL)
+		fatal("cannot create the event loop");
+	rt.srv = server_new(rt.base, cfg);
+	if (rt.srv == NULL || server_start(rt.srv) != 0)
+		goto stop;
+	rt.sigterm = evsignal_new(rt.base, SIGTERM, on_stop_signal, &rt);
+	rt.sigint = evsignal_new(rt.base, SIGINT, on_stop_signal, &rt);
+	rt.sighup = evsignal_new(rt.base, SIGHUP, on_hup, &rt);
+	if (rt.sigterm == NULL || rt.sigint == NULL || rt.sighup == NULL)
+		fatal("cannot install signal handlers");
+	evsignal_add(rt.sigterm, NULL);
+	evsignal_add(rt.sigint, NULL);
+	evsignal_add(rt.sighup, NULL);
+	log_info("fetchd %s ready", PACKAGE_VERSION);
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "READY=1");
+#endif
+	event_base_dispatch(rt.base);
+	rc = 0;
+	log_info("fetchd stopped");
+stop:
+	server_free(rt.srv);
+	if (rt.sigterm)
+		event_free(rt.sigterm);
+	if (rt.sigint)
+		event_free(rt.sigint);
+	if (rt.sighup)
+		event_free(rt.sighup);
+	event_base_free(rt.base);
+	fetch_global_cleanup();
+	libevent_global_shutdown();
+out:
+	config_free(cfg);
+	free(ov);
+	return rc;
+}

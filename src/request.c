@@ -1,0 +1,895 @@
+#include "request.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+#define REQUEST_MAX_HEADERS 100
+#define REQUEST_MAX_HEADER_NAME 256
+#define REQUEST_MAX_HEADER_VALUE 8192
+
+static const char *const request_fields_allowed[] = {
+	"url",        "method",    "params",           "headers",       "body",      "body_base64",
+	"json",       "timeout",   "follow_redirects", "max_redirects", "max_bytes", "verify_tls",
+	"decompress", "body_mode", "fields",           "pool",
+};
+
+static const char *const request_methods[] = {
+	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+};
+
+/* Set by fetchd itself: a client value would break the message framing
+ * (RFC 9112 section 6, RFC 9110 section 7.6.1). */
+static const char *const request_framing_headers[] = {
+	"Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade",
+	"TE",   "Trailer",        "Proxy-Connection",
+};
+
+/* Indexed by bit number of enum response_field. */
+static const char *const request_field_names[] = {
+	"url",     "status",         "reason",     "ok",       "http_version",
+	"headers", "header_list",    "history",    "encoding", "apparent_encoding",
+	"text",    "content_base64", "json",       "cookies",  "links",
+	"size",    "truncated",      "elapsed_ms", "timing",   "remote",
+	"worker",
+};
+
+#define REQUEST_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *request_field_name(unsigned field_bit)
+{
+	for (size_t i = 0; i < REQUEST_COUNT(request_field_names); i++)
+		if (field_bit == (1u << i))
+			return request_field_names[i];
+	return NULL;
+}
+
+void request_free(struct fetch_request *r)
+{
+	if (r == NULL)
+		return;
+	free(r->url);
+	free(r->method);
+	for (size_t i = 0; i < r->n_headers; i++) {
+		free(r->headers[i].name);
+		free(r->headers[i].value);
+	}
+	free(r->headers);
+	free(r->body);
+	free(r);
+}
+
+/* Fill err and return -1, so that validators can "return request_fail()". */
+static int request_fail(struct request_error *err, enum fetchd_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int request_fail(struct request_error *err, enum fetchd_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int request_oom(struct request_error *err)
+{
+	/* Not the client's mistake: a 503 it may retry. */
+	return request_fail(err, ERR_OVERLOADED, "out of memory while reading the request");
+}
+
+/* A NUL-terminated copy of n bytes (which may contain NUL). */
+static char *request_memdup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static bool request_has_nul(const json_t *s)
+{
+	return memchr(json_string_value(s), '\0', json_string_length(s)) != NULL;
+}
+
+/* ---- url and params ---- */
+
+/* application/x-www-form-urlencoded, as Python's urlencode (quote_plus):
+ * unreserved bytes stay, space becomes '+', everything else %XX. */
+static size_t request_form_encode(char *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			out[o++] = (char)c;
+		} else if (c == ' ') {
+			out[o++] = '+';
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	return o;
+}
+
+/* The text of a param value: string, integer, real (shortest form that
+ * reads back the same) or boolean. buf holds scalar renderings. */
+static int request_param_text(const json_t *v, char *buf, size_t buflen, const char **text,
+			      size_t *len)
+{
+	if (json_is_string(v)) {
+		*text = json_string_value(v);
+		*len = json_string_length(v);
+		return request_has_nul(v) ? -1 : 0;
+	}
+	if (json_is_integer(v)) {
+		snprintf(buf, buflen, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	} else if (json_is_real(v)) {
+		double d = json_real_value(v);
+
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(buf, buflen, "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
+	} else if (json_is_boolean(v)) {
+		snprintf(buf, buflen, "%s", json_is_true(v) ? "true" : "false");
+	} else {
+		return -1;
+	}
+	*text = buf;
+	*len = strlen(buf);
+	return 0;
+}
+
+static int request_append_param(CURLU *u, const char *name, size_t name_len, const json_t *v,
+				struct request_error *err)
+{
+	char num[64];
+	const char *text = NULL;
+	size_t text_len = 0, o;
+	char *q = NULL;
+	int rc = -1;
+
+	if (memchr(name, '\0', name_len) != NULL) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'params' has a name with a NUL byte");
+		goto done;
+	}
+	if (request_param_text(v, num, sizeof(num), &text, &text_len) != 0) {
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "param '%.64s' must be a string (without NUL), number or boolean",
+			     name);
+		goto done;
+	}
+	q = malloc(3 * name_len + 1 + 3 * text_len + 1);
+	if (q == NULL) {
+		request_oom(err);
+		goto done;
+	}
+	o = request_form_encode(q, name, name_len);
+	q[o++] = '=';
+	o += request_form_encode(q + o, text, text_len);
+	q[o] = '\0';
+	/* Already encoded: no CURLU_URLENCODE, which would encode a '=' in the
+	 * name and keep an '&' in it. */
+	if (curl_url_set(u, CURLUPART_QUERY, q, CURLU_APPENDQUERY) != CURLUE_OK) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'params': cannot append '%.64s'",
+			     name);
+		goto done;
+	}
+	rc = 0;
+done:
+	free(q);
+	return rc;
+}
+
+static int request_append_params(CURLU *u, const json_t *params, struct request_error *err)
+{
+	const char *key;
+	size_t key_len, i;
+	json_t *v;
+
+	if (json_is_object(params)) {
+		json_object_keylen_foreach((json_t *)params, key, key_len, v)
+		{
+			if (request_append_param(u, key, key_len, v, err) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (!json_is_array(params))
+		goto bad;
+	json_array_foreach(params, i, v)
+	{
+		const json_t *name = json_array_get(v, 0);
+
+		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(name))
+			goto bad;
+		if (request_append_param(u, json_string_value(name), json_string_length(name),
+					 json_array_get(v, 1), err) != 0)
+			return -1;
+	}
+	return 0;
+bad:
+	return request_fail(err, ERR_INVALID_REQUEST,
+			    "field 'params' must be an object or an array of [name, value] pairs");
+}
+
+/* The scheme of an absolute URL (RFC 3986 section 3.1), lower-cased into
+ * buf; -1 when s does not start with one. */
+static int request_url_scheme(const char *s, char *buf, size_t buflen)
+{
+	size_t i = 0;
+
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return -1;
+	while ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+	       (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.') {
+		if (i + 1 < buflen)
+			buf[i] = (char)(s[i] | 0x20);
+		i++;
+	}
+	if (s[i] != ':')
+		return -1;
+	buf[i + 1 < buflen ? i : buflen - 1] = '\0';
+	return 0;
+}
+
+static bool request_scheme_allowed(const char *scheme, const struct fetchd_config *cfg)
+{
+	if (strcmp(scheme, "http") == 0)
+		return (cfg->schemes & CONFIG_SCHEME_HTTP) != 0;
+	if (strcmp(scheme, "https") == 0)
+		return (cfg->schemes & CONFIG_SCHEME_HTTPS) != 0;
+	return false;
+}
+
+static int request_bind_url(struct fetch_request *r, const json_t *url, const json_t *params,
+			    const struct fetchd_config *cfg, struct request_error *err)
+{
+	CURLU *u = NULL;
+	CURLUcode uc;
+	char scheme[33];
+	char *part = NULL;
+	const char *s;
+	size_t n;
+	int rc = -1;
+
+	if (url == NULL) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is required");
+		goto done;
+	}
+	if (!json_is_string(url)) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'url' must be a string");
+		goto done;
+	}
+	s = json_string_value(url);
+	n = json_string_length(url);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c == 0x7f) {
+			request_fail(err, ERR_INVALID_REQUEST,
+				     "field 'url' must not contain spaces or control characters "
+				     "(NUL, CR, LF, ...); percent-encode them");
+			goto done;
+		}
+	}
+	if (request_url_scheme(s, scheme, sizeof(scheme)) != 0) {
+		request_fail(
+			err, ERR_INVALID_REQUEST,
+			"field 'url' must be an absolute URL starting with http:// or https://");
+		goto done;
+	}
+	if (!request_scheme_allowed(scheme, cfg)) {
+		request_fail(err, ERR_UNSUPPORTED_SCHEME, "field 'url': scheme '%s' is not allowed",
+			     scheme);
+		goto done;
+	}
+	u = curl_url();
+	if (u == NULL) {
+		request_oom(err);
+		goto done;
+	}
+	/* URLENCODE percent-encodes non-ASCII bytes in path and query and keeps
+	 * existing %XX escapes. */
+	uc = curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE);
+	if (uc != CURLUE_OK) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL: %s",
+			     curl_url_strerror(uc));
+		goto done;
+	}
+	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
+	    !request_scheme_allowed(part, cfg)) {
+		request_fail(err, ERR_UNSUPPORTED_SCHEME,
+			     "field 'url': scheme '%.32s' is not allowed",
+			     part != NULL ? part : "");
+		goto done;
+	}
+	curl_free(part);
+	part = NULL;
+	if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || part[0] == '\0') {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'url' has no host");
+		goto done;
+	}
+	curl_free(part);
+	part = NULL;
+	if (params != NULL && request_append_params(u, params, err) != 0)
+		goto done;
+	if (curl_url_get(u, CURLUPART_URL, &part, 0) != CURLUE_OK) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL");
+		goto done;
+	}
+	r->url = strdup(part);
+	if (r->url == NULL) {
+		request_oom(err);
+		goto done;
+	}
+	rc = 0;
+done:
+	curl_free(part);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* ---- headers ---- */
+
+/* RFC 9110 section 5.6.2: tchar. */
+static bool request_is_tchar(unsigned char c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* The next free header slot. The array has room for the client's maximum
+ * plus the Content-Type fetchd may add. */
+static struct fetch_header *request_header_slot(struct fetch_request *r)
+{
+	if (r->headers == NULL) {
+		r->headers = calloc(REQUEST_MAX_HEADERS + 1, sizeof(*r->headers));
+		if (r->headers == NULL)
+			return NULL;
+	}
+	return &r->headers[r->n_headers];
+}
+
+static int request_add_header(struct fetch_request *r, const char *name, size_t name_len,
+			      const json_t *value, struct request_error *err)
+{
+	struct fetch_header *h;
+	const char *v;
+	size_t v_len;
+
+	if (memchr(name, '\0', name_len) != NULL || memchr(name, '\r', name_len) != NULL ||
+	    memchr(name, '\n', name_len) != NULL)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "header name '%.64s' contains a CR, LF or NUL byte", name);
+	if (name_len == 0 || name_len > REQUEST_MAX_HEADER_NAME)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "header names must be 1 to %d bytes long",
+				    REQUEST_MAX_HEADER_NAME);
+	for (size_t i = 0; i < name_len; i++)
+		if (!request_is_tchar((unsigned char)name[i]))
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "header name '%.64s' is not an RFC 9110 token", name);
+	for (size_t i = 0; i < REQUEST_COUNT(request_framing_headers); i++)
+		if (strcasecmp(name, request_framing_headers[i]) == 0)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "header '%s' is set by fetchd",
+					    request_framing_headers[i]);
+	if (!json_is_string(value))
+		return request_fail(err, ERR_INVALID_REQUEST, "header '%.64s' must be a string",
+				    name);
+	v = json_string_value(value);
+	v_len = json_string_length(value);
+	if (v_len > REQUEST_MAX_HEADER_VALUE)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "header '%.64s' is longer than %d bytes", name,
+				    REQUEST_MAX_HEADER_VALUE);
+	for (size_t i = 0; i < v_len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "header '%.64s' has a control character (CR, LF, "
+					    "NUL, ...) in its value",
+					    name);
+	}
+	if (r->n_headers >= REQUEST_MAX_HEADERS)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'headers' has more than %d headers",
+				    REQUEST_MAX_HEADERS);
+	h = request_header_slot(r);
+	if (h == NULL)
+		return request_oom(err);
+	h->name = request_memdup(name, name_len);
+	h->value = request_memdup(v, v_len);
+	r->n_headers++; /* counted even when half-built, so request_free frees it */
+	if (h->name == NULL || h->value == NULL)
+		return request_oom(err);
+	return 0;
+}
+
+static int request_bind_headers(struct fetch_request *r, const json_t *headers,
+				struct request_error *err)
+{
+	const char *key;
+	size_t key_len, i;
+	json_t *v;
+
+	if (json_is_object(headers)) {
+		json_object_keylen_foreach((json_t *)headers, key, key_len, v)
+		{
+			if (request_add_header(r, key, key_len, v, err) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (!json_is_array(headers))
+		goto bad;
+	json_array_foreach(headers, i, v)
+	{
+		const json_t *name = json_array_get(v, 0);
+
+		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(name))
+			goto bad;
+		if (request_add_header(r, json_string_value(name), json_string_length(name),
+				       json_array_get(v, 1), err) != 0)
+			return -1;
+	}
+	return 0;
+bad:
+	return request_fail(err, ERR_INVALID_REQUEST,
+			    "field 'headers' must be an object or an array of [name, value] "
+			    "string pairs");
+}
+
+static bool request_has_header(const struct fetch_request *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* ---- body ---- */
+
+static int request_b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Standard base64 (RFC 4648 section 4) with padding and no whitespace.
+ * Returns a malloc'd buffer, or NULL with *bad set on invalid input. */
+static char *request_b64_decode(const char *s, size_t n, size_t *out_len, bool *bad)
+{
+	size_t pad = 0, o = 0;
+	char *out = NULL;
+
+	*bad = false;
+	if (n % 4 != 0)
+		goto invalid;
+	if (n > 0 && s[n - 1] == '=')
+		pad++;
+	if (n > 1 && s[n - 2] == '=')
+		pad++;
+	out = malloc(n / 4 * 3 + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4];
+		bool last = i + 4 == n;
+
+		for (int k = 0; k < 4; k++) {
+			if (last && s[i + k] == '=' && k >= 4 - (int)pad) {
+				v[k] = 0;
+				continue;
+			}
+			v[k] = request_b64_value((unsigned char)s[i + k]);
+			if (v[k] < 0)
+				goto invalid;
+		}
+		out[o++] = (char)((v[0] << 2) | (v[1] >> 4));
+		if (!last || pad < 2)
+			out[o++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
+		if (!last || pad < 1)
+			out[o++] = (char)(((v[2] & 3) << 6) | v[3]);
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+invalid:
+	free(out);
+	*bad = true;
+	return NULL;
+}
+
+static int request_bind_body(struct fetch_request *r, const json_t *obj, struct request_error *err)
+{
+	const json_t *body = json_object_get(obj, "body");
+	const json_t *b64 = json_object_get(obj, "body_base64");
+	const json_t *js = json_object_get(obj, "json");
+	bool bad;
+
+	if ((body != NULL) + (b64 != NULL) + (js != NULL) > 1)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "at most one of body, body_base64, json may be given");
+	if (body != NULL) {
+		if (!json_is_string(body))
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'body' must be a string");
+		r->body_len = json_string_length(body);
+		r->body = request_memdup(json_string_value(body), r->body_len);
+		if (r->body == NULL)
+			return request_oom(err);
+	} else if (b64 != NULL) {
+		if (!json_is_string(b64))
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'body_base64' must be a string");
+		r->body = request_b64_decode(json_string_value(b64), json_string_length(b64),
+					     &r->body_len, &bad);
+		if (r->body == NULL && bad)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'body_base64' is not valid base64 (RFC 4648, "
+					    "with padding, no whitespace)");
+		if (r->body == NULL)
+			return request_oom(err);
+	} else if (js != NULL) {
+		r->body = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (r->body == NULL)
+			return request_oom(err);
+		r->body_len = strlen(r->body);
+		if (!request_has_header(r, "Content-Type")) {
+			struct fetch_header *h = request_header_slot(r);
+
+			if (h == NULL)
+				return request_oom(err);
+			h->name = strdup("Content-Type");
+			h->value = strdup("application/json");
+			r->n_headers++;
+			if (h->name == NULL || h->value == NULL)
+				return request_oom(err);
+		}
+	}
+	return 0;
+}
+
+/* ---- scalars ---- */
+
+static int request_get_bool(const json_t *obj, const char *field, bool *out,
+			    struct request_error *err)
+{
+	const json_t *v = json_object_get(obj, field);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v))
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field '%s' must be a boolean (true or false)", field);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Seconds (a positive JSON number) to milliseconds, rounded up and capped. */
+static int request_seconds_ms(const json_t *v, const char *field, uint64_t cap, uint64_t *out,
+			      struct request_error *err)
+{
+	double ms;
+	uint64_t whole;
+
+	if (!json_is_number(v) || json_number_value(v) <= 0)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field '%s' must be a positive number of seconds", field);
+	ms = json_number_value(v) * 1000.0;
+	if (ms >= (double)cap) {
+		*out = cap;
+		return 0;
+	}
+	whole = (uint64_t)ms;
+	*out = (double)whole < ms ? whole + 1 : whole;
+	return 0;
+}
+
+static int request_bind_timeout(struct fetch_request *r, const json_t *t,
+				const struct fetchd_config *cfg, struct request_error *err)
+{
+	const char *key;
+	json_t *v;
+
+	r->timeout_ms = cfg->timeout_ms;
+	r->connect_timeout_ms = cfg->connect_timeout_ms;
+	if (t == NULL) {
+		/* nothing */
+	} else if (json_is_object(t)) {
+		json_object_foreach((json_t *)t, key, v)
+		{
+			if (strcmp(key, "connect") == 0) {
+				if (request_seconds_ms(v, "timeout.connect",
+						       cfg->connect_timeout_ms,
+						       &r->connect_timeout_ms, err) != 0)
+					return -1;
+			} else if (strcmp(key, "total") == 0) {
+				if (request_seconds_ms(v, "timeout.total", cfg->timeout_ms,
+						       &r->timeout_ms, err) != 0)
+					return -1;
+			} else {
+				return request_fail(err, ERR_INVALID_REQUEST,
+						    "unknown field 'timeout.%.64s' (expected "
+						    "'connect' or 'total')",
+						    key);
+			}
+		}
+	} else if (json_is_number(t)) {
+		if (request_seconds_ms(t, "timeout", cfg->timeout_ms, &r->timeout_ms, err) != 0)
+			return -1;
+	} else {
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'timeout' must be a positive number of seconds or "
+				    "{\"connect\": n, \"total\": n}");
+	}
+	if (r->connect_timeout_ms > r->timeout_ms)
+		r->connect_timeout_ms = r->timeout_ms;
+	return 0;
+}
+
+static int request_bind_enum_string(const json_t *v, const char *field, const char *const *names,
+				    size_t n_names, size_t *index, struct request_error *err)
+{
+	if (!json_is_string(v))
+		return request_fail(err, ERR_INVALID_REQUEST, "field '%s' must be a string", field);
+	for (size_t i = 0; i < n_names; i++) {
+		if (strlen(names[i]) == json_string_length(v) &&
+		    strcasecmp(names[i], json_string_value(v)) == 0) {
+			*index = i;
+			return 0;
+		}
+	}
+	return request_fail(err, ERR_INVALID_REQUEST, "field '%s': unknown value '%.64s'", field,
+			    json_string_value(v));
+}
+
+static int request_bind_fields(struct fetch_request *r, const json_t *f, struct request_error *err)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(f))
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'fields' must be an array of strings");
+	r->fields = 0;
+	json_array_foreach(f, i, v)
+	{
+		unsigned bit = 0;
+
+		if (!json_is_string(v))
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'fields' must be an array of strings");
+		for (size_t k = 0; k < REQUEST_COUNT(request_field_names); k++) {
+			if (strlen(request_field_names[k]) == json_string_length(v) &&
+			    strcmp(request_field_names[k], json_string_value(v)) == 0)
+				bit = 1u << k;
+		}
+		if (bit == 0)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'fields': unknown field name '%.64s'",
+					    json_string_value(v));
+		r->fields |= bit;
+	}
+	return 0;
+}
+
+static int request_check_fields(const json_t *obj, struct request_error *err)
+{
+	const char *key;
+	size_t key_len;
+	json_t *v;
+
+	json_object_keylen_foreach((json_t *)obj, key, key_len, v)
+	{
+		bool known = false;
+
+		for (size_t i = 0; i < REQUEST_COUNT(request_fields_allowed); i++)
+			if (strlen(request_fields_allowed[i]) == key_len &&
+			    memcmp(request_fields_allowed[i], key, key_len) == 0)
+				known = true;
+		if (!known)
+			return request_fail(err, ERR_INVALID_REQUEST, "unknown field '%.64s'", key);
+	}
+	return 0;
+}
+
+struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_config *cfg,
+					struct request_error *err)
+{
+	static const char *const body_modes[] = {"auto", "text", "base64", "none"};
+	struct fetch_request *r = NULL;
+	const json_t *v;
+	size_t idx;
+
+	if (!json_is_object(obj)) {
+		request_fail(err, ERR_INVALID_REQUEST, "the fetch request must be a JSON object");
+		goto bad;
+	}
+	if (request_check_fields(obj, err) != 0)
+		goto bad;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		request_oom(err);
+		goto bad;
+	}
+	r->follow_redirects = true;
+	r->max_redirects = cfg->max_redirects;
+	r->max_bytes = cfg->max_response_bytes;
+	r->truncate = false;
+	r->verify_tls = cfg->verify_tls;
+	r->decompress = true;
+	r->body_mode = BODY_MODE_AUTO;
+	r->fields = FIELD_ALL;
+
+	if (request_bind_url(r, json_object_get(obj, "url"), json_object_get(obj, "params"), cfg,
+			     err) != 0)
+		goto bad;
+
+	v = json_object_get(obj, "method");
+	idx = 0;
+	if (v != NULL && request_bind_enum_string(v, "method", request_methods,
+						  REQUEST_COUNT(request_methods), &idx, err) != 0)
+		goto bad;
+	r->method = strdup(request_methods[idx]);
+	if (r->method == NULL) {
+		request_oom(err);
+		goto bad;
+	}
+
+	v = json_object_get(obj, "headers");
+	if (v != NULL && request_bind_headers(r, v, err) != 0)
+		goto bad;
+	if (request_bind_body(r, obj, err) != 0)
+		goto bad;
+	if (request_bind_timeout(r, json_object_get(obj, "timeout"), cfg, err) != 0)
+		goto bad;
+	if (request_get_bool(obj, "follow_redirects", &r->follow_redirects, err) != 0)
+		goto bad;
+
+	v = json_object_get(obj, "max_redirects");
+	if (v != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			request_fail(err, ERR_INVALID_REQUEST,
+				     "field 'max_redirects' must be a non-negative integer");
+			goto bad;
+		}
+		if ((uint64_t)json_integer_value(v) < cfg->max_redirects)
+			r->max_redirects = (unsigned)json_integer_value(v);
+	}
+
+	v = json_object_get(obj, "max_bytes");
+	if (v != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			request_fail(err, ERR_INVALID_REQUEST,
+				     "field 'max_bytes' must be a positive integer");
+			goto bad;
+		}
+		/* SPEC 2, Limits: below the server's cap the client chose a cut. */
+		if ((uint64_t)json_integer_value(v) < cfg->max_response_bytes) {
+			r->max_bytes = (uint64_t)json_integer_value(v);
+			r->truncate = true;
+		}
+	}
+
+	if (request_get_bool(obj, "verify_tls", &r->verify_tls, err) != 0)
+		goto bad;
+	if (!r->verify_tls && !cfg->allow_insecure && json_object_get(obj, "verify_tls") != NULL) {
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "verify_tls: false is not allowed by this server (allow_insecure = "
+			     "false)");
+		goto bad;
+	}
+	if (request_get_bool(obj, "decompress", &r->decompress, err) != 0)
+		goto bad;
+
+	v = json_object_get(obj, "body_mode");
+	if (v != NULL) {
+		if (!json_is_string(v)) {
+			request_fail(err, ERR_INVALID_REQUEST,
+				     "field 'body_mode' must be a string");
+			goto bad;
+		}
+		idx = REQUEST_COUNT(body_modes);
+		for (size_t i = 0; i < REQUEST_COUNT(body_modes); i++)
+			if (strlen(body_modes[i]) == json_string_length(v) &&
+			    strcmp(body_modes[i], json_string_value(v)) == 0)
+				idx = i;
+		if (idx == REQUEST_COUNT(body_modes)) {
+			request_fail(err, ERR_INVALID_REQUEST,
+				     "field 'body_mode' must be one of auto, text, base64, none "
+				     "(got '%.64s')",
+				     json_string_value(v));
+			goto bad;
+		}
+		r->body_mode = (enum body_mode)idx; /* same order as the enum */
+	}
+
+	v = json_object_get(obj, "fields");
+	if (v != NULL && request_bind_fields(r, v, err) != 0)
+		goto bad;
+
+	v = json_object_get(obj, "pool");
+	if (v != NULL) {
+		if (!json_is_string(v)) {
+			request_fail(err, ERR_INVALID_REQUEST, "field 'pool' must be a string");
+			goto bad;
+		}
+		if (json_string_length(v) != 7 || strcmp(json_string_value(v), "default") != 0) {
+			request_fail(err, ERR_INVALID_REQUEST, "unknown pool '%.64s'",
+				     json_string_value(v));
+			goto bad;
+		}
+	}
+	return r;
+bad:
+	request_free(r);
+	return NULL;
+}
+
+json_t *request_parse_body(const char *buf, size_t len, struct request_error *err)
+{
+	json_error_t e;
+	json_t *doc;
+
+	/* DECODE_ANY: a non-object top level is valid JSON and answered as
+	 * invalid_request by request_from_json. */
+	doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &e);
+	if (doc != NULL)
+		return doc;
+	switch (json_error_code(&e)) {
+	case json_error_duplicate_key:
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "duplicate key in the request (line %d, "
+			     "column %d): %s",
+			     e.line, e.column, e.text);
+		break;
+	case json_error_null_byte_in_key:
+		/* "\u0000" is valid JSON; jansson just cannot hold it in a key. */
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "a NUL byte in an object key is not allowed (line %d, column %d)",
+			     e.line, e.column);
+		break;
+	case json_error_out_of_memory:
+		request_oom(err);
+		break;
+	default:
+		request_fail(err, ERR_INVALID_JSON, "invalid JSON at line %d, column %d: %s",
+			     e.line, e.column, e.text);
+		break;
+	}
+	return NULL;
+}

@@ -1,0 +1,888 @@
+/* The HTTP front on the loop thread: parse, validate, hand fetches to the
+ * executor, and write the finished documents the workers built. Nothing
+ * here blocks: no curl call, no DNS lookup, no large JSON encode. */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "errors.h"
+#include "executor.h"
+#include "fetch.h"
+#include "log.h"
+#include "netguard.h"
+#include "request.h"
+
+#define MAX_HEADERS_SIZE (64 * 1024)
+
+struct pending;
+
+/* One fetch on its way through the pool. */
+struct job {
+	struct executor_task task; /* first: the executor hands this back */
+	struct fetch_task ft;
+	struct fetch_request *req;
+	struct pending *p;
+	size_t index; /* in p's results */
+	struct event *deadline_ev;
+	bool finished;
+};
+
+/* One client request waiting for its answer: a single fetch, or a batch. */
+struct pending {
+	struct server *srv;
+	struct evhttp_request *req;
+	struct event *close_ev; /* EV_CLOSED on the client's socket */
+	bool gone;		/* the client went away: nobody to answer */
+	bool batch;
+	size_t n_items, n_left;
+	char **docs; /* finished documents, one per item */
+	size_t *lens;
+	int *statuses;
+	enum fetchd_err *errs;
+	struct job **jobs; /* NULL where the item was answered in place */
+	uint64_t start_ns;
+	char method[8];
+	struct pending *prev, *next;
+};
+
+struct server {
+	struct event_base *base;
+	const struct fetchd_config *cfg;
+	struct evhttp *http;
+	struct executor *ex;
+	struct netguard_rules rules;
+	struct sockaddr_storage *self;
+	size_t n_self;
+	struct evconnlistener **listeners;
+	struct evhttp_bound_socket **bound;
+	size_t n_bound;
+	struct pending *pendings; /* every client request not yet answered */
+	bool draining;
+	void (*drained)(void *);
+	void *drained_arg;
+	struct event *drain_timer;
+	struct event *drain_check;
+	uint64_t started_ns;
+};
+
+static void pending_maybe_drained(struct server *srv);
+
+/* ---- replies ---- */
+
+static void free_doc(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* Send doc (malloc'd, taken over) with status. */
+static void reply_doc(struct evhttp_request *req, int status, char *doc, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *reason;
+
+	evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
+	if (buf == NULL || evbuffer_add_reference(buf, doc, len, free_doc, NULL) != 0)
+		free(doc);
+	switch (status) {
+	case 200: reason = "OK"; break;
+	case 400: reason = "Bad Request"; break;
+	case 401: reason = "Unauthorized"; break;
+	case 403: reason = "Forbidden"; break;
+	case 404: reason = "Not Found"; break;
+	case 405: reason = "Method Not Allowed"; break;
+	case 413: reason = "Content Too Large"; break;
+	case 502: reason = "Bad Gateway"; break;
+	case 503: reason = "Service Unavailable"; break;
+	case 504: reason = "Gateway Timeout"; break;
+	default: reason = "Error"; break;
+	}
+	evhttp_send_reply(req, status, reason, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+static void reply_error(struct evhttp_request *req, enum fetchd_err err, const char *message)
+{
+	size_t len;
+	char *doc = err_document(err, message, NULL, &len);
+
+	if (err == ERR_OVERLOADED)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	reply_doc(req, err_http_status(err), doc, len);
+}
+
+static void reply_json(struct evhttp_request *req, int status, json_t *obj)
+{
+	char *doc = json_dumps(obj, JSON_COMPACT);
+
+	json_decref(obj);
+	if (doc == NULL) {
+		reply_error(req, ERR_UPSTREAM_ERROR, "out of memory");
+		return;
+	}
+	reply_doc(req, status, doc, strlen(doc));
+}
+
+static void access_log(struct pending *p, int status, enum fetchd_err err, size_t bytes)
+{
+	const char *uri;
+
+	if (!p->srv->cfg->access_log)
+		return;
+	uri = evhttp_request_get_uri(p->req);
+	log_info("access %s %.200s %d %s %zu bytes %.1f ms%s", p->method, uri ? uri : "-", status,
+		 err == ERR_NONE ? "-" : err_code_name(err), bytes,
+		 (double)(executor_now_ns() - p->start_ns) / 1e6, p->gone ? " (client gone)" : "");
+}
+
+/* ---- pending client requests ---- */
+
+static void pending_free(struct pending *p)
+{
+	struct server *srv = p->srv;
+
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		srv->pendings = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	if (p->close_ev)
+		event_free(p->close_ev);
+	for (size_t i = 0; i < p->n_items; i++)
+		free(p->docs[i]);
+	free(p->docs);
+	free(p->lens);
+	free(p->statuses);
+	free(p->errs);
+	free(p->jobs);
+	free(p);
+	pending_maybe_drained(srv);
+}
+
+/* Every item has its document: write the answer (or, when the client is
+ * gone, let libevent fail the write and free the connection). */
+static void pending_finish(struct pending *p)
+{
+	if (!p->batch) {
+		access_log(p, p->statuses[0], p->errs[0], p->lens[0]);
+		if (p->errs[0] == ERR_OVERLOADED)
+			evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After",
+					  "1");
+		reply_doc(p->req, p->statuses[0], p->docs[0], p->lens[0]);
+		p->docs[0] = NULL;
+	} else {
+		/* {"results":[doc,doc,...]} by reference: the documents were
+		 * serialized on the workers and are not copied here */
+		struct evbuffer *buf = evbuffer_new();
+		size_t total = 0;
+
+		evbuffer_add(buf, "{\"results\":[", 12);
+		for (size_t i = 0; i < p->n_items; i++) {
+			if (i > 0)
+				evbuffer_add(buf, ",", 1);
+			evbuffer_add_reference(buf, p->docs[i], p->lens[i], free_doc, NULL);
+			total += p->lens[i];
+			p->docs[i] = NULL;
+		}
+		evbuffer_add(buf, "]}", 2);
+		access_log(p, 200, ERR_NONE, total);
+		evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
+				  "application/json; charset=utf-8");
+		evhttp_send_reply(p->req, 200, "OK", buf);
+		evbuffer_free(buf);
+	}
+	pending_free(p);
+}
+
+static void pending_item_done(struct pending *p, size_t i, int status, enum fetchd_err err,
+			      char *doc, size_t len)
+{
+	p->docs[i] = doc;
+	p->lens[i] = len;
+	p->statuses[i] = status;
+	p->errs[i] = err;
+	p->jobs[i] = NULL;
+	if (--p->n_left == 0)
+		pending_finish(p);
+}
+
+static void pending_item_error(struct pending *p, size_t i, enum fetchd_err err,
+			       const char *message)
+{
+	size_t len;
+	char *doc = err_document(err, message, NULL, &len);
+
+	pending_item_done(p, i, err_http_status(err), err, doc, len);
+}
+
+/* ---- jobs ---- */
+
+static void job_free(struct job *j)
+{
+	if (j->deadline_ev)
+		event_free(j->deadline_ev);
+	request_free(j->req);
+	free(j->ft.doc);
+	free(j);
+}
+
+/* Worker side: the blocking fetch. */
+static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_id)
+{
+	struct job *j = (struct job *)t;
+
+	(void)worker_id;
+	j->ft.queued_ns = t->started_ns - t->submitted_ns;
+	fetch_run(worker_ctx, &j->ft);
+}
+
+/* Loop side: the document is ready. */
+static void job_done(struct executor_task *t)
+{
+	struct job *j = (struct job *)t;
+	struct pending *p = j->p;
+	size_t i = j->index;
+	char *doc = j->ft.doc;
+
+	j->ft.doc = NULL;
+	pending_item_done(p, i, j->ft.http_status, j->ft.err, doc, j->ft.doc_len);
+	job_free(j);
+}
+
+/* The deadline passed. A task still queued is answered 504 now and never
+ * sent upstream; a running one has the same deadline inside curl. */
+static void job_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct pending *p = j->p;
+	size_t i = j->index;
+
+	(void)fd;
+	(void)what;
+	if (executor_cancel(p->srv->ex, &j->task) != 0)
+		return;
+	job_free(j);
+	pending_item_error(p, i, ERR_UPSTREAM_TIMEOUT,
+			   "the deadline passed while the fetch was queued; it was never sent");
+}
+
+/* The client closed its connection: drop what is queued, abort what runs. */
+static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)fd;
+	(void)what;
+	p->gone = true;
+	for (size_t i = 0; i < p->n_items; i++) {
+		struct job *j = p->jobs[i];
+
+		if (j == NULL)
+			continue;
+		if (executor_cancel(p->srv->ex, &j->task) == 0) {
+			size_t left = p->n_left;
+
+			job_free(j);
+			pending_item_error(p, i, ERR_UPSTREAM_ERROR, "the client went away");
+			if (left == 1)
+				return; /* that was the last item: p is freed */
+		} else {
+			atomic_store(&j->ft.cancel, true);
+		}
+	}
+}
+
+static struct pending *pending_new(struct server *srv, struct evhttp_request *req, size_t n,
+				   bool batch)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	evutil_socket_t fd = -1;
+	const char *m;
+
+	if (p == NULL)
+		return NULL;
+	p->srv = srv;
+	p->req = req;
+	p->batch = batch;
+	p->n_items = p->n_left = n;
+	p->start_ns = executor_now_ns();
+	p->docs = calloc(n ? n : 1, sizeof(*p->docs));
+	p->lens = calloc(n ? n : 1, sizeof(*p->lens));
+	p->statuses = calloc(n ? n : 1, sizeof(*p->statuses));
+	p->errs = calloc(n ? n : 1, sizeof(*p->errs));
+	p->jobs = calloc(n ? n : 1, sizeof(*p->jobs));
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: m = "GET"; break;
+	case EVHTTP_REQ_POST: m = "POST"; break;
+	default: m = "OTHER"; break;
+	}
+	snprintf(p->method, sizeof(p->method), "%s", m);
+	if (conn != NULL)
+		fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
+	if (fd >= 0)
+		p->close_ev = event_new(srv->base, fd, EV_CLOSED, pending_client_closed, p);
+	if (p->docs == NULL || p->lens == NULL || p->statuses == NULL || p->errs == NULL ||
+	    p->jobs == NULL || (fd >= 0 && p->close_ev == NULL)) {
+		if (p->close_ev)
+			event_free(p->close_ev);
+		free(p->docs);
+		free(p->lens);
+		free(p->statuses);
+		free(p->errs);
+		free(p->jobs);
+		free(p);
+		return NULL;
+	}
+	if (p->close_ev)
+		event_add(p->close_ev, NULL);
+	p->next = srv->pendings;
+	if (p->next)
+		p->next->prev = p;
+	srv->pendings = p;
+	return p;
+}
+
+/* Validate item i and queue its fetch, or answer it in place. */
+static void pending_submit(struct pending *p, size_t i, const json_t *obj)
+{
+	struct server *srv = p->srv;
+	struct request_error rerr;
+	struct job *j;
+	struct timeval tv;
+
+	if (srv->draining) {
+		pending_item_error(p, i, ERR_SHUTTING_DOWN, "fetchd is shutting down");
+		return;
+	}
+	struct fetch_request *req = request_from_json(obj, srv->cfg, &rerr);
+	if (req == NULL) {
+		pending_item_error(p, i, rerr.code, rerr.message);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		request_free(req);
+		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
+		return;
+	}
+	j->req = req;
+	j->p = p;
+	j->index = i;
+	j->task.run = job_run;
+	j->task.done = job_done;
+	j->ft.req = req;
+	j->ft.cfg = srv->cfg;
+	j->ft.rules = &srv->rules;
+	j->ft.deadline_ns = executor_now_ns() + req->timeout_ms * 1000000ull;
+	atomic_init(&j->ft.cancel, false);
+	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
+	if (j->deadline_ev == NULL) {
+		job_free(j);
+		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
+		return;
+	}
+	tv.tv_sec = (time_t)(req->timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
+	evtimer_add(j->deadline_ev, &tv);
+	p->jobs[i] = j;
+	if (executor_submit(srv->ex, &j->task) != 0) {
+		p->jobs[i] = NULL;
+		job_free(j);
+		pending_item_error(p, i, ERR_OVERLOADED,
+				   "the worker pool and its queue are full; retry later");
+	}
+}
+
+/* ---- routes ---- */
+
+static json_t *read_body(struct evhttp_request *req, struct request_error *err)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *data = (const char *)evbuffer_pullup(in, -1);
+
+	return request_parse_body(data ? data : "", len, err);
+}
+
+static void handle_fetch_object(struct server *srv, struct evhttp_request *req, json_t *obj)
+{
+	struct pending *p = pending_new(srv, req, 1, false);
+
+	if (p == NULL) {
+		reply_error(req, ERR_OVERLOADED, "out of memory");
+		return;
+	}
+	pending_submit(p, 0, obj);
+}
+
+/* GET /v1/fetch?url=...: the query's parameters as a fetch object. */
+static json_t *query_to_object(const char *query, char *msg, size_t msglen)
+{
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	json_t *obj = json_object();
+
+	TAILQ_INIT(&params);
+	if (query == NULL || evhttp_parse_query_str(query, &params) != 0) {
+		snprintf(msg, msglen, "the query string is malformed");
+		goto bad;
+	}
+	TAILQ_FOREACH(kv, &params, next)
+	{
+		json_t *value;
+
+		if (json_object_get(obj, kv->key) != NULL) {
+			snprintf(msg, msglen, "query parameter '%.64s' is given twice", kv->key);
+			goto bad;
+		}
+		if (strcmp(kv->key, "timeout") == 0) {
+			char *end;
+			double v;
+
+			errno = 0;
+			v = strtod(kv->value, &end);
+			if (kv->value[0] == '\0' || *end != '\0' || errno != 0) {
+				snprintf(msg, msglen, "query parameter 'timeout' must be a number");
+				goto bad;
+			}
+			value = json_real(v);
+		} else if (strcmp(kv->key, "url") == 0 || strcmp(kv->key, "method") == 0 ||
+			   strcmp(kv->key, "body_mode") == 0) {
+			value = json_stringn(kv->value, strlen(kv->value));
+			if (value == NULL) {
+				snprintf(msg, msglen, "query parameter '%s' is not valid UTF-8",
+					 kv->key);
+				goto bad;
+			}
+		} else {
+			snprintf(msg, msglen,
+				 "unknown query parameter '%.64s' (GET /v1/fetch takes url, method, "
+				 "timeout, body_mode)",
+				 kv->key);
+			goto bad;
+		}
+		json_object_set_new(obj, kv->key, value);
+	}
+	evhttp_clear_headers(&params);
+	return obj;
+bad:
+	evhttp_clear_headers(&params);
+	json_decref(obj);
+	return NULL;
+}
+
+static void handle_fetch(struct server *srv, struct evhttp_request *req)
+{
+	struct request_error err;
+	json_t *obj;
+
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+
+		obj = query_to_object(evhttp_uri_get_query(uri), err.message, sizeof(err.message));
+		if (obj == NULL) {
+			reply_error(req, ERR_INVALID_REQUEST, err.message);
+			return;
+		}
+	} else {
+		obj = read_body(req, &err);
+		if (obj == NULL) {
+			reply_error(req, err.code, err.message);
+			return;
+		}
+	}
+	handle_fetch_object(srv, req, obj);
+	json_decref(obj);
+}
+
+static void handle_batch(struct server *srv, struct evhttp_request *req)
+{
+	struct request_error err;
+	json_t *obj = read_body(req, &err), *list;
+	const char *key;
+	json_t *value;
+	struct pending *p;
+	char msg[256];
+
+	if (obj == NULL) {
+		reply_error(req, err.code, err.message);
+		return;
+	}
+	if (!json_is_object(obj)) {
+		reply_error(req, ERR_INVALID_REQUEST, "the batch must be a JSON object");
+		goto out;
+	}
+	json_object_foreach(obj, key, value)
+	{
+		if (strcmp(key, "requests") != 0) {
+			snprintf(msg, sizeof(msg), "unknown field '%.64s' (a batch has 'requests')",
+				 key);
+			reply_error(req, ERR_INVALID_REQUEST, msg);
+			goto out;
+		}
+	}
+	list = json_object_get(obj, "requests");
+	if (!json_is_array(list)) {
+		reply_error(req, ERR_INVALID_REQUEST, "field 'requests' must be an array");
+		goto out;
+	}
+	if (json_array_size(list) > srv->cfg->max_batch) {
+		snprintf(msg, sizeof(msg), "field 'requests' has %zu items; at most %u are allowed",
+			 json_array_size(list), srv->cfg->max_batch);
+		reply_error(req, ERR_INVALID_REQUEST, msg);
+		goto out;
+	}
+	if (json_array_size(list) == 0) {
+		reply_json(req, 200, json_pack("{s:[]}", "results"));
+		goto out;
+	}
+	p = pending_new(srv, req, json_array_size(list), true);
+	if (p == NULL) {
+		reply_error(req, ERR_OVERLOADED, "out of memory");
+		goto out;
+	}
+	/* admitted one by one, like asyncio.gather; the last completion may
+	 * free p, so count the items before submitting */
+	size_t n = json_array_size(list);
+	for (size_t i = 0; i < n; i++)
+		pending_submit(p, i, json_array_get(list, i));
+out:
+	json_decref(obj);
+}
+
+static void handle_healthz(struct server *srv, struct evhttp_request *req)
+{
+	if (srv->draining)
+		reply_json(req, 503, json_pack("{s:s}", "status", "draining"));
+	else
+		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void handle_stats(struct server *srv, struct evhttp_request *req)
+{
+	struct executor_stats st;
+
+	executor_get_stats(srv->ex, &st);
+	reply_json(req, 200,
+		   json_pack("{s:s, s:f, s:{s:{s:i, s:i, s:i, s:i, s:I, s:I, s:I}}}", "version",
+			     PACKAGE_VERSION, "uptime_s",
+			     (double)(executor_now_ns() - srv->started_ns) / 1e9, "pools", "default",
+			     "threads", (int)st.threads, "busy", (int)st.busy, "queued",
+			     (int)st.queued, "queue_limit", (int)st.queue_limit, "completed",
+			     (json_int_t)st.completed, "rejected", (json_int_t)st.rejected,
+			     "cancelled", (json_int_t)st.cancelled));
+}
+
+struct route {
+	const char *path;
+	unsigned methods; /* EVHTTP_REQ_* bits */
+	const char *allow;
+	void (*handler)(struct server *, struct evhttp_request *);
+};
+
+static const struct route routes[] = {
+	{"/v1/fetch", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST", handle_fetch},
+	{"/v1/batch", EVHTTP_REQ_POST, "POST", handle_batch},
+	{"/healthz", EVHTTP_REQ_GET, "GET", handle_healthz},
+	{"/v1/stats", EVHTTP_REQ_GET, "GET", handle_stats},
+};
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct server *srv = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	char msg[256];
+
+	if (path == NULL)
+		path = "/";
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(path, routes[i].path) != 0)
+			continue;
+		if (!(evhttp_request_get_command(req) & routes[i].methods)) {
+			snprintf(msg, sizeof(msg), "%s takes %s", routes[i].path, routes[i].allow);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+					  routes[i].allow);
+			reply_error(req, ERR_METHOD_NOT_ALLOWED, msg);
+			return;
+		}
+		routes[i].handler(srv, req);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "no such path '%.128s'", path);
+	reply_error(req, ERR_NOT_FOUND, msg);
+}
+
+/* ---- life cycle ---- */
+
+static void *worker_init(unsigned id, void *arg)
+{
+	(void)arg;
+	return fetch_worker_new(id);
+}
+
+static void worker_fini(void *ctx, void *arg)
+{
+	(void)arg;
+	fetch_worker_free(ctx);
+}
+
+struct server *server_new(struct event_base *base, const struct fetchd_config *cfg)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+
+	if (srv == NULL)
+		return NULL;
+	srv->base = base;
+	srv->cfg = cfg;
+	srv->started_ns = executor_now_ns();
+	srv->http = evhttp_new(base);
+	if (srv->http == NULL) {
+		free(srv);
+		return NULL;
+	}
+	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)cfg->max_request_bytes);
+	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
+	struct timeval idle = {.tv_sec = (time_t)(cfg->idle_timeout_ms / 1000),
+			       .tv_usec = (suseconds_t)(cfg->idle_timeout_ms % 1000) * 1000};
+	evhttp_set_timeout_tv(srv->http, &idle);
+	evhttp_set_gencb(srv->http, dispatch, srv);
+	srv->rules.deny_private = cfg->deny_private;
+	srv->rules.allow = cfg->allow;
+	srv->rules.n_allow = cfg->n_allow;
+	srv->rules.deny = cfg->deny;
+	srv->rules.n_deny = cfg->n_deny;
+	return srv;
+}
+
+/* "host:port" or "[v6]:port" into a socket address. Start-up only (it
+ * may resolve a name). */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':'), *h = spec;
+	size_t hlen;
+	struct addrinfo hints, *res = NULL;
+	int rc;
+
+	if (colon == NULL)
+		return -1;
+	hlen = (size_t)(colon - spec);
+	if (spec[0] == '[' && hlen >= 2 && spec[hlen - 1] == ']') {
+		h = spec + 1;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc != 0 || res == NULL) {
+		log_error("listen %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void format_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	snprintf(buf, len, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+int server_start(struct server *srv)
+{
+	const struct fetchd_config *cfg = srv->cfg;
+	size_t n = cfg->n_listen;
+
+	srv->listeners = calloc(n, sizeof(*srv->listeners));
+	srv->bound = calloc(n, sizeof(*srv->bound));
+	srv->self = calloc(n, sizeof(*srv->self));
+	if (srv->listeners == NULL || srv->bound == NULL || srv->self == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+		char name[128];
+
+		if (parse_listen(cfg->listen[i], &ss, &len) != 0) {
+			log_error("listen %s: not a valid address", cfg->listen[i]);
+			return -1;
+		}
+		if (cfg->reuse_port)
+			flags |= LEV_OPT_REUSEABLE_PORT;
+		srv->listeners[i] = evconnlistener_new_bind(srv->base, NULL, NULL, flags, 1024,
+							    (struct sockaddr *)&ss, (int)len);
+		if (srv->listeners[i] == NULL) {
+			log_error("listen %s: %s", cfg->listen[i], strerror(errno));
+			return -1;
+		}
+		srv->bound[i] = evhttp_bind_listener(srv->http, srv->listeners[i]);
+		if (srv->bound[i] == NULL) {
+			log_error("listen %s: cannot attach HTTP", cfg->listen[i]);
+			return -1;
+		}
+		srv->n_bound++;
+		len = sizeof(srv->self[i]);
+		getsockname(evconnlistener_get_fd(srv->listeners[i]),
+			    (struct sockaddr *)&srv->self[i], &len);
+		srv->n_self++;
+		format_sockaddr(&srv->self[i], name, sizeof(name));
+		log_info("listening on %s", name);
+	}
+	/* fetchd's own listen address:port is always denied: no fetch loops */
+	srv->rules.self = srv->self;
+	srv->rules.n_self = srv->n_self;
+	srv->ex = executor_new(srv->base, cfg->threads, cfg->queue_limit, worker_init, worker_fini,
+			       NULL);
+	if (srv->ex == NULL) {
+		log_error("cannot start the worker pool");
+		return -1;
+	}
+	log_info("pool: %u threads, queue limit %u%s", cfg->threads, cfg->queue_limit,
+		 cfg->threads == 0 ? " (inline mode: fetches block the loop)" : "");
+	return 0;
+}
+
+static void pending_maybe_drained(struct server *srv)
+{
+	if (srv->draining && srv->pendings == NULL && srv->drained != NULL) {
+		void (*cb)(void *) = srv->drained;
+
+		srv->drained = NULL;
+		cb(srv->drained_arg);
+	}
+}
+
+/* Past shutdown_timeout: answer what is queued, abort what runs. */
+static void drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("shutdown_timeout passed: aborting the fetches still in flight");
+	for (struct pending *p = srv->pendings, *next; p != NULL; p = next) {
+		next = p->next;
+		for (size_t i = 0; i < p->n_items; i++) {
+			struct job *j = p->jobs[i];
+
+			if (j == NULL)
+				continue;
+			if (executor_cancel(srv->ex, &j->task) == 0) {
+				size_t left = p->n_left;
+
+				job_free(j);
+				pending_item_error(p, i, ERR_SHUTTING_DOWN,
+						   "fetchd shut down before this fetch ran");
+				if (left == 1)
+					break; /* p is freed */
+			} else {
+				atomic_store(&j->ft.cancel, true);
+			}
+		}
+	}
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pending_maybe_drained(arg);
+}
+
+void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
+{
+	struct timeval tv = {.tv_sec = (time_t)(srv->cfg->shutdown_timeout_ms / 1000),
+			     .tv_usec = (suseconds_t)(srv->cfg->shutdown_timeout_ms % 1000) *
+					1000};
+	struct timeval now = {0, 0};
+
+	if (srv->draining)
+		return;
+	srv->draining = true;
+	srv->drained = drained;
+	srv->drained_arg = arg;
+	for (size_t i = 0; i < srv->n_bound; i++)
+		evhttp_del_accept_socket(srv->http, srv->bound[i]);
+	srv->n_bound = 0;
+	srv->drain_timer = evtimer_new(srv->base, drain_timeout, srv);
+	if (srv->drain_timer != NULL)
+		evtimer_add(srv->drain_timer, &tv);
+	/* from the loop, not from inside the signal handler's caller */
+	srv->drain_check = evtimer_new(srv->base, drain_check, srv);
+	if (srv->drain_check != NULL)
+		evtimer_add(srv->drain_check, &now);
+}
+
+void server_load_summary(struct server *srv, char *buf, unsigned long len)
+{
+	struct executor_stats st;
+
+	executor_get_stats(srv->ex, &st);
+	snprintf(buf, len, "busy %u/%u, queued %u", st.busy, st.threads, st.queued);
+}
+
+void server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	/* the workers finish their current task; their completions still
+	 * reach the pendings, which are then answered */
+	if (srv->ex != NULL)
+		executor_free(srv->ex);
+	while (srv->pendings != NULL) {
+		struct pending *p = srv->pendings;
+
+		for (size_t i = 0; i < p->n_items; i++)
+			if (p->jobs[i] != NULL)
+				job_free(p->jobs[i]);
+		pending_free(p);
+	}
+	if (srv->drain_timer)
+		event_free(srv->drain_timer);
+	if (srv->drain_check)
+		event_free(srv->drain_check);
+	/* evhttp_free frees the bound listeners */
+	evhttp_free(srv->http);
+	free(srv->listeners);
+	free(srv->bound);
+	free(srv->self);
+	free(srv);
+}

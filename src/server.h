@@ -1,0 +1,29 @@
+#ifndef FETCHD_SERVER_H
+#define FETCHD_SERVER_H
+
+struct event_base;
+struct fetchd_config;
+struct server;
+
+/* The HTTP front: evhttp routes, request -> task, reply. The only code
+ * that calls evhttp. Runs on the loop thread. cfg must outlive the
+ * server. NULL on failure (logged). */
+struct server *server_new(struct event_base *base, const struct fetchd_config *cfg);
+
+/* Bind every listen address of the config and start the worker pool.
+ * Logs "listening on ADDR:PORT" for each (with the real port when the
+ * config asked for port 0). Returns 0 or -1 (logged). */
+int server_start(struct server *srv);
+
+/* Stop accepting, answer /healthz with 503, let in-flight and queued
+ * fetches finish (up to shutdown_timeout, then abort them with an error
+ * document), then call drained(arg) once every accepted request has been
+ * answered. */
+void server_drain(struct server *srv, void (*drained)(void *arg), void *arg);
+
+/* "busy 3/16, queued 0" for status lines. */
+void server_load_summary(struct server *srv, char *buf, unsigned long len);
+
+void server_free(struct server *srv);
+
+#endif
