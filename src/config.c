@@ -443,8 +443,10 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 		}
 		if (config_strv_update((char ***)((char *)cfg + k->off),
 				       (size_t *)((char *)cfg + k->off_n), items, (size_t)n,
-				       replace) < 0)
-			goto oom;
+				       replace) < 0) {
+			snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+			goto out;
+		}
 		break;
 
 	case CONFIG_T_CIDRS: {
@@ -453,8 +455,10 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 		size_t base = replace ? 0 : *count;
 
 		nets = calloc(base + (size_t)n + 1, sizeof(*nets));
-		if (nets == NULL)
-			goto oom;
+		if (nets == NULL) {
+			snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+			goto out;
+		}
 		for (i = 0; i < (size_t)n; i++) {
 			if (netguard_parse_cidr(items[i], &nets[base + i]) < 0) {
 				snprintf(msg, msglen, "%s.%s: bad CIDR '%s'", k->section, k->name,
@@ -497,10 +501,6 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 		goto out;
 	}
 	ret = 0;
-	goto out;
-
-oom:
-	snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
 out:
 	free(nets);
 	free(items);

@@ -463,7 +463,7 @@ char *materialize_document(const struct fetch_response *resp, unsigned fields,
 	if (fields & FIELD_WORKER)
 		rc |= set_new(doc, "worker", json_integer(resp->worker));
 	if (rc == 0) {
-		out = json_dumps(doc, JSON_COMPACT);
+		out = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
 		if (out != NULL)
 			*len = strlen(out);
 	}

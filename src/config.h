@@ -1,0 +1,85 @@
+#ifndef FETCHD_CONFIG_H
+#define FETCHD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "netguard.h"
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/fetchd/fetchd.conf"
+
+enum config_scheme {
+	CONFIG_SCHEME_HTTP = 1 << 0,
+	CONFIG_SCHEME_HTTPS = 1 << 1,
+};
+
+/* One parsed configuration. Built once, then read-only: a reload builds a
+ * new one and swaps it in. Durations are milliseconds, sizes bytes. */
+struct fetchd_config {
+	/* [server] */
+	char **listen; /* "127.0.0.1:8080", "[::1]:8080" */
+	size_t n_listen;
+	bool reuse_port;
+	uint64_t max_request_bytes;
+	unsigned max_batch;
+	uint64_t max_pending_bytes;
+	uint64_t idle_timeout_ms;
+	char *auth_token_file; /* NULL: no auth */
+	uint64_t shutdown_timeout_ms;
+
+	/* [pool] */
+	unsigned threads; /* 0 = inline mode */
+	unsigned queue_limit;
+
+	/* [fetch] */
+	unsigned schemes; /* enum config_scheme bits */
+	uint64_t connect_timeout_ms;
+	uint64_t timeout_ms;
+	uint64_t max_response_bytes;
+	unsigned max_redirects;
+	char *user_agent;
+	bool verify_tls;
+	bool allow_insecure;
+	char *ca_file;	/* NULL: system default */
+	char *proxy;	/* NULL: no proxy (and the environment's is ignored) */
+
+	/* [security] */
+	bool deny_private;
+	struct cidr *allow;
+	size_t n_allow;
+	struct cidr *deny;
+	size_t n_deny;
+	char **allow_hosts;
+	size_t n_allow_hosts;
+
+	/* [log] */
+	enum log_level log_level;
+	bool access_log;
+};
+
+/* A configuration with SPEC section 3's defaults. NULL on out of memory. */
+struct fetchd_config *config_new(void);
+void config_free(struct fetchd_config *cfg);
+
+/* Read an INI file into cfg (which holds defaults or earlier values).
+ * Every problem is written to err as "path:line: message\n" (a missing
+ * file as "path: message"). Returns the number of problems. Cross-key
+ * checks are left to config_check, run after command-line overrides. */
+int config_load(struct fetchd_config *cfg, const char *path, FILE *err);
+
+/* Set one key as the file would ("server", "listen", "127.0.0.1:9000").
+ * For a list key (listen, allow, deny, allow_hosts, schemes) a value
+ * appends its comma-separated items unless replace is true, which first
+ * empties the list (the first command-line flag replaces the file's list).
+ * Returns 0, or -1 with a message (no location) in msg. */
+int config_set(struct fetchd_config *cfg, const char *section, const char *key, const char *value,
+	       bool replace, char *msg, size_t msglen);
+
+/* Cross-key checks (at least one listen address, ...). Writes problems as
+ * "where: message\n" to err; returns their number. */
+int config_check(const struct fetchd_config *cfg, const char *where, FILE *err);
+
+#endif
