@@ -77,6 +77,9 @@ struct server {
 	struct event *drain_timer;
 	struct event *drain_check;
 	uint64_t started_ns;
+	char *auth_token; /* NULL: no authentication */
+	/* bytes of finished documents not yet written to their clients */
+	uint64_t pending_bytes;
 };
 
 static void pending_maybe_drained(struct server *srv);
@@ -90,32 +93,58 @@ static void free_doc(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* Send doc (malloc'd, taken over) with status. */
-static void reply_doc(struct evhttp_request *req, int status, char *doc, size_t len)
+/* A document written (or dropped with its connection): its bytes no longer
+ * count against max_pending_bytes. */
+static void free_counted_doc(const void *data, size_t len, void *arg)
+{
+	struct server *srv = arg;
+
+	srv->pending_bytes -= len;
+	free((void *)data);
+}
+
+static const char *status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Error";
+	}
+}
+
+/* Send doc (malloc'd, taken over) with status. With srv, the document
+ * counts against max_pending_bytes until libevent has written it. */
+static void reply_send(struct server *srv, struct evhttp_request *req, int status, char *doc,
+		       size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	const char *reason;
+	int rc = -1;
 
-	evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
-	if (buf == NULL || evbuffer_add_reference(buf, doc, len, free_doc, NULL) != 0)
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json; charset=utf-8");
+	if (buf != NULL)
+		rc = srv ? evbuffer_add_reference(buf, doc, len, free_counted_doc, srv)
+			 : evbuffer_add_reference(buf, doc, len, free_doc, NULL);
+	if (rc == 0 && srv != NULL)
+		srv->pending_bytes += len;
+	if (rc != 0)
 		free(doc);
-	switch (status) {
-	case 200: reason = "OK"; break;
-	case 400: reason = "Bad Request"; break;
-	case 401: reason = "Unauthorized"; break;
-	case 403: reason = "Forbidden"; break;
-	case 404: reason = "Not Found"; break;
-	case 405: reason = "Method Not Allowed"; break;
-	case 413: reason = "Content Too Large"; break;
-	case 502: reason = "Bad Gateway"; break;
-	case 503: reason = "Service Unavailable"; break;
-	case 504: reason = "Gateway Timeout"; break;
-	default: reason = "Error"; break;
-	}
-	evhttp_send_reply(req, status, reason, buf);
+	evhttp_send_reply(req, status, status_reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
+}
+
+static void reply_doc(struct evhttp_request *req, int status, char *doc, size_t len)
+{
+	reply_send(NULL, req, status, doc, len);
 }
 
 static void reply_error(struct evhttp_request *req, enum fetchd_err err, const char *message)
@@ -186,7 +215,7 @@ static void pending_finish(struct pending *p)
 		if (p->errs[0] == ERR_OVERLOADED)
 			evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After",
 					  "1");
-		reply_doc(p->req, p->statuses[0], p->docs[0], p->lens[0]);
+		reply_send(p->srv, p->req, p->statuses[0], p->docs[0], p->lens[0]);
 		p->docs[0] = NULL;
 	} else {
 		/* {"results":[doc,doc,...]} by reference: the documents were
@@ -198,7 +227,11 @@ static void pending_finish(struct pending *p)
 		for (size_t i = 0; i < p->n_items; i++) {
 			if (i > 0)
 				evbuffer_add(buf, ",", 1);
-			evbuffer_add_reference(buf, p->docs[i], p->lens[i], free_doc, NULL);
+			if (evbuffer_add_reference(buf, p->docs[i], p->lens[i], free_counted_doc,
+						   p->srv) == 0)
+				p->srv->pending_bytes += p->lens[i];
+			else
+				free(p->docs[i]);
 			total += p->lens[i];
 			p->docs[i] = NULL;
 		}
@@ -371,6 +404,12 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 
 	if (srv->draining) {
 		pending_item_error(p, i, ERR_SHUTTING_DOWN, "fetchd is shutting down");
+		return;
+	}
+	if (srv->pending_bytes >= srv->cfg->max_pending_bytes) {
+		pending_item_error(p, i, ERR_OVERLOADED,
+				   "too many response bytes wait for slow clients "
+				   "([server] max_pending_bytes); retry later");
 		return;
 	}
 	struct fetch_request *req = request_from_json(obj, srv->cfg, &rerr);
@@ -606,6 +645,31 @@ static const struct route routes[] = {
 	{"/v1/stats", EVHTTP_REQ_GET, "GET", handle_stats},
 };
 
+/* Compare in constant time: the time taken says nothing about how much
+ * of the token matched. */
+static bool token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return diff == 0;
+}
+
+static bool authorized(struct server *srv, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+					   "Authorization");
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return token_equal(h, srv->auth_token);
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct server *srv = arg;
@@ -615,6 +679,14 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "/";
+	/* /healthz stays open so load balancers need no token */
+	if (srv->auth_token != NULL && strcmp(path, "/healthz") != 0 && !authorized(srv, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer");
+		reply_error(req, ERR_UNAUTHORIZED,
+			    "missing or wrong 'Authorization: Bearer' token");
+		return;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
@@ -725,6 +797,37 @@ static void format_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t
 	snprintf(buf, len, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
 
+/* The bearer token: the file's first line, surrounding whitespace
+ * trimmed. Read at start-up (a config file, not a loop-time read). */
+static int load_token(struct server *srv, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1024];
+	size_t n;
+
+	if (f == NULL) {
+		log_error("auth_token_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	char *start = buf, *end = buf + strlen(buf);
+	while (*start == ' ' || *start == '\t')
+		start++;
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	if (*start == '\0') {
+		log_error("auth_token_file %s: the token is empty", path);
+		return -1;
+	}
+	srv->auth_token = strdup(start);
+	explicit_bzero(buf, sizeof(buf));
+	return srv->auth_token != NULL ? 0 : -1;
+}
+
 int server_start(struct server *srv)
 {
 	const struct fetchd_config *cfg = srv->cfg;
@@ -766,6 +869,8 @@ int server_start(struct server *srv)
 		format_sockaddr(&srv->self[i], name, sizeof(name));
 		log_info("listening on %s", name);
 	}
+	if (cfg->auth_token_file != NULL && load_token(srv, cfg->auth_token_file) != 0)
+		return -1;
 	/* fetchd's own listen address:port is always denied: no fetch loops */
 	srv->rules.self = srv->self;
 	srv->rules.n_self = srv->n_self;
@@ -884,5 +989,9 @@ void server_free(struct server *srv)
 	free(srv->listeners);
 	free(srv->bound);
 	free(srv->self);
+	if (srv->auth_token != NULL) {
+		explicit_bzero(srv->auth_token, strlen(srv->auth_token));
+		free(srv->auth_token);
+	}
 	free(srv);
 }

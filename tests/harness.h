@@ -1,0 +1,105 @@
+/* Helpers for the integration tests: start and stop the upstream test
+ * server and fetchd as child processes, talk HTTP to them with libcurl,
+ * and open raw TCP connections. Every wait is bounded. Only 127.0.0.1. */
+#ifndef FETCHD_TESTS_HARNESS_H
+#define FETCHD_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+/* Bound on every HTTP call a test makes, in seconds. */
+#define HARNESS_HTTP_TIMEOUT_S 30
+
+struct upstream {
+	pid_t pid;
+	int port;
+};
+
+struct fetchd {
+	pid_t pid;
+	int port;
+	int log_fd; /* stdout + stderr of fetchd; the file is already unlinked */
+	char conf_path[64];
+};
+
+/* One HTTP answer. json is the parsed body, NULL when it is not JSON. */
+struct http_resp {
+	long status;
+	char *headers; /* every header line as received, CRLF kept */
+	char *body;    /* NUL-terminated; body_len excludes the NUL */
+	size_t body_len;
+	json_t *json;
+	double elapsed_ms;
+};
+
+/* curl_global_init. Call once from main before any test runs. */
+void harness_init(void);
+
+/* Start $UPSTREAM_BIN (default ./tests/upstream) and read its "PORT n"
+ * line. Fails the test when it does not come up within 10 s. */
+void upstream_start(struct upstream *u);
+void upstream_stop(struct upstream *u);
+
+/* Start $FETCHD_BIN (default ./fetchd) with a temporary config holding
+ * "[server]\nlisten = 127.0.0.1:0\n" and then extra_config (may be NULL),
+ * and --allow 127.0.0.1/32 when allow_loopback. Waits up to 10 s for the
+ * "listening on 127.0.0.1:PORT" log line. Fails the test otherwise. */
+void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_loopback);
+void fetchd_start(struct fetchd *f, const char *extra_config);
+
+/* SIGTERM, wait up to 15 s (then SIGKILL), remove the temp files and
+ * fail the test unless fetchd exited with status 0. */
+void fetchd_stop(struct fetchd *f);
+
+/* Everything fetchd has logged so far (malloc'd, NUL-terminated). */
+char *fetchd_log(const struct fetchd *f);
+
+/* HTTP to 127.0.0.1:port. body (may be NULL) is sent as
+ * application/json. Returns 0 when an answer came, -1 on a transport
+ * error (logged to stderr). */
+int http_request(int port, const char *method, const char *path, const char *body,
+		 struct http_resp *r);
+int http_get(int port, const char *path, struct http_resp *r);
+int http_post_json(int port, const char *path, const char *body, struct http_resp *r);
+/* POST obj (stolen) as JSON. */
+int http_post_obj(int port, const char *path, json_t *obj, struct http_resp *r);
+void http_resp_free(struct http_resp *r);
+
+/* The value of the first response header called name (any case), with
+ * surrounding blanks trimmed; malloc'd, or NULL when absent. */
+char *http_resp_header(const struct http_resp *r, const char *name);
+
+/* A POST running on its own thread, to keep a fetch in flight. */
+struct bg_request;
+struct bg_request *bg_post_json(int port, const char *path, const char *body);
+struct bg_request *bg_post_obj(int port, const char *path, json_t *obj);
+/* Wait for it (bounded by the HTTP timeout) and take its answer. Returns
+ * what http_request returned. */
+int bg_join(struct bg_request *b, struct http_resp *r);
+
+/* A TCP connection to 127.0.0.1:port, or -1. */
+int raw_connect(int port);
+/* Write all of data; 0 or -1. */
+int raw_send(int fd, const void *data, size_t len);
+
+/* Percent-encode everything but RFC 3986 unreserved bytes (malloc'd). */
+char *url_encode(const char *s);
+/* asprintf that fails the test instead of returning NULL. */
+char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Standard base64 decode (malloc'd), NULL when invalid. */
+unsigned char *base64_decode(const char *s, size_t *out_len);
+
+/* A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+int closed_port(void);
+
+uint64_t now_ms(void);
+void sleep_ms(unsigned ms);
+
+/* The value at a dotted path ("error.code", "results.0.status"), or NULL. */
+json_t *json_path(json_t *root, const char *path);
+
+#endif
