@@ -159,7 +159,7 @@ static void reply_error(struct evhttp_request *req, enum fetchd_err err, const c
 
 static void reply_json(struct evhttp_request *req, int status, json_t *obj)
 {
-	char *doc = json_dumps(obj, JSON_COMPACT);
+	char *doc = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9));
 
 	json_decref(obj);
 	if (doc == NULL) {
