@@ -88,6 +88,13 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 		free(w);
 		return NULL;
 	}
+	/* Start the cookie engine once, for the handle's life: a cookie line
+	 * starts it and the engine outlives curl_easy_reset. CURLOPT_COOKIEFILE
+	 * would do too, but libcurl 7.88.1 leaks its list on every reset
+	 * (curl/curl#10694, fixed in 8.0 by #10709). */
+	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST,
+			 "fetchd.invalid\tFALSE\t/\tFALSE\t0\tstart\tengine");
+	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST, "ALL");
 	return w;
 }
 
@@ -586,8 +593,6 @@ static void setup_hop(CURL *c, struct transfer *tr, const char *url, const char 
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols_str(cfg));
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	/* the cookie engine: cookies of earlier hops of this fetch go along */
-	curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	if (!has_user_agent && cfg->user_agent != NULL)
 		curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent);

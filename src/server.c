@@ -80,6 +80,7 @@ struct server {
 	char *auth_token; /* NULL: no authentication */
 	/* bytes of finished documents not yet written to their clients */
 	uint64_t pending_bytes;
+	uint64_t fetch_failed; /* fetches that ran and ended in an error */
 };
 
 static void pending_maybe_drained(struct server *srv);
@@ -296,6 +297,8 @@ static void job_done(struct executor_task *t)
 	char *doc = j->ft.doc;
 
 	j->ft.doc = NULL;
+	if (j->ft.err != ERR_NONE)
+		p->srv->fetch_failed++;
 	pending_item_done(p, i, j->ft.http_status, j->ft.err, doc, j->ft.doc_len);
 	job_free(j);
 }
@@ -622,12 +625,13 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 
 	executor_get_stats(srv->ex, &st);
 	reply_json(req, 200,
-		   json_pack("{s:s, s:f, s:{s:{s:i, s:i, s:i, s:i, s:I, s:I, s:I}}}", "version",
+		   json_pack("{s:s, s:f, s:{s:{s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}}}", "version",
 			     PACKAGE_VERSION, "uptime_s",
 			     (double)(executor_now_ns() - srv->started_ns) / 1e9, "pools", "default",
 			     "threads", (int)st.threads, "busy", (int)st.busy, "queued",
 			     (int)st.queued, "queue_limit", (int)st.queue_limit, "completed",
-			     (json_int_t)st.completed, "rejected", (json_int_t)st.rejected,
+			     (json_int_t)st.completed, "failed", (json_int_t)srv->fetch_failed,
+			     "rejected", (json_int_t)st.rejected,
 			     "cancelled", (json_int_t)st.cancelled));
 }
 

@@ -377,6 +377,8 @@ void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_lo
 		int status, port = log_listen_port(log);
 
 		if (port > 0) {
+			/* read at start-up; gone now, so a failing test leaves nothing */
+			unlink(f->conf_path);
 			free(log);
 			f->port = port;
 			return;

@@ -1,0 +1,1387 @@
+/* Integration tests: the real fetchd binary against the upstream test
+ * server, both on 127.0.0.1, through HTTP. Each test starts its own
+ * processes. Nothing sleeps for a fixed long time: waits are bounded
+ * polls, and every HTTP call has a timeout (harness.h). */
+#include <check.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+
+#define TEST_TIMEOUT_S 120
+#define WAIT_MS 20000 /* bound on waiting for a state (held, queued, ...) */
+#define SETTLE_MS 1000 /* how long "never happens" is watched */
+
+static struct upstream up;
+static struct fetchd daemon_;
+
+/* ---- assertions on answers ---- */
+
+static const char *body_of(const struct http_resp *r)
+{
+	return r->body != NULL ? r->body : "(no body)";
+}
+
+/* A short rendering of v for failure messages (one static buffer). */
+static const char *describe(const json_t *v)
+{
+	static char buf[256];
+	char *s;
+
+	if (v == NULL)
+		return "(absent)";
+	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	snprintf(buf, sizeof(buf), "%.250s", s != NULL ? s : "?");
+	free(s);
+	return buf;
+}
+
+#define expect_status(r, want)                                                                 \
+	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
+		      (int)(want), (r)->status, body_of(r))
+
+#define expect_str(r, path, want)                                                              \
+	do {                                                                                   \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0, \
+			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),        \
+			      describe(v_), body_of(r));                                       \
+	} while (0)
+
+#define expect_int(r, path, want)                                                              \
+	do {                                                                                   \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),         \
+			      "%s: want %lld, got %s; body: %.1000s", (path),                  \
+			      (long long)(want), describe(v_), body_of(r));                    \
+	} while (0)
+
+#define expect_bool(r, path, want)                                                             \
+	do {                                                                                   \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(json_is_boolean(v_) && json_is_true(v_) == (want),               \
+			      "%s: want %s, got %s; body: %.1000s", (path),                    \
+			      (want) ? "true" : "false", describe(v_), body_of(r));            \
+	} while (0)
+
+#define expect_null(r, path)                                                                   \
+	ck_assert_msg(json_is_null(json_path((r)->json, (path))),                              \
+		      "%s: want null, got %s; body: %.1000s", (path),                          \
+		      describe(json_path((r)->json, (path))), body_of(r))
+
+#define expect_absent(r, path)                                                                 \
+	ck_assert_msg(json_path((r)->json, (path)) == NULL,                                    \
+		      "%s: want absent, got %s; body: %.1000s", (path),                        \
+		      describe(json_path((r)->json, (path))), body_of(r))
+
+/* v equals the JSON text want. */
+#define expect_json(r, path, want)                                                             \
+	do {                                                                                   \
+		json_t *w_ = json_loads((want), JSON_DECODE_ANY, NULL);                        \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(w_ != NULL, "bad expectation %s", (want));                       \
+		ck_assert_msg(json_equal(v_, w_), "%s: want %s, got %s; body: %.1000s", (path), \
+			      (want), describe(v_), body_of(r));                               \
+		json_decref(w_);                                                               \
+	} while (0)
+
+/* An error document with this HTTP status and code. */
+#define expect_error(r, http, code)                                                            \
+	do {                                                                                   \
+		expect_status((r), (http));                                                    \
+		expect_str((r), "error.code", (code));                                         \
+		ck_assert_msg(json_is_string(json_path((r)->json, "error.message")) &&         \
+				      json_string_length(json_path((r)->json, "error.message")) > 0, \
+			      "error.message missing; body: %.1000s", body_of(r));             \
+	} while (0)
+
+#define expect_message_has(r, needle)                                                          \
+	do {                                                                                   \
+		json_t *m_ = json_path((r)->json, "error.message");                            \
+		ck_assert_msg(json_is_string(m_) && strstr(json_string_value(m_), (needle)),   \
+			      "error.message should name \"%s\"; body: %.1000s", (needle),     \
+			      body_of(r));                                                     \
+	} while (0)
+
+/* 502/504 errors carry the libcurl code. */
+#define expect_curl_code(r)                                                                    \
+	ck_assert_msg(json_is_integer(json_path((r)->json, "error.curl_code")) &&              \
+			      json_integer_value(json_path((r)->json, "error.curl_code")) > 0, \
+		      "error.curl_code missing; body: %.1000s", body_of(r))
+
+/* ---- helpers ---- */
+
+static char *up_url(const struct upstream *u, const char *path)
+{
+	return str_printf("http://127.0.0.1:%d%s", u->port, path);
+}
+
+/* POST /v1/fetch with obj (stolen); the call itself must succeed. */
+static void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r)
+{
+	ck_assert_msg(obj != NULL, "json_pack failed");
+	ck_assert_msg(http_post_obj(f->port, "/v1/fetch", obj, r) == 0, "POST /v1/fetch failed");
+}
+
+/* Fetch one upstream path with GET and no options. */
+static void fetch_path(const struct fetchd *f, const struct upstream *u, const char *path,
+		       struct http_resp *r)
+{
+	char *url = up_url(u, path);
+
+	fetch(f, json_pack("{s:s}", "url", url), r);
+	free(url);
+}
+
+static void get_ok(int port, const char *path, struct http_resp *r)
+{
+	ck_assert_msg(http_get(port, path, r) == 0, "GET %s failed", path);
+}
+
+/* A counter of the upstream's /stats?key= ("hits" or "held"); -1 on error. */
+static long upstream_counter(const struct upstream *u, const char *key, const char *field)
+{
+	char *path = str_printf("/stats?key=%s", key);
+	struct http_resp r;
+	long v = -1;
+
+	if (http_get(u->port, path, &r) == 0) {
+		json_t *j = json_object_get(r.json, field);
+
+		if (json_is_integer(j))
+			v = (long)json_integer_value(j);
+		http_resp_free(&r);
+	}
+	free(path);
+	return v;
+}
+
+static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		if (upstream_counter(u, key, field) == want)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+/* The counter stays at want for SETTLE_MS. */
+static bool counter_stays(const struct upstream *u, const char *key, const char *field, long want)
+{
+	uint64_t end = now_ms() + SETTLE_MS;
+
+	do {
+		if (upstream_counter(u, key, field) != want)
+			return false;
+		sleep_ms(50);
+	} while (now_ms() < end);
+	return true;
+}
+
+/* A value of /v1/stats for the default pool; -1 when absent. */
+static long pool_stat(const struct fetchd *f, const char *field)
+{
+	char *path = str_printf("pools.default.%s", field);
+	struct http_resp r;
+	long v = -1;
+
+	if (http_get(f->port, "/v1/stats", &r) == 0) {
+		json_t *j = json_path(r.json, path);
+
+		if (json_is_integer(j))
+			v = (long)json_integer_value(j);
+		http_resp_free(&r);
+	}
+	free(path);
+	return v;
+}
+
+static bool wait_pool_stat(const struct fetchd *f, const char *field, long at_least)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		if (pool_stat(f, field) >= at_least)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+/* Start n fetches of /hold?key=key and wait until the upstream holds all. */
+static void hold_workers(const struct fetchd *f, const struct upstream *u, struct bg_request **bg,
+			 int n, const char *key)
+{
+	char *path = str_printf("/hold?key=%s", key);
+	char *url = up_url(u, path);
+
+	for (int i = 0; i < n; i++)
+		bg[i] = bg_post_obj(f->port, "/v1/fetch", json_pack("{s:s}", "url", url));
+	ck_assert_msg(wait_counter(u, key, "held", n), "upstream did not get %d held requests "
+		      "(held %ld)", n, upstream_counter(u, key, "held"));
+	free(url);
+	free(path);
+}
+
+/* Release every request held under key. */
+static void release(const struct upstream *u, const char *key, int n)
+{
+	char *path = n > 0 ? str_printf("/release?key=%s&n=%d", key, n)
+			   : str_printf("/release?key=%s", key);
+	struct http_resp r;
+
+	get_ok(u->port, path, &r);
+	expect_status(&r, 200);
+	http_resp_free(&r);
+	free(path);
+}
+
+/* Join n background fetches of /hold: each a 200 document with status 200. */
+static void join_held(struct bg_request **bg, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct http_resp r;
+
+		ck_assert_msg(bg_join(bg[i], &r) == 0, "held fetch %d failed", i);
+		expect_status(&r, 200);
+		expect_int(&r, "status", 200);
+		http_resp_free(&r);
+	}
+}
+
+static void expect_still_serving(const struct fetchd *f, const struct upstream *u)
+{
+	struct http_resp r;
+
+	get_ok(f->port, "/healthz", &r);
+	expect_status(&r, 200);
+	expect_str(&r, "status", "ok");
+	http_resp_free(&r);
+	fetch_path(f, u, "/json", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	http_resp_free(&r);
+}
+
+/* Some line of log holds both a and b. */
+static bool log_has_line(const char *log, const char *a, const char *b)
+{
+	const char *line = log;
+
+	while (line != NULL && *line != '\0') {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+		char *copy = strndup(line, len);
+		bool hit = copy != NULL && strstr(copy, a) != NULL && strstr(copy, b) != NULL;
+
+		free(copy);
+		if (hit)
+			return true;
+		line = eol != NULL ? eol + 1 : NULL;
+	}
+	return false;
+}
+
+/* ---- fixtures ---- */
+
+#define DEFAULT_THREADS 4
+
+static void setup_default(void)
+{
+	upstream_start(&up);
+	fetchd_start(&daemon_, "[pool]\nthreads = 4\n");
+}
+
+static void teardown_default(void)
+{
+	fetchd_stop(&daemon_);
+	upstream_stop(&up);
+}
+
+/* Tests that need their own fetchd configuration start it themselves. */
+static void setup_upstream_only(void)
+{
+	upstream_start(&up);
+	daemon_.pid = -1;
+}
+
+static void teardown_upstream_only(void)
+{
+	fetchd_stop(&daemon_);
+	upstream_stop(&up);
+}
+
+/* ---- 1. the document ---- */
+
+START_TEST(test_get_fetch_returns_full_document)
+{
+	char *url = up_url(&up, "/json");
+	char *enc = url_encode(url);
+	char *path = str_printf("/v1/fetch?url=%s", enc);
+	static const char *const timing_keys[] = {"queued_ms", "dns_ms",  "connect_ms",
+						  "tls_ms",    "ttfb_ms", "total_ms"};
+	struct http_resp r;
+	char *ctype, *log;
+	json_t *v, *pair;
+	size_t i;
+	bool found = false;
+
+	get_ok(daemon_.port, path, &r);
+	expect_status(&r, 200);
+	ctype = http_resp_header(&r, "Content-Type");
+	ck_assert_msg(ctype != NULL && strncmp(ctype, "application/json", 16) == 0,
+		      "Content-Type: %s", ctype ? ctype : "(none)");
+	free(ctype);
+	expect_str(&r, "url", url);
+	expect_int(&r, "status", 200);
+	expect_str(&r, "reason", "OK");
+	expect_bool(&r, "ok", true);
+	expect_str(&r, "http_version", "1.1");
+	expect_json(&r, "json", "{\"hello\":\"world\",\"n\":1}");
+	expect_str(&r, "headers.content-type", "application/json");
+	expect_str(&r, "headers.content-length", "23");
+	v = json_path(r.json, "header_list");
+	ck_assert_msg(json_is_array(v), "header_list: %s", describe(v));
+	json_array_foreach(v, i, pair) {
+		if (json_is_array(pair) && json_array_size(pair) == 2 &&
+		    json_is_string(json_array_get(pair, 0)) &&
+		    strcmp(json_string_value(json_array_get(pair, 0)), "Content-Type") == 0 &&
+		    json_is_string(json_array_get(pair, 1)) &&
+		    strcmp(json_string_value(json_array_get(pair, 1)), "application/json") == 0)
+			found = true;
+	}
+	ck_assert_msg(found, "header_list lacks [\"Content-Type\",\"application/json\"]: %s",
+		      describe(v));
+	expect_json(&r, "history", "[]");
+	expect_json(&r, "cookies", "{}");
+	expect_json(&r, "links", "{}");
+	expect_null(&r, "encoding");
+	expect_int(&r, "size", 23);
+	expect_bool(&r, "truncated", false);
+	expect_str(&r, "text", "{\"hello\":\"world\",\"n\":1}");
+	expect_absent(&r, "content_base64");
+	v = json_path(r.json, "worker");
+	ck_assert_msg(json_is_integer(v) && json_integer_value(v) >= 1 &&
+			      json_integer_value(v) <= DEFAULT_THREADS,
+		      "worker: want 1..%d, got %s", DEFAULT_THREADS, describe(v));
+	expect_str(&r, "remote.ip", "127.0.0.1");
+	expect_int(&r, "remote.port", up.port);
+	v = json_path(r.json, "timing");
+	ck_assert_msg(json_is_object(v) && json_object_size(v) == 6, "timing: %s", describe(v));
+	for (i = 0; i < sizeof(timing_keys) / sizeof(timing_keys[0]); i++) {
+		json_t *t = json_object_get(v, timing_keys[i]);
+
+		ck_assert_msg(json_is_number(t) && json_number_value(t) >= 0,
+			      "timing.%s: %s", timing_keys[i], describe(t));
+	}
+	ck_assert_msg(json_is_number(json_path(r.json, "elapsed_ms")) &&
+			      fabs(json_number_value(json_path(r.json, "elapsed_ms")) -
+				   json_number_value(json_path(r.json, "timing.total_ms"))) < 1e-6,
+		      "elapsed_ms should equal timing.total_ms; body: %.1000s", body_of(&r));
+	http_resp_free(&r);
+
+	/* one access log line for the request */
+	log = fetchd_log(&daemon_);
+	ck_assert_msg(log_has_line(log, "/v1/fetch?url=", " 200 "),
+		      "no access log line with the path and 200; log:\n%s", log);
+	free(log);
+	free(path);
+	free(enc);
+	free(url);
+}
+END_TEST
+
+/* ---- 2. what goes upstream ---- */
+
+START_TEST(test_post_fetch_sends_method_headers_and_body)
+{
+	char *url = up_url(&up, "/echo?x=1");
+	struct http_resp r;
+	json_t *body, *want;
+
+	/* lower-case method, params, object headers, text body */
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:{s:s}, s:{s:s, s:s}, s:s}", "url", url, "method", "put",
+			"params", "q", "x y", "headers", "X-One", "1", "Accept", "text/plain",
+			"body", "hello body"),
+	      &r);
+	expect_status(&r, 200);
+	expect_str(&r, "json.method", "PUT");
+	expect_str(&r, "json.query", "x=1&q=x+y");
+	expect_str(&r, "json.headers.x-one", "1");
+	expect_str(&r, "json.headers.accept", "text/plain");
+	expect_str(&r, "json.body", "hello body");
+	expect_int(&r, "json.body_len", 10);
+	http_resp_free(&r);
+	free(url);
+
+	/* list headers with a repeated name; json body types itself */
+	url = up_url(&up, "/echo");
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:[[s,s],[s,s],[s,s]], s:{s:[i,i], s:s}}", "url", url,
+			"method", "POST", "headers", "X-Rep", "a", "X-Rep", "b", "X-Other", "c",
+			"json", "k", 1, 2, "s", "v"),
+	      &r);
+	expect_status(&r, 200);
+	expect_str(&r, "json.method", "POST");
+	expect_str(&r, "json.headers.x-rep", "a, b");
+	expect_str(&r, "json.headers.x-other", "c");
+	expect_str(&r, "json.headers.content-type", "application/json");
+	body = json_loads(json_string_value(json_path(r.json, "json.body")), 0, NULL);
+	want = json_pack("{s:[i,i], s:s}", "k", 1, 2, "s", "v");
+	ck_assert_msg(body != NULL && json_equal(body, want), "echoed body is not the json sent: %s",
+		      body_of(&r));
+	json_decref(want);
+	json_decref(body);
+	http_resp_free(&r);
+
+	/* body_base64 is decoded: 00 01 ff arrive as raw bytes */
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:s}", "url", url, "method", "PATCH", "body_base64", "AAH/"),
+	      &r);
+	expect_status(&r, 200);
+	expect_str(&r, "json.method", "PATCH");
+	expect_int(&r, "json.body_len", 3);
+	expect_str(&r, "json.body_base64", "AAH/");
+	http_resp_free(&r);
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:s}", "url", url, "method", "POST", "body_base64",
+			"aGVsbG8gYjY0"),
+	      &r);
+	expect_str(&r, "json.body", "hello b64");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 3. redirect method rules ---- */
+
+START_TEST(test_redirect_chain_307_301_302_records_history_in_order)
+{
+	const char *c = "/redirect?status=302&to=/echo";
+	char *c_enc = url_encode(c);
+	char *b = str_printf("/redirect?status=301&to=%s", c_enc);
+	char *b_enc = url_encode(b);
+	char *a = str_printf("/redirect?status=307&to=%s", b_enc);
+	char *url_a = up_url(&up, a), *url_b = up_url(&up, b), *url_c = up_url(&up, c);
+	char *url_echo = up_url(&up, "/echo");
+	struct http_resp r;
+
+	/* 307 keeps POST and its body, 301 turns POST into a body-less GET,
+	 * 302 keeps GET */
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:s}", "url", url_a, "method", "POST", "body", "payload"),
+	      &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_str(&r, "url", url_echo);
+	expect_str(&r, "json.method", "GET");
+	expect_int(&r, "json.body_len", 0);
+	ck_assert_msg(json_array_size(json_path(r.json, "history")) == 3, "history: %s",
+		      describe(json_path(r.json, "history")));
+	expect_int(&r, "history.0.status", 307);
+	expect_str(&r, "history.0.reason", "Temporary Redirect");
+	expect_str(&r, "history.0.url", url_a);
+	expect_str(&r, "history.0.headers.location", b);
+	expect_int(&r, "history.1.status", 301);
+	expect_str(&r, "history.1.reason", "Moved Permanently");
+	expect_str(&r, "history.1.url", url_b);
+	expect_str(&r, "history.1.headers.location", c);
+	expect_int(&r, "history.2.status", 302);
+	expect_str(&r, "history.2.reason", "Found");
+	expect_str(&r, "history.2.url", url_c);
+	expect_str(&r, "history.2.headers.location", "/echo");
+	http_resp_free(&r);
+	free(url_a);
+	free(url_b);
+	free(url_c);
+	free(url_echo);
+	free(a);
+	free(b_enc);
+	free(b);
+	free(c_enc);
+}
+END_TEST
+
+/* One redirect of status code, then /echo: the method and body that arrive. */
+static void check_one_redirect(int code, const char *method, const char *body,
+			       const char *want_method, const char *want_body)
+{
+	char *path = str_printf("/redirect?status=%d&to=/echo", code);
+	char *url = up_url(&up, path);
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s, s:s, s:s}", "url", url, "method", method, "body", body),
+	      &r);
+	expect_status(&r, 200);
+	expect_int(&r, "history.0.status", code);
+	ck_assert_msg(json_is_string(json_path(r.json, "json.method")) &&
+			      strcmp(json_string_value(json_path(r.json, "json.method")),
+				     want_method) == 0,
+		      "%s after %d: want %s upstream; body: %.1000s", method, code, want_method,
+		      body_of(&r));
+	ck_assert_msg(json_is_string(json_path(r.json, "json.body")) &&
+			      strcmp(json_string_value(json_path(r.json, "json.body")),
+				     want_body) == 0,
+		      "%s after %d: want body \"%s\" upstream; body: %.1000s", method, code,
+		      want_body, body_of(&r));
+	http_resp_free(&r);
+	free(url);
+	free(path);
+}
+
+START_TEST(test_redirect_method_rules_follow_fetch_standard)
+{
+	check_one_redirect(307, "POST", "payload", "POST", "payload");
+	check_one_redirect(308, "PUT", "p2", "PUT", "p2");
+	check_one_redirect(302, "PUT", "p3", "PUT", "p3");
+	check_one_redirect(301, "POST", "p4", "GET", "");
+	check_one_redirect(302, "POST", "p5", "GET", "");
+	check_one_redirect(303, "PUT", "p6", "GET", "");
+	check_one_redirect(303, "DELETE", "p7", "GET", "");
+}
+END_TEST
+
+START_TEST(test_redirect_303_keeps_head)
+{
+	char *url = up_url(&up, "/redirect?status=303&to=/echo");
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s, s:s}", "url", url, "method", "HEAD"), &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_int(&r, "history.0.status", 303);
+	/* a GET would have brought the echo document */
+	expect_int(&r, "size", 0);
+	expect_absent(&r, "json");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 4. credentials and origins ---- */
+
+START_TEST(test_redirect_drops_credentials_cross_origin)
+{
+	struct upstream other;
+	char *target, *enc, *path, *url;
+	struct http_resp r;
+
+	upstream_start(&other);
+	target = up_url(&other, "/echo");
+	enc = url_encode(target);
+	path = str_printf("/redirect?status=302&to=%s", enc);
+	url = up_url(&up, path);
+	fetch(&daemon_,
+	      json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "url", url, "headers", "Authorization",
+			"Bearer s3cret", "Cookie", "c=1", "Proxy-Authorization", "Basic eDp5",
+			"X-Custom", "keep"),
+	      &r);
+	expect_status(&r, 200);
+	expect_str(&r, "url", target);
+	expect_int(&r, "remote.port", other.port);
+	expect_str(&r, "json.headers.x-custom", "keep");
+	expect_absent(&r, "json.headers.authorization");
+	expect_absent(&r, "json.headers.cookie");
+	expect_absent(&r, "json.headers.proxy-authorization");
+	http_resp_free(&r);
+	upstream_stop(&other);
+	free(url);
+	free(path);
+	free(enc);
+	free(target);
+}
+END_TEST
+
+START_TEST(test_redirect_keeps_credentials_same_origin)
+{
+	char *url = up_url(&up, "/redirect?status=302&to=/echo");
+	struct http_resp r;
+
+	fetch(&daemon_,
+	      json_pack("{s:s, s:{s:s, s:s, s:s}}", "url", url, "headers", "Authorization",
+			"Bearer s3cret", "Cookie", "c=1", "X-Custom", "keep"),
+	      &r);
+	expect_status(&r, 200);
+	expect_int(&r, "history.0.status", 302);
+	expect_str(&r, "json.headers.authorization", "Bearer s3cret");
+	expect_str(&r, "json.headers.cookie", "c=1");
+	expect_str(&r, "json.headers.x-custom", "keep");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 5. pool and queue ---- */
+
+#define POOL_CONFIG "[pool]\nthreads = 4\nqueue_limit = 2\n"
+
+START_TEST(test_healthz_answers_while_every_worker_is_busy)
+{
+	struct bg_request *bg[4];
+	struct http_resp r;
+
+	fetchd_start(&daemon_, POOL_CONFIG);
+	hold_workers(&daemon_, &up, bg, 4, "k");
+	ck_assert_int_eq(pool_stat(&daemon_, "busy"), 4);
+	get_ok(daemon_.port, "/healthz", &r);
+	expect_status(&r, 200);
+	expect_json(&r, "", "{\"status\":\"ok\"}");
+	ck_assert_msg(r.elapsed_ms < 2000, "/healthz took %.0f ms with the workers busy",
+		      r.elapsed_ms);
+	http_resp_free(&r);
+	release(&up, "k", 0);
+	join_held(bg, 4);
+}
+END_TEST
+
+START_TEST(test_queued_fetch_waits_for_a_free_worker)
+{
+	struct bg_request *bg[4], *fifth;
+	char *url = up_url(&up, "/count?key=five");
+	struct http_resp r;
+
+	fetchd_start(&daemon_, POOL_CONFIG);
+	hold_workers(&daemon_, &up, bg, 4, "k");
+	fifth = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
+	ck_assert_msg(wait_pool_stat(&daemon_, "queued", 1), "the fifth fetch was not queued");
+	ck_assert_msg(counter_stays(&up, "five", "hits", 0),
+		      "a queued fetch reached the upstream while every worker was busy");
+	ck_assert_int_eq(upstream_counter(&up, "k", "hits"), 4);
+	release(&up, "k", 1);
+	ck_assert_msg(bg_join(fifth, &r) == 0, "the fifth fetch failed");
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_int(&r, "json.hits", 1);
+	http_resp_free(&r);
+	release(&up, "k", 0);
+	/* the released one and the three still held all answer 200 */
+	join_held(bg, 4);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_overloaded_beyond_capacity_with_retry_after)
+{
+	struct bg_request *bg[4], *queued[2];
+	char *url = up_url(&up, "/count?key=q");
+	struct http_resp r;
+	char *retry, *end;
+	long secs;
+
+	fetchd_start(&daemon_, POOL_CONFIG);
+	hold_workers(&daemon_, &up, bg, 4, "k");
+	for (int i = 0; i < 2; i++) {
+		queued[i] = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
+		ck_assert_msg(wait_pool_stat(&daemon_, "queued", i + 1), "fetch %d not queued",
+			      i + 5);
+	}
+	/* capacity is threads + queue_limit = 6 */
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	expect_error(&r, 503, "overloaded");
+	retry = http_resp_header(&r, "Retry-After");
+	ck_assert_msg(retry != NULL, "503 overloaded without Retry-After");
+	secs = strtol(retry, &end, 10);
+	ck_assert_msg(end != retry && *end == '\0' && secs >= 1,
+		      "Retry-After should be whole seconds, got \"%s\"", retry);
+	free(retry);
+	http_resp_free(&r);
+	ck_assert_int_eq(upstream_counter(&up, "q", "hits"), 0);
+	release(&up, "k", 0);
+	join_held(bg, 4);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_msg(bg_join(queued[i], &r) == 0, "queued fetch %d failed", i);
+		expect_status(&r, 200);
+		expect_int(&r, "status", 200);
+		http_resp_free(&r);
+	}
+	ck_assert_int_eq(upstream_counter(&up, "q", "hits"), 2);
+	free(url);
+}
+END_TEST
+
+/* ---- 6. disconnect ---- */
+
+START_TEST(test_disconnected_queued_fetch_is_never_sent)
+{
+	struct bg_request *bg[4];
+	char *url = up_url(&up, "/hold?key=q");
+	char *body = str_printf("{\"url\":\"%s\"}", url);
+	char *req = str_printf("POST /v1/fetch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			       strlen(body), body);
+	int fd;
+
+	fetchd_start(&daemon_, POOL_CONFIG);
+	hold_workers(&daemon_, &up, bg, 4, "k");
+	fd = raw_connect(daemon_.port);
+	ck_assert_msg(fd != -1, "cannot connect to fetchd");
+	ck_assert_int_eq(raw_send(fd, req, strlen(req)), 0);
+	ck_assert_msg(wait_pool_stat(&daemon_, "queued", 1), "the raw fetch was not queued");
+	close(fd);
+	ck_assert_msg(wait_pool_stat(&daemon_, "cancelled", 1),
+		      "/v1/stats never counted the cancelled fetch (cancelled %ld)",
+		      pool_stat(&daemon_, "cancelled"));
+	ck_assert_int_eq(pool_stat(&daemon_, "queued"), 0);
+	release(&up, "k", 0);
+	join_held(bg, 4);
+	ck_assert_msg(counter_stays(&up, "q", "hits", 0),
+		      "the fetch of a client that went away was sent upstream");
+	expect_still_serving(&daemon_, &up);
+	free(req);
+	free(body);
+	free(url);
+}
+END_TEST
+
+/* ---- 7, 8. deadlines ---- */
+
+START_TEST(test_deadline_counts_queue_wait)
+{
+	struct bg_request *bg[4];
+	char *url = up_url(&up, "/count?key=d");
+	struct http_resp r;
+
+	fetchd_start(&daemon_, POOL_CONFIG);
+	hold_workers(&daemon_, &up, bg, 4, "k");
+	/* answered while the workers are still held: by the deadline alone */
+	fetch(&daemon_, json_pack("{s:s, s:f}", "url", url, "timeout", 0.5), &r);
+	expect_error(&r, 504, "upstream_timeout");
+	ck_assert_msg(r.elapsed_ms >= 400, "504 after %.0f ms, before the 0.5 s deadline",
+		      r.elapsed_ms);
+	http_resp_free(&r);
+	release(&up, "k", 0);
+	join_held(bg, 4);
+	ck_assert_msg(counter_stays(&up, "d", "hits", 0),
+		      "a fetch that timed out in the queue was sent upstream");
+	free(url);
+}
+END_TEST
+
+START_TEST(test_running_fetch_times_out_with_curl_code)
+{
+	char *url = up_url(&up, "/delay?ms=10000");
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s, s:f}", "url", url, "timeout", 0.5), &r);
+	expect_error(&r, 504, "upstream_timeout");
+	expect_curl_code(&r);
+	ck_assert_msg(r.elapsed_ms < 9000, "the timeout took %.0f ms", r.elapsed_ms);
+	http_resp_free(&r);
+	expect_still_serving(&daemon_, &up);
+	free(url);
+}
+END_TEST
+
+/* ---- 9. bad input ---- */
+
+struct bad_case {
+	const char *body; /* "@" stands for the upstream /json URL */
+	const char *code;
+	const char *names; /* what the message must name */
+};
+
+static char *subst_url(const char *tmpl, const char *url)
+{
+	size_t n = strlen(tmpl) + 1;
+	char *out, *o;
+
+	for (const char *p = tmpl; *p; p++)
+		if (*p == '@')
+			n += strlen(url);
+	out = o = malloc(n);
+	ck_assert_msg(out != NULL, "out of memory");
+	for (const char *p = tmpl; *p; p++) {
+		if (*p == '@') {
+			memcpy(o, url, strlen(url));
+			o += strlen(url);
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+START_TEST(test_bad_input_is_400_naming_the_field)
+{
+	static const struct bad_case cases[] = {
+		{"{\"url\": ", "invalid_json", "JSON"},
+		{"{\"url\":\"@\",\"url\":\"@\"}", "invalid_request", "duplicate"},
+		{"{\"url\":5}", "invalid_request", "url"},
+		{"{\"url\":\"@\",\"timout\":1}", "invalid_request", "timout"},
+		{"{\"method\":\"GET\"}", "invalid_request", "url"},
+		{"{\"url\":\"@\",\"method\":\"FETCH\"}", "invalid_request", "method"},
+		{"{\"url\":\"@\",\"headers\":{\"X-Test\":\"a\\r\\nb\"}}", "invalid_request",
+		 "X-Test"},
+		{"{\"url\":\"@\",\"headers\":[[\"X-Test\",\"a\\u0000b\"]]}", "invalid_request",
+		 "X-Test"},
+		{"{\"url\":\"@\",\"headers\":{\"X Bad\":\"v\"}}", "invalid_request", "X Bad"},
+		{"{\"url\":\"@\\u0000x\"}", "invalid_request", "url"},
+		{"[\"@\"]", "invalid_request", "object"},
+		{"\"@\"", "invalid_request", "object"},
+		{"{\"url\":\"file:///etc/passwd\"}", "unsupported_scheme", "file"},
+		{"{\"url\":\"gopher://127.0.0.1:70/\"}", "unsupported_scheme", "gopher"},
+		{"{\"url\":\"@\",\"fields\":[\"nope\"]}", "invalid_request", "nope"},
+		{"{\"url\":\"@\",\"pool\":\"nope\"}", "invalid_request", "nope"},
+		{"{\"url\":\"@\",\"timeout\":\"5\"}", "invalid_request", "timeout"},
+		{"{\"url\":\"@\",\"follow_redirects\":1}", "invalid_request", "follow_redirects"},
+		{"{\"url\":\"@\",\"body\":\"a\",\"json\":{}}", "invalid_request", "body"},
+		{"{\"url\":\"@\",\"body_base64\":\"!!!\"}", "invalid_request", "body_base64"},
+	};
+	char *url = up_url(&up, "/json");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *body = subst_url(cases[i].body, url);
+		struct http_resp r;
+		json_t *m;
+
+		ck_assert_msg(http_post_json(daemon_.port, "/v1/fetch", body, &r) == 0,
+			      "POST %s failed", body);
+		ck_assert_msg(r.status == 400, "%s: want 400, got %ld: %.1000s", body, r.status,
+			      body_of(&r));
+		ck_assert_msg(json_is_string(json_path(r.json, "error.code")) &&
+				      strcmp(json_string_value(json_path(r.json, "error.code")),
+					     cases[i].code) == 0,
+			      "%s: want code %s: %.1000s", body, cases[i].code, body_of(&r));
+		m = json_path(r.json, "error.message");
+		ck_assert_msg(json_is_string(m) && strstr(json_string_value(m), cases[i].names),
+			      "%s: message should name \"%s\": %.1000s", body, cases[i].names,
+			      body_of(&r));
+		http_resp_free(&r);
+		free(body);
+	}
+	expect_still_serving(&daemon_, &up);
+	free(url);
+}
+END_TEST
+
+/* ---- 10. routes ---- */
+
+START_TEST(test_unknown_path_and_wrong_verb_answers)
+{
+	struct http_resp r;
+	char *h;
+
+	get_ok(daemon_.port, "/nope", &r);
+	expect_error(&r, 404, "not_found");
+	h = http_resp_header(&r, "Content-Type");
+	ck_assert_msg(h != NULL && strncmp(h, "application/json", 16) == 0, "Content-Type %s",
+		      h ? h : "(none)");
+	free(h);
+	http_resp_free(&r);
+
+	ck_assert_int_eq(http_request(daemon_.port, "DELETE", "/v1/fetch", NULL, &r), 0);
+	expect_error(&r, 405, "method_not_allowed");
+	h = http_resp_header(&r, "Allow");
+	ck_assert_msg(h != NULL && strcmp(h, "GET, POST") == 0, "Allow: %s", h ? h : "(none)");
+	free(h);
+	http_resp_free(&r);
+
+	get_ok(daemon_.port, "/v1/batch", &r);
+	expect_error(&r, 405, "method_not_allowed");
+	h = http_resp_header(&r, "Allow");
+	ck_assert_msg(h != NULL && strcmp(h, "POST") == 0, "Allow: %s", h ? h : "(none)");
+	free(h);
+	http_resp_free(&r);
+
+	ck_assert_int_eq(http_post_json(daemon_.port, "/healthz", "{}", &r), 0);
+	expect_error(&r, 405, "method_not_allowed");
+	h = http_resp_header(&r, "Allow");
+	ck_assert_msg(h != NULL && strcmp(h, "GET") == 0, "Allow: %s", h ? h : "(none)");
+	free(h);
+	http_resp_free(&r);
+}
+END_TEST
+
+/* ---- 11. batch ---- */
+
+START_TEST(test_batch_answers_in_input_order)
+{
+	char *ok = up_url(&up, "/json"), *missing = up_url(&up, "/status/404");
+	struct http_resp r;
+
+	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
+				       json_pack("{s:[{s:s},{s:s,s:i},{s:s}]}", "requests", "url", ok,
+						 "url", ok, "timout", 1, "url", missing),
+				       &r),
+			 0);
+	expect_status(&r, 200);
+	ck_assert_msg(json_array_size(json_path(r.json, "results")) == 3, "results: %.1000s",
+		      body_of(&r));
+	expect_int(&r, "results.0.status", 200);
+	expect_str(&r, "results.0.json.hello", "world");
+	expect_str(&r, "results.1.error.code", "invalid_request");
+	expect_int(&r, "results.2.status", 404);
+	expect_bool(&r, "results.2.ok", false);
+	http_resp_free(&r);
+
+	ck_assert_int_eq(http_post_json(daemon_.port, "/v1/batch", "{\"requests\":[]}", &r), 0);
+	expect_status(&r, 200);
+	expect_json(&r, "", "{\"results\":[]}");
+	http_resp_free(&r);
+	free(ok);
+	free(missing);
+}
+END_TEST
+
+START_TEST(test_batch_over_max_batch_is_400)
+{
+	char *url = up_url(&up, "/json");
+	struct http_resp r;
+
+	fetchd_start(&daemon_, "[server]\nmax_batch = 2\n");
+	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
+				       json_pack("{s:[{s:s},{s:s},{s:s}]}", "requests", "url", url,
+						 "url", url, "url", url),
+				       &r),
+			 0);
+	expect_error(&r, 400, "invalid_request");
+	http_resp_free(&r);
+	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
+				       json_pack("{s:[{s:s},{s:s}]}", "requests", "url", url, "url",
+						 url),
+				       &r),
+			 0);
+	expect_status(&r, 200);
+	expect_int(&r, "results.0.status", 200);
+	expect_int(&r, "results.1.status", 200);
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 12. upstream errors and limits ---- */
+
+START_TEST(test_upstream_5xx_is_a_200_document)
+{
+	struct http_resp r;
+
+	fetch_path(&daemon_, &up, "/status/500", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 500);
+	expect_str(&r, "reason", "Internal Server Error");
+	expect_bool(&r, "ok", false);
+	expect_str(&r, "text", "status 500\n");
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_broken_upstreams_are_502_upstream_error)
+{
+	static const char *const paths[] = {"/lie?n=1000", "/reset", "/garbage", "/reset-mid"};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct http_resp r;
+
+		fetch_path(&daemon_, &up, paths[i], &r);
+		ck_assert_msg(r.status == 502, "%s: want 502, got %ld: %.1000s", paths[i],
+			      r.status, body_of(&r));
+		ck_assert_msg(json_is_string(json_path(r.json, "error.code")) &&
+				      strcmp(json_string_value(json_path(r.json, "error.code")),
+					     "upstream_error") == 0,
+			      "%s: want upstream_error: %.1000s", paths[i], body_of(&r));
+		expect_curl_code(&r);
+		http_resp_free(&r);
+	}
+	expect_still_serving(&daemon_, &up);
+}
+END_TEST
+
+START_TEST(test_closed_port_is_502_connect_failed)
+{
+	char *url = str_printf("http://127.0.0.1:%d/", closed_port());
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	expect_error(&r, 502, "connect_failed");
+	expect_curl_code(&r);
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_max_bytes_truncates_with_200)
+{
+	char *url = up_url(&up, "/text?n=100000");
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s, s:i}", "url", url, "max_bytes", 1000), &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_bool(&r, "truncated", true);
+	expect_int(&r, "size", 1000);
+	ck_assert_msg(json_string_length(json_path(r.json, "text")) == 1000, "text: %zu bytes",
+		      json_string_length(json_path(r.json, "text")));
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_body_over_max_response_bytes_is_502)
+{
+	struct http_resp r;
+
+	fetchd_start(&daemon_, "[fetch]\nmax_response_bytes = 64K\n");
+	fetch_path(&daemon_, &up, "/text?n=200000", &r);
+	expect_error(&r, 502, "response_too_large");
+	http_resp_free(&r);
+	/* no Content-Length: counted as it arrives, not a hang */
+	fetch_path(&daemon_, &up, "/endless", &r);
+	expect_error(&r, 502, "response_too_large");
+	http_resp_free(&r);
+	/* exactly at the limit is fine */
+	fetch_path(&daemon_, &up, "/text?n=65536", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "size", 65536);
+	expect_bool(&r, "truncated", false);
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_redirects_beyond_max_redirects_are_502)
+{
+	char *path = strdup("/echo"), *url;
+	struct http_resp r;
+
+	/* six nested hops */
+	for (int i = 0; i < 6; i++) {
+		char *enc = url_encode(path);
+
+		free(path);
+		path = str_printf("/redirect?status=302&to=%s", enc);
+		free(enc);
+	}
+	url = up_url(&up, path);
+	fetch(&daemon_, json_pack("{s:s, s:i}", "url", url, "max_redirects", 3), &r);
+	expect_error(&r, 502, "too_many_redirects");
+	http_resp_free(&r);
+	/* the same chain with room for it arrives */
+	fetch(&daemon_, json_pack("{s:s, s:i}", "url", url, "max_redirects", 6), &r);
+	expect_status(&r, 200);
+	expect_str(&r, "json.method", "GET");
+	ck_assert_int_eq(json_array_size(json_path(r.json, "history")), 6);
+	http_resp_free(&r);
+	free(url);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_redirect_to_ftp_is_502_naming_the_scheme)
+{
+	char *url = up_url(&up, "/redirect?status=302&to=ftp%3A%2F%2F127.0.0.1%2Fx");
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	expect_error(&r, 502, "upstream_error");
+	expect_message_has(&r, "ftp");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_follow_redirects_false_returns_the_redirect)
+{
+	char *url = up_url(&up, "/redirect?status=302&to=/echo");
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s, s:b}", "url", url, "follow_redirects", 0), &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 302);
+	expect_str(&r, "reason", "Found");
+	expect_bool(&r, "ok", true);
+	expect_str(&r, "url", url);
+	expect_str(&r, "headers.location", "/echo");
+	expect_json(&r, "history", "[]");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 13. destination guard ---- */
+
+START_TEST(test_loopback_denied_without_allow)
+{
+	char *url = up_url(&up, "/count?key=g");
+	struct http_resp r;
+
+	fetchd_start_opts(&daemon_, NULL, false);
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	expect_error(&r, 403, "destination_denied");
+	http_resp_free(&r);
+	ck_assert_int_eq(upstream_counter(&up, "g", "hits"), 0);
+	free(url);
+}
+END_TEST
+
+START_TEST(test_own_listen_port_denied_even_with_allow)
+{
+	char *url = str_printf("http://127.0.0.1:%d/healthz", daemon_.port);
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	expect_error(&r, 403, "destination_denied");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 14. cookies ---- */
+
+START_TEST(test_cookies_collected_and_sent_along_redirect_chain)
+{
+	char *s_enc = url_encode("s=1"), *to_enc = url_encode("/cookie?name=a&value=1");
+	char *path = str_printf("/redirect?status=302&set_cookie=%s&to=%s", s_enc, to_enc);
+	char *url = up_url(&up, path);
+	struct http_resp r;
+	json_t *got;
+
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_json(&r, "cookies", "{\"s\":\"1\",\"a\":\"1\"}");
+	got = json_path(r.json, "json.cookie");
+	ck_assert_msg(json_is_string(got) && strstr(json_string_value(got), "s=1") != NULL,
+		      "the second hop did not get the first hop's cookie: %s", describe(got));
+	http_resp_free(&r);
+	free(url);
+	free(path);
+	free(to_enc);
+	free(s_enc);
+}
+END_TEST
+
+START_TEST(test_cookies_do_not_leak_between_fetches)
+{
+	struct http_resp r;
+
+	fetchd_start(&daemon_, "[pool]\nthreads = 1\n");
+	fetch_path(&daemon_, &up, "/cookie?name=leak&value=1", &r);
+	expect_status(&r, 200);
+	expect_json(&r, "cookies", "{\"leak\":\"1\"}");
+	expect_int(&r, "worker", 1);
+	http_resp_free(&r);
+	/* same worker, same curl handle: still no cookie */
+	fetch_path(&daemon_, &up, "/cookie", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "worker", 1);
+	expect_null(&r, "json.cookie");
+	expect_json(&r, "cookies", "{}");
+	http_resp_free(&r);
+}
+END_TEST
+
+/* ---- 15. bytes, charsets, compression ---- */
+
+START_TEST(test_latin1_header_is_kept_as_utf8)
+{
+	struct http_resp r;
+	json_t *v;
+
+	fetch_path(&daemon_, &up, "/latin1-header", &r);
+	expect_status(&r, 200);
+	v = json_path(r.json, "headers.x-name");
+	ck_assert_msg(json_is_string(v) &&
+			      (strcmp(json_string_value(v), "caf\xc3\xa9") == 0 ||
+			       strcmp(json_string_value(v), "caf\xef\xbf\xbd") == 0),
+		      "headers.x-name: want \"caf\\u00e9\" or \"caf\\ufffd\", got %s; body: %.1000s",
+		      describe(v), body_of(&r));
+	http_resp_free(&r);
+}
+END_TEST
+
+/* WHATWG: iso-8859-1 decodes as windows-1252 into UTF-8 text. */
+START_TEST(test_latin1_body_is_decoded_to_text)
+{
+	struct http_resp r;
+
+	fetch_path(&daemon_, &up, "/latin1", &r);
+	expect_status(&r, 200);
+	expect_str(&r, "encoding", "iso-8859-1");
+	expect_str(&r, "text", "caf\xc3\xa9 cr\xc3\xa8me\n");
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_binary_body_is_base64_without_text)
+{
+	struct http_resp r;
+	unsigned char *raw;
+	size_t len = 0;
+	json_t *b64;
+
+	fetch_path(&daemon_, &up, "/bytes?n=300", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "size", 300);
+	expect_absent(&r, "text");
+	b64 = json_path(r.json, "content_base64");
+	ck_assert_msg(json_is_string(b64), "content_base64: %s", describe(b64));
+	raw = base64_decode(json_string_value(b64), &len);
+	ck_assert_msg(raw != NULL && len == 300, "content_base64 decodes to %zu bytes", len);
+	for (size_t i = 0; i < len; i++)
+		ck_assert_msg((size_t)raw[i] == i % 251, "byte %zu: want %zu, got %u", i, i % 251,
+			      raw[i]);
+	free(raw);
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_gzip_decompressed_or_kept_raw)
+{
+	char *url = up_url(&up, "/gzip");
+	char want[1101];
+	struct http_resp r;
+	unsigned char *raw;
+	size_t len = 0;
+	json_t *b64;
+
+	for (int i = 0; i < 100; i++)
+		memcpy(want + i * 11, "hello gzip\n", 11);
+	want[1100] = '\0';
+	fetch(&daemon_, json_pack("{s:s, s:b}", "url", url, "decompress", 1), &r);
+	expect_status(&r, 200);
+	expect_str(&r, "text", want);
+	expect_int(&r, "size", 1100);
+	http_resp_free(&r);
+
+	fetch(&daemon_, json_pack("{s:s, s:b}", "url", url, "decompress", 0), &r);
+	expect_status(&r, 200);
+	expect_absent(&r, "text");
+	b64 = json_path(r.json, "content_base64");
+	ck_assert_msg(json_is_string(b64), "content_base64: %s; body: %.1000s", describe(b64),
+		      body_of(&r));
+	raw = base64_decode(json_string_value(b64), &len);
+	ck_assert_msg(raw != NULL && len > 2 && raw[0] == 0x1f && raw[1] == 0x8b,
+		      "the raw body is not gzip");
+	expect_int(&r, "size", (long long)len);
+	free(raw);
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- 16. fields ---- */
+
+START_TEST(test_fields_limit_the_document)
+{
+	char *url = up_url(&up, "/json");
+	struct http_resp r;
+
+	fetch(&daemon_, json_pack("{s:s, s:[s]}", "url", url, "fields", "status"), &r);
+	expect_status(&r, 200);
+	expect_json(&r, "", "{\"status\":200}");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
+/* ---- /v1/stats ---- */
+
+START_TEST(test_stats_reports_pool_counters)
+{
+	static const char *const keys[] = {"threads", "busy",	  "queued",  "queue_limit",
+					   "completed", "failed", "rejected"};
+	struct http_resp r;
+
+	fetch_path(&daemon_, &up, "/json", &r);
+	expect_status(&r, 200);
+	http_resp_free(&r);
+	fetch_path(&daemon_, &up, "/reset", &r);
+	expect_status(&r, 502);
+	http_resp_free(&r);
+	get_ok(daemon_.port, "/v1/stats", &r);
+	expect_status(&r, 200);
+	ck_assert_msg(json_is_string(json_path(r.json, "version")), "version; body: %.1000s",
+		      body_of(&r));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *path = str_printf("pools.default.%s", keys[i]);
+
+		ck_assert_msg(json_is_integer(json_path(r.json, path)),
+			      "%s missing; body: %.1000s", path, body_of(&r));
+		free(path);
+	}
+	expect_int(&r, "pools.default.threads", DEFAULT_THREADS);
+	expect_int(&r, "pools.default.queue_limit", 1024);
+	expect_int(&r, "pools.default.busy", 0);
+	expect_int(&r, "pools.default.queued", 0);
+	expect_int(&r, "pools.default.rejected", 0);
+	ck_assert_msg(json_integer_value(json_path(r.json, "pools.default.completed")) >= 1,
+		      "completed; body: %.1000s", body_of(&r));
+	http_resp_free(&r);
+}
+END_TEST
+
+static Suite *integration_suite(void)
+{
+	Suite *s = suite_create("integration");
+	TCase *tc = tcase_create("default_config");
+
+	tcase_add_checked_fixture(tc, setup_default, teardown_default);
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_test(tc, test_get_fetch_returns_full_document);
+	tcase_add_test(tc, test_post_fetch_sends_method_headers_and_body);
+	tcase_add_test(tc, test_redirect_chain_307_301_302_records_history_in_order);
+	tcase_add_test(tc, test_redirect_method_rules_follow_fetch_standard);
+	tcase_add_test(tc, test_redirect_303_keeps_head);
+	tcase_add_test(tc, test_redirect_drops_credentials_cross_origin);
+	tcase_add_test(tc, test_redirect_keeps_credentials_same_origin);
+	tcase_add_test(tc, test_running_fetch_times_out_with_curl_code);
+	tcase_add_test(tc, test_bad_input_is_400_naming_the_field);
+	tcase_add_test(tc, test_unknown_path_and_wrong_verb_answers);
+	tcase_add_test(tc, test_batch_answers_in_input_order);
+	tcase_add_test(tc, test_upstream_5xx_is_a_200_document);
+	tcase_add_test(tc, test_broken_upstreams_are_502_upstream_error);
+	tcase_add_test(tc, test_closed_port_is_502_connect_failed);
+	tcase_add_test(tc, test_max_bytes_truncates_with_200);
+	tcase_add_test(tc, test_redirects_beyond_max_redirects_are_502);
+	tcase_add_test(tc, test_redirect_to_ftp_is_502_naming_the_scheme);
+	tcase_add_test(tc, test_follow_redirects_false_returns_the_redirect);
+	tcase_add_test(tc, test_own_listen_port_denied_even_with_allow);
+	tcase_add_test(tc, test_cookies_collected_and_sent_along_redirect_chain);
+	tcase_add_test(tc, test_latin1_header_is_kept_as_utf8);
+	tcase_add_test(tc, test_latin1_body_is_decoded_to_text);
+	tcase_add_test(tc, test_binary_body_is_base64_without_text);
+	tcase_add_test(tc, test_gzip_decompressed_or_kept_raw);
+	tcase_add_test(tc, test_fields_limit_the_document);
+	tcase_add_test(tc, test_stats_reports_pool_counters);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("own_config");
+	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_upstream_only);
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_test(tc, test_healthz_answers_while_every_worker_is_busy);
+	tcase_add_test(tc, test_queued_fetch_waits_for_a_free_worker);
+	tcase_add_test(tc, test_overloaded_beyond_capacity_with_retry_after);
+	tcase_add_test(tc, test_disconnected_queued_fetch_is_never_sent);
+	tcase_add_test(tc, test_deadline_counts_queue_wait);
+	tcase_add_test(tc, test_batch_over_max_batch_is_400);
+	tcase_add_test(tc, test_body_over_max_response_bytes_is_502);
+	tcase_add_test(tc, test_loopback_denied_without_allow);
+	tcase_add_test(tc, test_cookies_do_not_leak_between_fetches);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	harness_init();
+	sr = srunner_create(integration_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
