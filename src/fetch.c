@@ -693,6 +693,14 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 	resp.body = tr->body;
 	resp.body_len = tr->body_len;
 	resp.truncated = tr->truncated;
+	if (!t->req->decompress) {
+		const struct response_hop *h = current_hop(tr);
+
+		for (size_t i = 0; i < h->n_headers; i++)
+			if (strcasecmp(h->headers[i].name, "Content-Encoding") == 0 &&
+			    strcasecmp(h->headers[i].value, "identity") != 0)
+				resp.still_encoded = true;
+	}
 	resp.cookies = cookies;
 	resp.n_cookies = n_cookies;
 	resp.timing = *timing;

@@ -10,83 +10,22 @@
 #include <string.h>
 #include <strings.h>
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid,
- * RFC 3629 section 4). */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
-{
-	unsigned char c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return len >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		if (len < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-			return 0;
-		if (c == 0xE0 && s[1] < 0xA0)
-			return 0;
-		if (c == 0xED && s[1] >= 0xA0)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		if (len < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
-		    (s[3] & 0xC0) != 0x80)
-			return 0;
-		if (c == 0xF0 && s[1] < 0x90)
-			return 0;
-		if (c == 0xF4 && s[1] >= 0x90)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, n;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		n = utf8_sequence(s + i, len - i);
-		if (n == 0)
-			return false;
-		i += n;
-	}
-	return true;
-}
+#include "charset.h"
+#include "links.h"
 
 json_t *materialize_utf8_string(const char *bytes, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)bytes;
-	unsigned char *out;
-	size_t i = 0, o = 0, n;
+	size_t n;
+	char *clean;
 	json_t *str;
 
-	if (utf8_valid(s, len))
+	if (charset_utf8_valid((const unsigned char *)bytes, len))
 		return json_stringn(bytes, len);
-	/* each invalid byte becomes U+FFFD (3 bytes) */
-	out = malloc(len * 3 + 1);
-	if (out == NULL)
+	clean = charset_utf8_sanitize((const unsigned char *)bytes, len, &n);
+	if (clean == NULL)
 		return NULL;
-	while (i < len) {
-		n = utf8_sequence(s + i, len - i);
-		if (n == 0) {
-			memcpy(out + o, "\xEF\xBF\xBD", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(out + o, s + i, n);
-			o += n;
-			i += n;
-		}
-	}
-	str = json_stringn((const char *)out, o);
-	free(out);
+	str = json_stringn(clean, n);
+	free(clean);
 	return str;
 }
 
@@ -345,19 +284,33 @@ static double round3(double v)
 	return (double)(long long)(v * 1000.0 + 0.5) / 1000.0;
 }
 
-/* text / content_base64 / json for the final body. */
+/* The charset the text is decoded from: the declared one when it is a
+ * known label, else the apparent one (SPEC section 2, "Fields"). */
+static const char *text_charset(const char *declared, const char *apparent)
+{
+	const char *name = declared ? charset_whatwg_name(declared) : NULL;
+
+	return name ? name : apparent;
+}
+
+/* text / content_base64 / json for the final body; apparent_encoding is
+ * computed only when asked for or needed to decode the text. */
 static int add_body_fields(json_t *doc, const struct fetch_response *resp, unsigned fields,
-			   enum body_mode mode, const char *content_type)
+			   enum body_mode mode, const char *content_type, const char *declared)
 {
 	const unsigned char *body = resp->body ? resp->body : (const unsigned char *)"";
-	size_t len = resp->body_len;
+	size_t len = resp->body_len, bom_len = 0;
 	bool want_text = false, want_base64 = false;
+	const char *apparent = NULL;
 
 	switch (mode) {
 	case BODY_MODE_AUTO:
-		if (materialize_is_text_type(content_type) && utf8_valid(body, len))
-			want_text = true;
-		else if (content_type == NULL && utf8_valid(body, len))
+		/* compressed bytes are not text whatever the type says; no
+		 * Content-Type at all: text when the bytes are UTF-8 */
+		if (resp->still_encoded)
+			want_base64 = true;
+		else if (materialize_is_text_type(content_type) ||
+			 (content_type == NULL && charset_utf8_valid(body, len)))
 			want_text = true;
 		else
 			want_base64 = true;
@@ -371,14 +324,28 @@ static int add_body_fields(json_t *doc, const struct fetch_response *resp, unsig
 	case BODY_MODE_NONE:
 		break;
 	}
-	if (want_text && (fields & FIELD_TEXT)) {
-		size_t skip = len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-
-		if (set_new(doc, "text", materialize_utf8_string((const char *)body + skip,
-								  len - skip)) != 0)
+	want_text = want_text && (fields & FIELD_TEXT);
+	want_base64 = want_base64 && (fields & FIELD_CONTENT_BASE64);
+	if ((fields & FIELD_APPARENT_ENCODING) ||
+	    (want_text && (declared == NULL || charset_whatwg_name(declared) == NULL)))
+		apparent = charset_detect(body, len, &bom_len);
+	if (fields & FIELD_APPARENT_ENCODING) {
+		if (set_new(doc, "apparent_encoding", json_string(apparent)) != 0)
 			return -1;
 	}
-	if (want_base64 && (fields & FIELD_CONTENT_BASE64)) {
+	if (want_text) {
+		size_t n;
+		char *text = charset_decode(body, len, text_charset(declared, apparent), &n);
+		json_t *s;
+
+		if (text == NULL)
+			return -1;
+		s = json_stringn_nocheck(text, n); /* charset_decode gives valid UTF-8 */
+		free(text);
+		if (set_new(doc, "text", s) != 0)
+			return -1;
+	}
+	if (want_base64) {
 		size_t n;
 		char *b64 = base64_encode(body, len, &n);
 
@@ -391,12 +358,44 @@ static int add_body_fields(json_t *doc, const struct fetch_response *resp, unsig
 	}
 	if ((fields & FIELD_JSON) && mode != BODY_MODE_NONE && mode != BODY_MODE_BASE64 &&
 	    materialize_is_json_type(content_type) && !resp->truncated) {
-		json_t *parsed = json_loadb((const char *)body, len, JSON_DECODE_ANY, NULL);
+		size_t skip = len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+		/* jansson bounds nesting depth itself: deep input fails, never
+		 * overflows the stack */
+		json_t *parsed = json_loadb((const char *)body + skip, len - skip,
+					    JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 
 		if (parsed != NULL && json_object_set_new(doc, "json", parsed) != 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* All values of the headers named name, joined by ", " (malloc'd), or
+ * NULL when there is none. */
+static char *hop_header_joined(const struct response_hop *h, const char *name)
+{
+	char *out = NULL;
+	size_t len = 0;
+
+	for (size_t i = 0; i < h->n_headers; i++) {
+		if (strcasecmp(h->headers[i].name, name) != 0)
+			continue;
+		size_t v = strlen(h->headers[i].value);
+		char *grown = realloc(out, len + (out ? 2 : 0) + v + 1);
+
+		if (grown == NULL) {
+			free(out);
+			return NULL;
+		}
+		if (out != NULL) {
+			memcpy(grown + len, ", ", 2);
+			len += 2;
+		}
+		out = grown;
+		memcpy(out + len, h->headers[i].value, v + 1);
+		len += v;
+	}
+	return out;
 }
 
 char *materialize_document(const struct fetch_response *resp, unsigned fields,
@@ -427,20 +426,22 @@ char *materialize_document(const struct fetch_response *resp, unsigned fields,
 		rc |= set_new(doc, "header_list", header_list_array(final));
 	if (fields & FIELD_HISTORY)
 		rc |= set_new(doc, "history", history_array(resp));
-	if (fields & FIELD_ENCODING) {
-		char *charset = materialize_charset(content_type);
-
+	char *declared = materialize_charset(content_type);
+	if (fields & FIELD_ENCODING)
 		rc |= set_new(doc, "encoding",
-			      charset ? materialize_utf8_string(charset, strlen(charset))
-				      : json_null());
-		free(charset);
-	}
-	if (add_body_fields(doc, resp, fields, mode, content_type) != 0)
+			      declared ? materialize_utf8_string(declared, strlen(declared))
+				       : json_null());
+	if (add_body_fields(doc, resp, fields, mode, content_type, declared) != 0)
 		rc = -1;
+	free(declared);
 	if (fields & FIELD_COOKIES)
 		rc |= set_new(doc, "cookies", cookies_object(resp));
-	if (fields & FIELD_LINKS)
-		rc |= set_new(doc, "links", json_object());
+	if (fields & FIELD_LINKS) {
+		char *link = hop_header_joined(final, "Link");
+
+		rc |= set_new(doc, "links", link ? links_parse(link, final->url) : json_object());
+		free(link);
+	}
 	if (fields & FIELD_SIZE)
 		rc |= set_new(doc, "size", json_integer((json_int_t)resp->body_len));
 	if (fields & FIELD_TRUNCATED)

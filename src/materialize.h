@@ -33,6 +33,7 @@ struct fetch_response {
 	const unsigned char *body; /* decoded (decompressed) body of the final hop */
 	size_t body_len;
 	bool truncated;
+	bool still_encoded; /* decompress was off and a Content-Encoding applies */
 	char *const *cookies; /* curl's cookie list lines (Netscape format) */
 	size_t n_cookies;
 	struct response_timing timing;

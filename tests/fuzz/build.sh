@@ -1,0 +1,59 @@
+#!/bin/sh
+# Build fetchd's libFuzzer harnesses with Debian's clang:
+#   tests/fuzz/build.sh [OUTDIR]        (default: tests/fuzz/out)
+# Each harness is compiled together with the src/*.c files it needs, with
+# ASan, UBSan (aborting) and libFuzzer. Works from any directory.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=${1:-$here/out}
+
+# The compiler and libFuzzer's runtime (libclang_rt.fuzzer) come from Debian.
+need=
+for pkg in clang libclang-rt-14-dev; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' ||
+		need="$need $pkg"
+done
+if [ -n "$need" ]; then
+	echo "build.sh: installing$need" >&2
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "build.sh: run as root, or: apt-get install$need" >&2
+		exit 1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
+fi
+
+CC=${FUZZ_CC:-clang}
+DEPS="jansson libcurl inih uchardet"
+pkg-config --exists $DEPS || {
+	echo "build.sh: missing development packages for: $DEPS" >&2
+	exit 1
+}
+
+SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+CFLAGS="-std=c11 -D_GNU_SOURCE -DSYSCONFDIR=\"/etc\" -DPACKAGE_VERSION=\"0.1.0\"
+	-I$top/src -g -O1 $SAN -fno-omit-frame-pointer -Wall -Wextra
+	$(pkg-config --cflags $DEPS)"
+LIBS=$(pkg-config --libs $DEPS)
+
+mkdir -p "$out"
+
+# build NAME SRC...: tests/fuzz/fuzz_NAME.c plus src/SRC.c -> OUTDIR/fuzz_NAME
+build() {
+	name=$1
+	shift
+	srcs=
+	for s in "$@"; do
+		srcs="$srcs $top/src/$s.c"
+	done
+	echo "  CCLD     $out/fuzz_$name"
+	# shellcheck disable=SC2086
+	$CC $CFLAGS -o "$out/fuzz_$name" "$here/fuzz_$name.c" $srcs $LIBS
+}
+
+CONFIG_SRCS="config units netguard log"
+build request request $CONFIG_SRCS
+build config $CONFIG_SRCS
+build links links
+build charset charset
