@@ -28,7 +28,17 @@
 struct fetch_worker {
 	unsigned id;
 	CURL *curl;
+	unsigned generation; /* of connection_generation when curl was made */
 };
+
+/* Bumped when the destination rules change: each worker then replaces its
+ * easy handle, closing the connections it pooled under the old rules. */
+static atomic_uint connection_generation;
+
+void fetch_drop_connections(void)
+{
+	atomic_fetch_add(&connection_generation, 1);
+}
 
 /* The share handle: DNS cache and TLS sessions across workers. Connections
  * and HSTS are not shared: libcurl does not support that across threads. */
@@ -76,6 +86,22 @@ void fetch_global_cleanup(void)
 	curl_global_cleanup();
 }
 
+static CURL *handle_new(void)
+{
+	CURL *c = curl_easy_init();
+
+	if (c == NULL)
+		return NULL;
+	/* Start the cookie engine once, for the handle's life: a cookie line
+	 * starts it and the engine outlives curl_easy_reset. CURLOPT_COOKIEFILE
+	 * would do too, but libcurl 7.88.1 leaks its list on every reset
+	 * (curl/curl#10694, fixed in 8.0 by #10709). */
+	curl_easy_setopt(c, CURLOPT_COOKIELIST,
+			 "fetchd.invalid\tFALSE\t/\tFALSE\t0\tstart\tengine");
+	curl_easy_setopt(c, CURLOPT_COOKIELIST, "ALL");
+	return c;
+}
+
 struct fetch_worker *fetch_worker_new(unsigned worker_id)
 {
 	struct fetch_worker *w = calloc(1, sizeof(*w));
@@ -83,18 +109,12 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 	if (w == NULL)
 		return NULL;
 	w->id = worker_id;
-	w->curl = curl_easy_init();
+	w->generation = atomic_load(&connection_generation);
+	w->curl = handle_new();
 	if (w->curl == NULL) {
 		free(w);
 		return NULL;
 	}
-	/* Start the cookie engine once, for the handle's life: a cookie line
-	 * starts it and the engine outlives curl_easy_reset. CURLOPT_COOKIEFILE
-	 * would do too, but libcurl 7.88.1 leaks its list on every reset
-	 * (curl/curl#10694, fixed in 8.0 by #10709). */
-	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST,
-			 "fetchd.invalid\tFALSE\t/\tFALSE\t0\tstart\tengine");
-	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST, "ALL");
 	return w;
 }
 
@@ -725,7 +745,19 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 {
 	const struct fetch_request *req = t->req;
 	const struct fetchd_config *cfg = t->cfg;
-	CURL *c = w->curl;
+	unsigned generation = atomic_load(&connection_generation);
+	CURL *c;
+
+	if (w->generation != generation) {
+		CURL *fresh = handle_new();
+
+		if (fresh != NULL) {
+			curl_easy_cleanup(w->curl);
+			w->curl = fresh;
+			w->generation = generation;
+		}
+	}
+	c = w->curl;
 	struct transfer tr;
 	struct response_timing timing;
 	char errbuf[CURL_ERROR_SIZE];

@@ -22,6 +22,10 @@ void fetch_global_cleanup(void);
 struct fetch_worker *fetch_worker_new(unsigned worker_id);
 void fetch_worker_free(struct fetch_worker *w);
 
+/* The destination rules changed: every worker closes the connections it
+ * keeps before its next fetch. Safe from any thread. */
+void fetch_drop_connections(void);
+
 /* One fetch: the bound request and its outcome. The loop fills the inputs
  * before queueing; fetch_run fills the outputs on the worker. */
 struct fetch_task {

@@ -5,6 +5,7 @@
 #include <event2/thread.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,68 @@ struct runtime {
 	struct event_base *base;
 	struct server *srv;
 	struct event *sigterm, *sigint, *sighup;
+	const char *path;
+	const struct override *ov;
+	size_t n_ov;
+	struct event *status_timer;
 };
+
+#ifdef HAVE_LIBSYSTEMD
+/* Once a second, from the loop: STATUS= with the pool's load, and the
+ * watchdog ping when WatchdogSec= is set (a wedged loop stops pinging). */
+static void on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct runtime *rt = arg;
+	char status[128], line[160];
+	uint64_t usec;
+
+	(void)fd;
+	(void)what;
+	server_load_summary(rt->srv, status, sizeof(status));
+	snprintf(line, sizeof(line), "STATUS=%s", status);
+	sd_notify(0, line);
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		sd_notify(0, "WATCHDOG=1");
+}
+#endif
+
+/* Read the file and apply the command-line overrides (a flag replaces the
+ * file's value; repeated flags accumulate). Problems go to err. Returns
+ * the checked config, or NULL with *problems > 0. */
+static struct fetchd_config *load_config(const char *path, const struct override *ov,
+					 size_t n_ov, FILE *err, int *problems)
+{
+	struct fetchd_config *cfg = config_new();
+
+	*problems = 0;
+	if (cfg == NULL) {
+		fprintf(err, "out of memory\n");
+		*problems = 1;
+		return NULL;
+	}
+	*problems = config_load(cfg, path, err);
+	for (size_t i = 0; i < n_ov; i++) {
+		bool first = true;
+		char msg[256];
+
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(ov[k].key, ov[i].key) == 0)
+				first = false;
+		if (config_set(cfg, ov[i].section, ov[i].key, ov[i].value, first, msg,
+			       sizeof(msg)) != 0) {
+			fprintf(err, "command line: --%s %s: %s\n",
+				strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
+				ov[i].value, msg);
+			(*problems)++;
+		}
+	}
+	*problems += config_check(cfg, path, err);
+	if (*problems != 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
 
 static void on_drained(void *arg)
 {
@@ -68,12 +130,48 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	server_drain(rt->srv, on_drained, rt);
 }
 
+/* SIGHUP: parse, check, swap. A file with errors is rejected, each problem
+ * logged with file:line, and the running configuration stays. Reading the
+ * config is the one file read the loop thread does. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+	struct runtime *rt = arg;
+	struct fetchd_config *cfg;
+	char *report = NULL;
+	size_t report_len = 0;
+	FILE *err;
+	int problems;
+
 	(void)sig;
 	(void)what;
-	(void)arg;
-	log_warn("SIGHUP: live reload is not supported yet; restart fetchd to apply changes");
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "RELOADING=1");
+#endif
+	log_info("SIGHUP: reloading %s", rt->path);
+	err = open_memstream(&report, &report_len);
+	if (err == NULL) {
+		log_error("reload: out of memory");
+		goto out;
+	}
+	cfg = load_config(rt->path, rt->ov, rt->n_ov, err, &problems);
+	fclose(err);
+	if (cfg == NULL) {
+		for (char *line = report, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			log_error("reload: %s", line);
+		}
+		log_error("reload rejected (%d problem%s): keeping the running configuration",
+			  problems, problems == 1 ? "" : "s");
+	} else {
+		server_reload(rt->srv, cfg);
+	}
+	free(report);
+out:;
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "READY=1");
+#endif
 }
 
 int main(int argc, char **argv)
@@ -129,27 +227,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	cfg = config_new();
-	if (cfg == NULL)
-		goto out;
-	problems = config_load(cfg, path, stderr);
-	/* a flag replaces the file's value; repeated flags accumulate */
-	for (size_t i = 0; i < n_ov; i++) {
-		bool first = true;
-		char msg[256];
-
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(ov[k].key, ov[i].key) == 0)
-				first = false;
-		if (config_set(cfg, ov[i].section, ov[i].key, ov[i].value, first, msg,
-			       sizeof(msg)) != 0) {
-			fprintf(stderr, "command line: --%s %s: %s\n",
-				strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
-				ov[i].value, msg);
-			problems++;
-		}
-	}
-	problems += config_check(cfg, path, stderr);
+	cfg = load_config(path, ov, n_ov, stderr, &problems);
 	if (test_only) {
 		if (problems == 0)
 			printf("fetchd: the configuration %s is valid\n", path);
@@ -171,8 +249,14 @@ int main(int argc, char **argv)
 	rt.base = event_base_new();
 	if (rt.base == NULL)
 		fatal("cannot create the event loop");
+	rt.path = path;
+	rt.ov = ov;
+	rt.n_ov = n_ov;
 	rt.srv = server_new(rt.base, cfg);
-	if (rt.srv == NULL || server_start(rt.srv) != 0)
+	if (rt.srv == NULL)
+		goto stop;
+	cfg = NULL; /* the server's now */
+	if (server_start(rt.srv) != 0)
 		goto stop;
 	rt.sigterm = evsignal_new(rt.base, SIGTERM, on_stop_signal, &rt);
 	rt.sigint = evsignal_new(rt.base, SIGINT, on_stop_signal, &rt);
@@ -185,6 +269,15 @@ int main(int argc, char **argv)
 	log_info("fetchd %s ready", PACKAGE_VERSION);
 #ifdef HAVE_LIBSYSTEMD
 	sd_notify(0, "READY=1");
+	if (getenv("NOTIFY_SOCKET") != NULL) {
+		struct timeval second = {1, 0};
+
+		rt.status_timer = event_new(rt.base, -1, EV_PERSIST, on_status_timer, &rt);
+		if (rt.status_timer != NULL) {
+			event_add(rt.status_timer, &second);
+			on_status_timer(-1, 0, &rt);
+		}
+	}
 #endif
 	event_base_dispatch(rt.base);
 	rc = 0;
@@ -197,6 +290,8 @@ stop:
 		event_free(rt.sigint);
 	if (rt.sighup)
 		event_free(rt.sighup);
+	if (rt.status_timer)
+		event_free(rt.status_timer);
 	event_base_free(rt.base);
 	fetch_global_cleanup();
 	libevent_global_shutdown();

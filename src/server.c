@@ -30,12 +30,22 @@
 
 struct pending;
 
+/* One configuration with the rules built from it. Jobs hold a reference,
+ * so a reload never frees what a worker still reads. Counted on the loop
+ * thread only. */
+struct snapshot {
+	struct fetchd_config *cfg;
+	struct netguard_rules rules;
+	unsigned refs;
+};
+
 /* One fetch on its way through the pool. */
 struct job {
 	struct executor_task task; /* first: the executor hands this back */
 	struct fetch_task ft;
 	struct fetch_request *req;
 	struct pending *p;
+	struct snapshot *snap;
 	size_t index; /* in p's results */
 	struct event *deadline_ev;
 	bool finished;
@@ -61,10 +71,10 @@ struct pending {
 
 struct server {
 	struct event_base *base;
-	const struct fetchd_config *cfg;
+	struct snapshot *snap; /* the running configuration */
+	const struct fetchd_config *cfg; /* = snap->cfg */
 	struct evhttp *http;
 	struct executor *ex;
-	struct netguard_rules rules;
 	struct sockaddr_storage *self;
 	size_t n_self;
 	struct evconnlistener **listeners;
@@ -269,8 +279,36 @@ static void pending_item_error(struct pending *p, size_t i, enum fetchd_err err,
 
 /* ---- jobs ---- */
 
+static struct snapshot *snapshot_new(struct server *srv, struct fetchd_config *cfg)
+{
+	struct snapshot *snap = calloc(1, sizeof(*snap));
+
+	if (snap == NULL)
+		return NULL;
+	snap->cfg = cfg;
+	snap->refs = 1;
+	snap->rules.deny_private = cfg->deny_private;
+	snap->rules.allow = cfg->allow;
+	snap->rules.n_allow = cfg->n_allow;
+	snap->rules.deny = cfg->deny;
+	snap->rules.n_deny = cfg->n_deny;
+	/* fetchd's own listen address:port is always denied: no fetch loops */
+	snap->rules.self = srv->self;
+	snap->rules.n_self = srv->n_self;
+	return snap;
+}
+
+static void snapshot_release(struct snapshot *snap)
+{
+	if (snap != NULL && --snap->refs == 0) {
+		config_free(snap->cfg);
+		free(snap);
+	}
+}
+
 static void job_free(struct job *j)
 {
+	snapshot_release(j->snap);
 	if (j->deadline_ev)
 		event_free(j->deadline_ev);
 	request_free(j->req);
@@ -285,6 +323,13 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 
 	(void)worker_id;
 	j->ft.queued_ns = t->started_ns - t->submitted_ns;
+	if (worker_ctx == NULL) { /* its curl handle could not be made */
+		j->ft.err = ERR_UPSTREAM_ERROR;
+		j->ft.http_status = err_http_status(ERR_UPSTREAM_ERROR);
+		j->ft.doc = err_document(ERR_UPSTREAM_ERROR, "this worker has no curl handle",
+					 NULL, &j->ft.doc_len);
+		return;
+	}
 	fetch_run(worker_ctx, &j->ft);
 }
 
@@ -432,8 +477,10 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	j->task.run = job_run;
 	j->task.done = job_done;
 	j->ft.req = req;
-	j->ft.cfg = srv->cfg;
-	j->ft.rules = &srv->rules;
+	j->snap = srv->snap;
+	j->snap->refs++;
+	j->ft.cfg = j->snap->cfg;
+	j->ft.rules = &j->snap->rules;
 	j->ft.deadline_ns = executor_now_ns() + req->timeout_ms * 1000000ull;
 	atomic_init(&j->ft.cancel, false);
 	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
@@ -722,34 +769,42 @@ static void worker_fini(void *ctx, void *arg)
 	fetch_worker_free(ctx);
 }
 
-struct server *server_new(struct event_base *base, const struct fetchd_config *cfg)
+/* The evhttp limits of a configuration. */
+static void apply_http_limits(struct server *srv, const struct fetchd_config *cfg)
+{
+	struct timeval idle = {.tv_sec = (time_t)(cfg->idle_timeout_ms / 1000),
+			       .tv_usec = (suseconds_t)(cfg->idle_timeout_ms % 1000) * 1000};
+
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)cfg->max_request_bytes);
+	evhttp_set_timeout_tv(srv->http, &idle);
+}
+
+struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 
 	if (srv == NULL)
 		return NULL;
 	srv->base = base;
+	srv->snap = snapshot_new(srv, cfg);
+	if (srv->snap == NULL) {
+		free(srv);
+		return NULL;
+	}
 	srv->cfg = cfg;
 	srv->started_ns = executor_now_ns();
 	srv->http = evhttp_new(base);
 	if (srv->http == NULL) {
+		free(srv->snap);
 		free(srv);
 		return NULL;
 	}
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_max_body_size(srv->http, (ev_ssize_t)cfg->max_request_bytes);
 	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
-	struct timeval idle = {.tv_sec = (time_t)(cfg->idle_timeout_ms / 1000),
-			       .tv_usec = (suseconds_t)(cfg->idle_timeout_ms % 1000) * 1000};
-	evhttp_set_timeout_tv(srv->http, &idle);
+	apply_http_limits(srv, cfg);
 	evhttp_set_gencb(srv->http, dispatch, srv);
-	srv->rules.deny_private = cfg->deny_private;
-	srv->rules.allow = cfg->allow;
-	srv->rules.n_allow = cfg->n_allow;
-	srv->rules.deny = cfg->deny;
-	srv->rules.n_deny = cfg->n_deny;
 	return srv;
 }
 
@@ -803,7 +858,7 @@ static void format_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t
 
 /* The bearer token: the file's first line, surrounding whitespace
  * trimmed. Read at start-up (a config file, not a loop-time read). */
-static int load_token(struct server *srv, const char *path)
+static char *load_token(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	char buf[1024];
@@ -811,7 +866,7 @@ static int load_token(struct server *srv, const char *path)
 
 	if (f == NULL) {
 		log_error("auth_token_file %s: %s", path, strerror(errno));
-		return -1;
+		return NULL;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -823,13 +878,19 @@ static int load_token(struct server *srv, const char *path)
 	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
 	*end = '\0';
-	if (*start == '\0') {
-		log_error("auth_token_file %s: the token is empty", path);
-		return -1;
-	}
-	srv->auth_token = strdup(start);
+	char *token = *start ? strdup(start) : NULL;
 	explicit_bzero(buf, sizeof(buf));
-	return srv->auth_token != NULL ? 0 : -1;
+	if (token == NULL)
+		log_error("auth_token_file %s: the token is empty", path);
+	return token;
+}
+
+static void free_token(char *token)
+{
+	if (token != NULL) {
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
 }
 
 int server_start(struct server *srv)
@@ -873,11 +934,11 @@ int server_start(struct server *srv)
 		format_sockaddr(&srv->self[i], name, sizeof(name));
 		log_info("listening on %s", name);
 	}
-	if (cfg->auth_token_file != NULL && load_token(srv, cfg->auth_token_file) != 0)
+	if (cfg->auth_token_file != NULL &&
+	    (srv->auth_token = load_token(cfg->auth_token_file)) == NULL)
 		return -1;
-	/* fetchd's own listen address:port is always denied: no fetch loops */
-	srv->rules.self = srv->self;
-	srv->rules.n_self = srv->n_self;
+	srv->snap->rules.self = srv->self;
+	srv->snap->rules.n_self = srv->n_self;
 	srv->ex = executor_new(srv->base, cfg->threads, cfg->queue_limit, worker_init, worker_fini,
 			       NULL);
 	if (srv->ex == NULL) {
@@ -960,6 +1021,65 @@ void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
 		evtimer_add(srv->drain_check, &now);
 }
 
+static bool same_listen(const struct fetchd_config *a, const struct fetchd_config *b)
+{
+	if (a->n_listen != b->n_listen || a->reuse_port != b->reuse_port)
+		return false;
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen[i], b->listen[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool same_cidrs(const struct cidr *a, size_t na, const struct cidr *b, size_t nb)
+{
+	return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
+}
+
+int server_reload(struct server *srv, struct fetchd_config *cfg)
+{
+	const struct fetchd_config *old = srv->cfg;
+	char *token = NULL;
+	struct snapshot *snap;
+
+	if (cfg->auth_token_file != NULL && (token = load_token(cfg->auth_token_file)) == NULL) {
+		log_error("reload rejected: keeping the running configuration");
+		config_free(cfg);
+		return -1;
+	}
+	snap = snapshot_new(srv, cfg);
+	if (snap == NULL) {
+		free_token(token);
+		config_free(cfg);
+		return -1;
+	}
+	if (!same_listen(old, cfg))
+		log_warn("reload: listen and reuse_port changes need a restart; still listening "
+			 "as before");
+	if ((old->threads == 0) != (cfg->threads == 0)) {
+		log_warn("reload: switching between inline mode (threads = 0) and a pool needs "
+			 "a restart; keeping %u threads",
+			 old->threads);
+		cfg->threads = old->threads;
+	}
+	if (executor_resize(srv->ex, cfg->threads, cfg->queue_limit) != 0)
+		log_warn("reload: could not resize the pool");
+	apply_http_limits(srv, cfg);
+	log_set_level(cfg->log_level);
+	/* connections opened under the old rules are dropped before reuse */
+	if (old->deny_private != cfg->deny_private ||
+	    !same_cidrs(old->allow, old->n_allow, cfg->allow, cfg->n_allow) ||
+	    !same_cidrs(old->deny, old->n_deny, cfg->deny, cfg->n_deny))
+		fetch_drop_connections();
+	free_token(srv->auth_token);
+	srv->auth_token = token;
+	snapshot_release(srv->snap);
+	srv->snap = snap;
+	srv->cfg = cfg;
+	log_info("reloaded: %u threads, queue limit %u", cfg->threads, cfg->queue_limit);
+	return 0;
+}
+
 void server_load_summary(struct server *srv, char *buf, unsigned long len)
 {
 	struct executor_stats st;
@@ -993,9 +1113,7 @@ void server_free(struct server *srv)
 	free(srv->listeners);
 	free(srv->bound);
 	free(srv->self);
-	if (srv->auth_token != NULL) {
-		explicit_bzero(srv->auth_token, strlen(srv->auth_token));
-		free(srv->auth_token);
-	}
+	free_token(srv->auth_token);
+	snapshot_release(srv->snap);
 	free(srv);
 }

@@ -6,9 +6,16 @@ struct fetchd_config;
 struct server;
 
 /* The HTTP front: evhttp routes, request -> task, reply. The only code
- * that calls evhttp. Runs on the loop thread. cfg must outlive the
- * server. NULL on failure (logged). */
-struct server *server_new(struct event_base *base, const struct fetchd_config *cfg);
+ * that calls evhttp. Runs on the loop thread. Takes cfg over on
+ * success; on failure (NULL) the caller still owns it. */
+struct server *server_new(struct event_base *base, struct fetchd_config *cfg);
+
+/* Switch to a new, checked configuration (taken over in every case) without
+ * dropping a request: pool size, queue limit, limits, security lists, auth
+ * token and log level change live; fetches already queued keep the
+ * configuration they were admitted under. Listen changes need a restart
+ * (logged). Returns 0, or -1 when the new one is rejected (the old stays). */
+int server_reload(struct server *srv, struct fetchd_config *cfg);
 
 /* Bind every listen address of the config and start the worker pool.
  * Logs "listening on ADDR:PORT" for each (with the real port when the

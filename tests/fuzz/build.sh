@@ -3,6 +3,8 @@
 #   tests/fuzz/build.sh [OUTDIR]        (default: tests/fuzz/out)
 # Each harness is compiled together with the src/*.c files it needs, with
 # ASan, UBSan (aborting) and libFuzzer. Works from any directory.
+# Lists held in variables (packages, flags, sources) are split on purpose.
+# shellcheck disable=SC2086
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,9 +34,8 @@ pkg-config --exists $DEPS || {
 }
 
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-std=c11 -D_GNU_SOURCE -DSYSCONFDIR=\"/etc\" -DPACKAGE_VERSION=\"0.1.0\"
-	-I$top/src -g -O1 $SAN -fno-omit-frame-pointer -Wall -Wextra
-	$(pkg-config --cflags $DEPS)"
+CFLAGS="-std=c11 -D_GNU_SOURCE -I$top/src -g -O1 $SAN -fno-omit-frame-pointer
+	-Wall -Wextra $(pkg-config --cflags $DEPS)"
 LIBS=$(pkg-config --libs $DEPS)
 
 mkdir -p "$out"
@@ -48,8 +49,7 @@ build() {
 		srcs="$srcs $top/src/$s.c"
 	done
 	echo "  CCLD     $out/fuzz_$name"
-	# shellcheck disable=SC2086
-	$CC $CFLAGS -o "$out/fuzz_$name" "$here/fuzz_$name.c" $srcs $LIBS
+	$CC '-DSYSCONFDIR="/etc"' '-DPACKAGE_VERSION="0.1.0"' $CFLAGS -o "$out/fuzz_$name" "$here/fuzz_$name.c" $srcs $LIBS
 }
 
 CONFIG_SRCS="config units netguard log"

@@ -57,8 +57,14 @@ for name in $names; do
 	if [ "$rc" -ne 0 ]; then
 		failed=1
 		what=$(grep -m 1 -E '^(==[0-9]+==ERROR|SUMMARY): |runtime error:|ALARM: working on|out-of-memory' "$log" || true)
-		input=$(ls "$arts/$name" 2>/dev/null | head -n 1)
-		line="$line: FAILED (exit $rc) ${what:-?}; input $arts/$name/${input:-?}, log $log"
+		input=
+		for f in "$arts/$name"/*; do
+			if [ -e "$f" ]; then
+				input=$f
+				break
+			fi
+		done
+		line="$line: FAILED (exit $rc) ${what:-?}; input ${input:-?}, log $log"
 	else
 		line="$line: ok"
 	fi
