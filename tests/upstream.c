@@ -820,6 +820,106 @@ ep_link(struct call *c)
 	reply_text(c->req, 200, "link\n");
 }
 
+/* Fixed bodies for the materialization tests (/fixture?name=NAME): bytes as
+ * a real server sends them, in the charset each name says. Generated once,
+ * offline; br is "hello brotli\n" x 100 compressed with brotli (quality 11). */
+struct fixture {
+	const char *name;
+	const char *content_type;
+	const char *content_encoding; /* NULL: none */
+	const char *body;
+	size_t len;
+};
+
+#define FIXTURE(name, ctype, cenc, lit) {name, ctype, cenc, lit, sizeof(lit) - 1}
+
+static const struct fixture fixtures[] = {
+	/* declared ISO-8859-1, with 0x92 (windows-1252 only) as browsers see it */
+	FIXTURE("latin1-declared", "text/html; charset=ISO-8859-1", NULL,
+	    "<!DOCTYPE html>\n<html lang=\"fr\"><head><title>Le caf\xe9</title></head><body>\n"
+	    "<p>L\x92\xe9t\xe9 dernier, \xe0 la fen\xeatre du caf\xe9, le gar\xe7on m\xe8ne une v"
+	    "ie tranquille. Il pr\xe9pare la cr\xe8me br\xfbl\xe9" "e ; la fa\xe7" "ade est d\xe9"
+	    "cor\xe9" "e et les clients \xe9" "coutent la m\xe9lodie d\x92une chanson fran\xe7" "a"
+	    "ise.</p>\n<p>O\xf9 est la biblioth\xe8que ? Voil\xe0 : pr\xe8s de l\x92\xe9glise, ap"
+	    "r\xe8s le th\xe9\xe2tre, \xe0 c\xf4t\xe9 du gar\xe7on qui re\xe7oit ses amis.</p>\n"
+	    "</body></html>\n"),
+	FIXTURE("cp1251-meta", "text/html", NULL,
+	    "<!DOCTYPE html>\n<html><head><meta charset=\"windows-1251\"><title>\xcf\xf0\xe8\xe2\xe5"
+	    "\xf2</title></head><body>\n<p>\xd1\xfa\xe5\xf8\xfc \xe6\xe5 \xe5\xf9\xb8 \xfd\xf2\xe8"
+	    "\xf5 \xec\xff\xe3\xea\xe8\xf5 \xf4\xf0\xe0\xed\xf6\xf3\xe7\xf1\xea\xe8\xf5 \xe1\xf3\xeb"
+	    "\xee\xea, \xe4\xe0 \xe2\xfb\xef\xe5\xe9 \xf7\xe0\xfe. \xd8\xe8\xf0\xee\xea\xe0\xff \xfd"
+	    "\xeb\xe5\xea\xf2\xf0\xe8\xf4\xe8\xea\xe0\xf6\xe8\xff \xfe\xe6\xed\xfb\xf5 \xe3\xf3\xe1"
+	    "\xe5\xf0\xed\xe8\xe9 \xe4\xe0\xf1\xf2 \xec\xee\xf9\xed\xfb\xe9 \xf2\xee\xeb\xf7\xee\xea"
+	    " \xef\xee\xe4\xfa\xb8\xec\xf3 \xf1\xe5\xeb\xfc\xf1\xea\xee\xe3\xee \xf5\xee\xe7\xff\xe9"
+	    "\xf1\xf2\xe2\xe0.</p>\n<p>\xc2 \xf7\xe0\xf9\xe0\xf5 \xfe\xe3\xe0 \xe6\xe8\xeb \xe1\xfb"
+	    " \xf6\xe8\xf2\xf0\xf3\xf1? \xc4\xe0, \xed\xee \xf4\xe0\xeb\xfc\xf8\xe8\xe2\xfb\xe9 \xfd"
+	    "\xea\xe7\xe5\xec\xef\xeb\xff\xf0!</p>\n</body></html>\n"),
+	FIXTURE("utf8-bom", "text/plain", NULL,
+	    "\xef\xbb\xbfh\xc3\xa9llo"),
+	FIXTURE("xml-decl", "application/xml", NULL,
+	    "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>caf\xe9</r>"),
+	FIXTURE("utf8-undeclared", "text/plain", NULL,
+	    "D\xc3\xa9j\xc3\xa0 vu : na\xc3\xafve fa\xc3\xa7" "ade, c\xc5\x93ur, \xc3\x86r\xc3\xb8"
+	    "sk\xc3\xb8" "bing, \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xe2\x9c\x93\n"),
+	FIXTURE("cp1252-undeclared", "text/plain", NULL,
+	    "Le prix du menu est de 15 \x80 (quinze euros), service compris. \xab Tr\xe8s bon rap"
+	    "port qualit\xe9-prix \xbb, \xe9" "crit le critique ; le chef r\xe9pond : \x93" "C\x92"
+	    "est notre c\x9cur de m\xe9tier\x85\x94\nLes \x9cufs brouill\xe9s, la cr\xe8me fra\xee"
+	    "che et le p\xe2t\xe9 de campagne sont pr\xe9par\xe9s \xe0 la maison. Un caf\xe9 co\xfb"
+	    "te 2 \x80 ; un th\xe9, 3 \x80 ; le g\xe2teau du jour, 6 \x80. \xc0 bient\xf4t, ch\xe8"
+	    "re client\xe8le ! Nous sommes ouverts du mardi au dimanche, et la terrasse est chauf"
+	    "f\xe9" "e l\x92hiver.\n"),
+	FIXTURE("br", "text/plain; charset=utf-8", "br",
+	    "\x1b\x13\x05\xf8\x1d\xa9S\x9f\xbbp-V\x86&\xa7\x15@\xd8\xe8$[\xda[\x18\x18\x0d\x1cLf\xf9"
+	    "\x05"),
+};
+
+#undef FIXTURE
+
+static void
+ep_fixture(struct call *c)
+{
+	const char *name = query_str(c, "name", "");
+	size_t i;
+
+	for (i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		const struct fixture *f = &fixtures[i];
+
+		if (strcmp(f->name, name) != 0)
+			continue;
+		if (f->content_encoding != NULL)
+			evhttp_add_header(evhttp_request_get_output_headers(c->req),
+			    "Content-Encoding", f->content_encoding);
+		reply_data(c->req, 200, f->content_type, f->body, f->len);
+		return;
+	}
+	reply_text(c->req, 404, "no such fixture\n");
+}
+
+/* /cookie-chain?n=N[&i=I]: hops 1..N each set cookie cI=I and redirect (302)
+ * to hop I+1; hop N+1 answers {"cookie": the Cookie header it got, or null,
+ * "hops": N}. */
+static void
+ep_cookie_chain(struct call *c)
+{
+	long n = query_long(c, "n", 3, 0, 100), i = query_long(c, "i", 1, 1, 101);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
+	const char *got;
+	char buf[128];
+
+	if (i <= n) {
+		snprintf(buf, sizeof(buf), "c%ld=%ld; Path=/", i, i);
+		evhttp_add_header(out, "Set-Cookie", buf);
+		snprintf(buf, sizeof(buf), "/cookie-chain?n=%ld&i=%ld", n, i + 1);
+		evhttp_add_header(out, "Location", buf);
+		reply_text(c->req, 302, "redirect\n");
+		return;
+	}
+	got = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
+	reply_json(c->req, 200, NULL, json_pack("{s:o,s:I}", "cookie",
+	    got != NULL ? json_bytes(got, strlen(got)) : json_null(), "hops", (json_int_t)n));
+}
+
 static const struct route {
 	const char *path;
 	void (*fn)(struct call *);
@@ -848,6 +948,8 @@ static const struct route {
 	{"/reset-mid", ep_reset_mid},
 	{"/cookie", ep_cookie},
 	{"/link", ep_link},
+	{"/fixture", ep_fixture},
+	{"/cookie-chain", ep_cookie_chain},
 };
 
 static void
