@@ -766,9 +766,7 @@ static const char *charset_prescan_meta(const unsigned char *s, size_t n, size_t
 	}
 	if (need_pragma == -1 || (need_pragma == 1 && !got_pragma) || charset == NULL)
 		return NULL;
-	if (strncmp(charset, "utf-16", 6) == 0)
-		return "utf-8";
-	return charset;
+	return strncmp(charset, "utf-16", 6) == 0 ? "utf-8" : charset;
 }
 
 /* HTML Standard 13.2.3.2 "prescan a byte stream to determine its encoding",

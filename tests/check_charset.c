@@ -38,7 +38,8 @@ static uint32_t test_next_cp(const unsigned char **p)
 		cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
 		*p += 2;
 	} else {
-		cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+		cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) |
+		     (s[2] & 0x3F);
 		*p += 3;
 	}
 	return cp;
@@ -219,7 +220,8 @@ END_TEST
 
 START_TEST(test_detect_meta_charset_on_cp1251_page)
 {
-	static const char head[] = "<!DOCTYPE html>\n<html><head>\n<meta charset=\"windows-1251\">\n"
+	static const char head[] = "<!DOCTYPE html>\n<html><head>\n"
+				   "<meta charset=\"windows-1251\">\n"
 				   "<title>Москва</title></head><body><p>";
 	char *page_utf8;
 	unsigned char *page;
