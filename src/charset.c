@@ -828,6 +828,7 @@ static const char *charset_prescan(const unsigned char *body, size_t len)
 static const char *charset_xml_decl(const unsigned char *body, size_t len)
 {
 	size_t n = len < CHARSET_PRESCAN_MAX ? len : CHARSET_PRESCAN_MAX;
+	const unsigned char *close;
 	size_t i, end;
 	unsigned char q;
 
@@ -852,14 +853,10 @@ static const char *charset_xml_decl(const unsigned char *body, size_t len)
 		if (i >= end || (body[i] != '"' && body[i] != '\''))
 			return NULL;
 		q = body[i++];
-		{
-			const unsigned char *close = memchr(body + i, q, end - i);
-
-			if (close == NULL)
-				return NULL;
-			return charset_declared((const char *)body + i,
-						(size_t)(close - (body + i)));
-		}
+		close = memchr(body + i, q, end - i);
+		if (close == NULL)
+			return NULL;
+		return charset_declared((const char *)body + i, (size_t)(close - (body + i)));
 	}
 	return NULL;
 }

@@ -24,6 +24,27 @@ struct fetchd {
 	int port;
 	int log_fd; /* stdout + stderr of fetchd; the file is already unlinked */
 	char conf_path[64];
+	char listen[64];  /* the [server] listen of the config file */
+	bool keep_config; /* conf_path stays until fetchd_stop */
+	bool started;     /* log_fd (and conf_path) belong to this struct */
+};
+
+/* How to start fetchd; a zeroed struct is fetchd_start_opts(f, NULL, false). */
+struct fetchd_opts {
+	/* appended to "[server]\nlisten = LISTEN\n" (so it starts on line 3);
+	 * may be NULL */
+	const char *extra_config;
+	bool allow_loopback; /* --allow 127.0.0.1/32 */
+	/* "127.0.0.1:PORT"; NULL means 127.0.0.1:0. Only 127.0.0.1. */
+	const char *listen;
+	/* NULL-terminated "NAME=value" strings added to fetchd's environment
+	 * (replacing an inherited NAME). NOTIFY_SOCKET, WATCHDOG_USEC and
+	 * WATCHDOG_PID are never inherited from the test's environment. */
+	const char *const *env;
+	/* keep the config file (f->conf_path) while fetchd runs, so a test can
+	 * rewrite it (fetchd_write_config) and send SIGHUP; removed by
+	 * fetchd_stop */
+	bool keep_config;
 };
 
 /* One HTTP answer. json is the parsed body, NULL when it is not JSON. */
@@ -50,9 +71,28 @@ void upstream_stop(struct upstream *u);
  * "listening on 127.0.0.1:PORT" log line. Fails the test otherwise. */
 void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_loopback);
 void fetchd_start(struct fetchd *f, const char *extra_config);
+/* The same with every option. Fails the test when fetchd does not come up. */
+void fetchd_start_ex(struct fetchd *f, const struct fetchd_opts *o);
+/* The same, but returns -1 (with fetchd's log on stderr and nothing left
+ * running) instead of failing the test when fetchd exits during start-up,
+ * e.g. because its port is taken; 0 when it listens. */
+int fetchd_try_start(struct fetchd *f, const struct fetchd_opts *o);
+
+/* Replace the config file (atomically, by rename) with
+ * "[server]\nlisten = f->listen\n" and extra_config. Needs keep_config. */
+void fetchd_write_config(const struct fetchd *f, const char *extra_config);
+
+/* kill(2) fetchd; 0 or -1. */
+int fetchd_signal(const struct fetchd *f, int sig);
+
+/* Wait up to timeout_ms for fetchd to exit (no signal is sent). Returns
+ * its wait status (WIFEXITED, ...), or -1 when it is still running. After
+ * an exit, fetchd_log still works; fetchd_stop removes the files. */
+int fetchd_wait_exit(struct fetchd *f, unsigned timeout_ms);
 
 /* SIGTERM, wait up to 15 s (then SIGKILL), remove the temp files and
- * fail the test unless fetchd exited with status 0. */
+ * fail the test unless fetchd exited with status 0. When fetchd has
+ * already exited (fetchd_wait_exit), only removes the files. */
 void fetchd_stop(struct fetchd *f);
 
 /* Everything fetchd has logged so far (malloc'd, NUL-terminated). */
