@@ -16,16 +16,19 @@
 json_t *materialize_utf8_string(const char *bytes, size_t len)
 {
 	size_t n;
-	char *clean;
+	char *text;
 	json_t *str;
 
 	if (charset_utf8_valid((const unsigned char *)bytes, len))
 		return json_stringn(bytes, len);
-	clean = charset_utf8_sanitize((const unsigned char *)bytes, len, &n);
-	if (clean == NULL)
+	/* Header bytes that are not UTF-8 are read as ISO-8859-1, the
+	 * historical header charset (RFC 9110 section 5.5), decoded the WHATWG
+	 * way: "caf\xe9" stays "café" instead of vanishing. */
+	text = charset_decode((const unsigned char *)bytes, len, "windows-1252", &n);
+	if (text == NULL)
 		return NULL;
-	str = json_stringn(clean, n);
-	free(clean);
+	str = json_stringn(text, n);
+	free(text);
 	return str;
 }
 

@@ -334,42 +334,132 @@ static void write_all_or_fail(int fd, const char *s)
 	}
 }
 
-void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_loopback)
+/* The config file: the [server] listen line, then extra (may be NULL). */
+static void write_config_fd(int fd, const char *listen, const char *extra)
+{
+	write_all_or_fail(fd, "[server]\nlisten = ");
+	write_all_or_fail(fd, listen);
+	write_all_or_fail(fd, "\n");
+	if (extra != NULL)
+		write_all_or_fail(fd, extra);
+}
+
+/* Variables a test's own environment never passes on to fetchd: a test
+ * run under a service manager must not notify it. */
+static const char *const scrubbed_env[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
+
+static bool env_name_is(const char *entry, const char *name_or_entry)
+{
+	size_t n = strcspn(name_or_entry, "=");
+
+	return strncmp(entry, name_or_entry, n) == 0 && entry[n] == '=';
+}
+
+/* environ without the scrubbed names and the ones extra sets, then extra.
+ * Built before fork: the child only calls execve. */
+static char **build_env(const char *const *extra)
+{
+	extern char **environ;
+	size_t n_env = 0, n_extra = 0, o = 0;
+	char **envp;
+
+	while (environ != NULL && environ[n_env] != NULL)
+		n_env++;
+	while (extra != NULL && extra[n_extra] != NULL)
+		n_extra++;
+	envp = calloc(n_env + n_extra + 1, sizeof(*envp));
+	ck_assert_msg(envp != NULL, "out of memory");
+	for (size_t i = 0; i < n_env; i++) {
+		bool drop = false;
+
+		for (size_t k = 0; k < sizeof(scrubbed_env) / sizeof(scrubbed_env[0]); k++)
+			drop = drop || env_name_is(environ[i], scrubbed_env[k]);
+		for (size_t k = 0; k < n_extra; k++)
+			drop = drop || env_name_is(environ[i], extra[k]);
+		if (!drop)
+			envp[o++] = environ[i];
+	}
+	for (size_t k = 0; k < n_extra; k++)
+		envp[o++] = (char *)extra[k];
+	envp[o] = NULL;
+	return envp;
+}
+
+/* Forget the temp files of a fetchd that is no longer running. */
+static void fetchd_release_files(struct fetchd *f)
+{
+	if (!f->started)
+		return;
+	unlink(f->conf_path);
+	if (f->log_fd >= 0)
+		close(f->log_fd);
+	f->log_fd = -1;
+	f->started = false;
+}
+
+/* Start fetchd; 0 when it listens. Otherwise -1 with *why (malloc'd) and
+ * fetchd's log in *log_out (malloc'd), and nothing left behind. */
+static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **why,
+			 char **log_out)
 {
 	const char *bin = env_or("FETCHD_BIN", "./fetchd");
+	const char *listen = o->listen != NULL ? o->listen : "127.0.0.1:0";
 	char log_path[] = "/tmp/fetchd-it-log-XXXXXX";
+	char *argv[6];
+	char **envp;
 	pid_t parent = getpid();
 	uint64_t end;
-	int conf_fd;
+	int conf_fd, argc = 0;
 
+	*why = NULL;
+	*log_out = NULL;
 	memset(f, 0, sizeof(*f));
 	f->pid = -1;
 	f->port = -1;
+	f->log_fd = -1;
+	f->keep_config = o->keep_config;
+	ck_assert_msg(strncmp(listen, "127.0.0.1:", 10) == 0 && strlen(listen) < sizeof(f->listen),
+		      "fetchd listens on 127.0.0.1 only (asked for %s)", listen);
+	snprintf(f->listen, sizeof(f->listen), "%s", listen);
 	snprintf(f->conf_path, sizeof(f->conf_path), "/tmp/fetchd-it-conf-XXXXXX");
 	conf_fd = mkostemp(f->conf_path, O_CLOEXEC);
 	ck_assert_msg(conf_fd != -1, "mkstemp: %s", strerror(errno));
-	write_all_or_fail(conf_fd, "[server]\nlisten = 127.0.0.1:0\n");
-	if (extra_config != NULL)
-		write_all_or_fail(conf_fd, extra_config);
+	write_config_fd(conf_fd, f->listen, o->extra_config);
 	close(conf_fd);
 	/* the log lives on in the open fd; nothing is left behind in /tmp */
 	f->log_fd = mkostemp(log_path, O_CLOEXEC);
-	ck_assert_msg(f->log_fd != -1, "mkstemp: %s", strerror(errno));
+	if (f->log_fd == -1) {
+		unlink(f->conf_path);
+		ck_abort_msg("mkstemp: %s", strerror(errno));
+	}
 	unlink(log_path);
+	f->started = true;
+
+	argv[argc++] = (char *)bin;
+	argv[argc++] = (char *)"-c";
+	argv[argc++] = f->conf_path;
+	if (o->allow_loopback) {
+		argv[argc++] = (char *)"--allow";
+		argv[argc++] = (char *)"127.0.0.1/32";
+	}
+	argv[argc] = NULL;
+	envp = build_env(o->env);
 
 	f->pid = fork();
-	ck_assert_msg(f->pid != -1, "fork: %s", strerror(errno));
+	if (f->pid == -1) {
+		free(envp);
+		fetchd_release_files(f);
+		ck_abort_msg("fork: %s", strerror(errno));
+	}
 	if (f->pid == 0) {
 		child_tie_to_parent(parent);
 		if (dup2(f->log_fd, STDOUT_FILENO) == -1 || dup2(f->log_fd, STDERR_FILENO) == -1)
 			_exit(127);
-		if (allow_loopback)
-			execl(bin, bin, "-c", f->conf_path, "--allow", "127.0.0.1/32", (char *)NULL);
-		else
-			execl(bin, bin, "-c", f->conf_path, (char *)NULL);
+		execve(bin, argv, envp);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
+	free(envp);
 
 	end = now_ms() + START_TIMEOUT_MS;
 	for (;;) {
@@ -378,34 +468,114 @@ void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_lo
 
 		if (port > 0) {
 			/* read at start-up; gone now, so a failing test leaves nothing */
-			unlink(f->conf_path);
+			if (!f->keep_config)
+				unlink(f->conf_path);
 			free(log);
 			f->port = port;
-			return;
+			return 0;
 		}
 		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
 			f->pid = -1;
-			unlink(f->conf_path);
-			ck_abort_msg("fetchd exited during start-up (status %d); log:\n%s", status,
-				     log);
+			fetchd_release_files(f);
+			*why = str_printf("fetchd exited during start-up (status %d)", status);
+			*log_out = log;
+			return -1;
 		}
 		if (now_ms() >= end) {
 			bool killed;
 
 			child_stop(f->pid, 2000, &killed);
 			f->pid = -1;
-			unlink(f->conf_path);
-			ck_abort_msg("fetchd did not log \"listening on\" within %d ms; log:\n%s",
-				     START_TIMEOUT_MS, log);
+			fetchd_release_files(f);
+			*why = str_printf("fetchd did not log \"listening on\" within %d ms",
+					  START_TIMEOUT_MS);
+			*log_out = log;
+			return -1;
 		}
 		free(log);
 		sleep_ms(20);
 	}
 }
 
+void fetchd_start_ex(struct fetchd *f, const struct fetchd_opts *o)
+{
+	char *why, *log;
+
+	if (fetchd_launch(f, o, &why, &log) != 0)
+		ck_abort_msg("%s; log:\n%s", why, log);
+}
+
+int fetchd_try_start(struct fetchd *f, const struct fetchd_opts *o)
+{
+	char *why, *log;
+
+	if (fetchd_launch(f, o, &why, &log) == 0)
+		return 0;
+	fprintf(stderr, "harness: %s; log:\n%s", why, log);
+	free(why);
+	free(log);
+	return -1;
+}
+
+void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_loopback)
+{
+	struct fetchd_opts o = {.extra_config = extra_config, .allow_loopback = allow_loopback};
+
+	fetchd_start_ex(f, &o);
+}
+
 void fetchd_start(struct fetchd *f, const char *extra_config)
 {
 	fetchd_start_opts(f, extra_config, true);
+}
+
+void fetchd_write_config(const struct fetchd *f, const char *extra_config)
+{
+	char tmp[] = "/tmp/fetchd-it-conf-XXXXXX";
+	int fd;
+
+	ck_assert_msg(f->started && f->keep_config,
+		      "fetchd_write_config needs a fetchd started with keep_config");
+	fd = mkostemp(tmp, O_CLOEXEC);
+	ck_assert_msg(fd != -1, "mkstemp: %s", strerror(errno));
+	write_config_fd(fd, f->listen, extra_config);
+	close(fd);
+	/* fetchd never sees a half-written file */
+	if (rename(tmp, f->conf_path) != 0) {
+		int e = errno;
+
+		unlink(tmp);
+		ck_abort_msg("rename %s -> %s: %s", tmp, f->conf_path, strerror(e));
+	}
+}
+
+int fetchd_signal(const struct fetchd *f, int sig)
+{
+	if (f->pid <= 0)
+		return -1;
+	return kill(f->pid, sig);
+}
+
+int fetchd_wait_exit(struct fetchd *f, unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+
+	if (f->pid <= 0)
+		return -1;
+	for (;;) {
+		int status;
+		pid_t r = waitpid(f->pid, &status, WNOHANG);
+
+		if (r == f->pid) {
+			f->pid = -1;
+			return status;
+		}
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (now_ms() >= end)
+			return -1;
+		sleep_ms(10);
+	}
 }
 
 void fetchd_stop(struct fetchd *f)
@@ -414,14 +584,14 @@ void fetchd_stop(struct fetchd *f)
 	int status;
 	char *log;
 
-	if (f->pid <= 0)
+	if (f->pid <= 0) {
+		fetchd_release_files(f);
 		return;
+	}
 	status = child_stop(f->pid, STOP_TIMEOUT_MS, &killed);
 	f->pid = -1;
-	unlink(f->conf_path);
 	log = fetchd_log(f);
-	close(f->log_fd);
-	f->log_fd = -1;
+	fetchd_release_files(f);
 	if (killed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "---- fetchd log ----\n%s---- end of fetchd log ----\n", log);
 		ck_abort_msg("fetchd did not exit 0 after SIGTERM (%s, status %d)",
