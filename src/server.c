@@ -3,6 +3,7 @@
  * here blocks: no curl call, no DNS lookup, no large JSON encode. */
 #include "server.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -17,12 +18,14 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "errors.h"
 #include "executor.h"
 #include "fetch.h"
 #include "log.h"
+#include "metrics.h"
 #include "netguard.h"
 #include "request.h"
 
@@ -66,6 +69,8 @@ struct pending {
 	struct job **jobs; /* NULL where the item was answered in place */
 	uint64_t start_ns;
 	char method[8];
+	char id[65];	/* X-Request-Id: the client's, or ours */
+	char host[128]; /* the target host of a single fetch, for the log */
 	struct pending *prev, *next;
 };
 
@@ -90,7 +95,8 @@ struct server {
 	char *auth_token; /* NULL: no authentication */
 	/* bytes of finished documents not yet written to their clients */
 	uint64_t pending_bytes;
-	uint64_t fetch_failed; /* fetches that ran and ended in an error */
+	struct metrics metrics;
+	uint64_t next_request_id;
 };
 
 static void pending_maybe_drained(struct server *srv);
@@ -111,6 +117,7 @@ static void free_counted_doc(const void *data, size_t len, void *arg)
 	struct server *srv = arg;
 
 	srv->pending_bytes -= len;
+	srv->metrics.response_bytes += len;
 	free((void *)data);
 }
 
@@ -161,6 +168,7 @@ static void reply_doc(struct evhttp_request *req, int status, char *doc, size_t 
 static void reply_error(struct evhttp_request *req, enum fetchd_err err, const char *message)
 {
 	size_t len;
+
 	char *doc = err_document(err, message, NULL, &len);
 
 	if (err == ERR_OVERLOADED)
@@ -180,16 +188,36 @@ static void reply_json(struct evhttp_request *req, int status, json_t *obj)
 	reply_doc(req, status, doc, strlen(doc));
 }
 
+/* One line per client request. Only the target host is logged: never a
+ * URL (it may carry userinfo or tokens in its query), a header or a body. */
 static void access_log(struct pending *p, int status, enum fetchd_err err, size_t bytes)
 {
-	const char *uri;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(p->req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
 	if (!p->srv->cfg->access_log)
 		return;
-	uri = evhttp_request_get_uri(p->req);
-	log_info("access %s %.200s %d %s %zu bytes %.1f ms%s", p->method, uri ? uri : "-", status,
+	log_info("access id=%s method=%s path=%.64s host=%s items=%zu status=%d error=%s "
+		 "bytes=%zu total_ms=%.1f%s",
+		 p->id, p->method, path ? path : "-", p->host[0] ? p->host : "-", p->n_items, status,
 		 err == ERR_NONE ? "-" : err_code_name(err), bytes,
-		 (double)(executor_now_ns() - p->start_ns) / 1e6, p->gone ? " (client gone)" : "");
+		 (double)(executor_now_ns() - p->start_ns) / 1e6,
+		 p->gone ? " client=gone" : "");
+}
+
+/* The client's X-Request-Id when it is a sane token, else a new one. */
+static void request_id(struct server *srv, struct evhttp_request *req, char *id, size_t len)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
+	size_t n = h ? strlen(h) : 0;
+
+	if (n > 0 && n < len && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789-_.:") == n) {
+		memcpy(id, h, n + 1);
+		return;
+	}
+	snprintf(id, len, "%08x%08llx", (unsigned)getpid() ^ (unsigned)srv->started_ns,
+		 (unsigned long long)++srv->next_request_id);
 }
 
 /* ---- pending client requests ---- */
@@ -221,6 +249,7 @@ static void pending_free(struct pending *p)
  * gone, let libevent fail the write and free the connection). */
 static void pending_finish(struct pending *p)
 {
+	evhttp_add_header(evhttp_request_get_output_headers(p->req), "X-Request-Id", p->id);
 	if (!p->batch) {
 		access_log(p, p->statuses[0], p->errs[0], p->lens[0]);
 		if (p->errs[0] == ERR_OVERLOADED)
@@ -263,6 +292,7 @@ static void pending_item_done(struct pending *p, size_t i, int status, enum fetc
 	p->lens[i] = len;
 	p->statuses[i] = status;
 	p->errs[i] = err;
+	p->srv->metrics.requests[err]++;
 	p->jobs[i] = NULL;
 	if (--p->n_left == 0)
 		pending_finish(p);
@@ -342,8 +372,12 @@ static void job_done(struct executor_task *t)
 	char *doc = j->ft.doc;
 
 	j->ft.doc = NULL;
+	struct metrics *m = &p->srv->metrics;
 	if (j->ft.err != ERR_NONE)
-		p->srv->fetch_failed++;
+		m->fetch_failed++;
+	m->upstream_bytes += j->ft.bytes_in;
+	metrics_observe(&m->queue_wait, (double)(t->started_ns - t->submitted_ns) / 1e9);
+	metrics_observe(&m->fetch_duration, (double)(executor_now_ns() - t->started_ns) / 1e9);
 	pending_item_done(p, i, j->ft.http_status, j->ft.err, doc, j->ft.doc_len);
 	job_free(j);
 }
@@ -378,6 +412,7 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 
 		if (j == NULL)
 			continue;
+		p->srv->metrics.client_cancelled++;
 		if (executor_cancel(p->srv->ex, &j->task) == 0) {
 			size_t left = p->n_left;
 
@@ -417,6 +452,7 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 	default: m = "OTHER"; break;
 	}
 	snprintf(p->method, sizeof(p->method), "%s", m);
+	request_id(srv, req, p->id, sizeof(p->id));
 	if (conn != NULL)
 		fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
 	if (fd >= 0)
@@ -442,6 +478,20 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 	return p;
 }
 
+/* The host of url, for the log (curl's parser; no DNS). */
+static void url_host(const char *url, char *buf, size_t len)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+
+	buf[0] = '\0';
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		snprintf(buf, len, "%s", host);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
 /* Validate item i and queue its fetch, or answer it in place. */
 static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 {
@@ -465,6 +515,8 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		pending_item_error(p, i, rerr.code, rerr.message);
 		return;
 	}
+	if (!p->batch)
+		url_host(req->url, p->host, sizeof(p->host));
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		request_free(req);
@@ -666,20 +718,54 @@ static void handle_healthz(struct server *srv, struct evhttp_request *req)
 		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+static json_t *latency_object(const struct histogram *h)
+{
+	return json_pack("{s:f, s:f, s:f}", "p50_ms", metrics_quantile(h, 0.50) * 1e3, "p90_ms",
+			 metrics_quantile(h, 0.90) * 1e3, "p99_ms", metrics_quantile(h, 0.99) * 1e3);
+}
+
 static void handle_stats(struct server *srv, struct evhttp_request *req)
 {
 	struct executor_stats st;
 
 	executor_get_stats(srv->ex, &st);
 	reply_json(req, 200,
-		   json_pack("{s:s, s:f, s:{s:{s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}}}", "version",
-			     PACKAGE_VERSION, "uptime_s",
+		   json_pack("{s:s, s:f, s:{s:{s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}}, "
+			     "s:{s:o, s:o}, s:I, s:I}",
+			     "version", PACKAGE_VERSION, "uptime_s",
 			     (double)(executor_now_ns() - srv->started_ns) / 1e9, "pools", "default",
 			     "threads", (int)st.threads, "busy", (int)st.busy, "queued",
 			     (int)st.queued, "queue_limit", (int)st.queue_limit, "completed",
-			     (json_int_t)st.completed, "failed", (json_int_t)srv->fetch_failed,
-			     "rejected", (json_int_t)st.rejected,
-			     "cancelled", (json_int_t)st.cancelled));
+			     (json_int_t)st.completed, "failed",
+			     (json_int_t)srv->metrics.fetch_failed, "rejected",
+			     (json_int_t)st.rejected, "cancelled", (json_int_t)st.cancelled,
+			     "latency", "fetch", latency_object(&srv->metrics.fetch_duration),
+			     "queue_wait", latency_object(&srv->metrics.queue_wait),
+			     "client_cancelled", (json_int_t)srv->metrics.client_cancelled,
+			     "pending_bytes", (json_int_t)srv->pending_bytes));
+}
+
+static void handle_metrics(struct server *srv, struct evhttp_request *req)
+{
+	struct executor_stats st;
+	struct evbuffer *buf = evbuffer_new();
+	size_t len;
+	char *text;
+
+	executor_get_stats(srv->ex, &st);
+	text = metrics_render(&srv->metrics, &st, srv->pending_bytes, &len);
+	if (text == NULL || buf == NULL ||
+	    evbuffer_add_reference(buf, text, len, free_doc, NULL) != 0) {
+		free(text);
+		if (buf != NULL)
+			evbuffer_free(buf);
+		reply_error(req, ERR_OVERLOADED, "out of memory");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
 }
 
 struct route {
@@ -694,6 +780,7 @@ static const struct route routes[] = {
 	{"/v1/batch", EVHTTP_REQ_POST, "POST", handle_batch},
 	{"/healthz", EVHTTP_REQ_GET, "GET", handle_healthz},
 	{"/v1/stats", EVHTTP_REQ_GET, "GET", handle_stats},
+	{"/metrics", EVHTTP_REQ_GET, "GET", handle_metrics},
 };
 
 /* Compare in constant time: the time taken says nothing about how much

@@ -393,7 +393,7 @@ START_TEST(test_get_fetch_returns_full_document)
 
 	/* one access log line for the request */
 	log = fetchd_log(&daemon_);
-	ck_assert_msg(log_has_line(log, "/v1/fetch?url=", " 200 "),
+	ck_assert_msg(log_has_line(log, "access id=", "path=/v1/fetch host=127.0.0.1 items=1 status=200"),
 		      "no access log line with the path and 200; log:\n%s", log);
 	free(log);
 	free(path);
@@ -1288,6 +1288,68 @@ END_TEST
 
 /* ---- /v1/stats ---- */
 
+/* /metrics is Prometheus text that promtool accepts, and counts what ran. */
+START_TEST(test_metrics_are_valid_prometheus_text)
+{
+	struct http_resp r;
+	char *type, *cmd;
+	FILE *pipe;
+	int rc;
+
+	fetch_path(&daemon_, &up, "/json", &r);
+	expect_status(&r, 200);
+	http_resp_free(&r);
+	get_ok(daemon_.port, "/metrics", &r);
+	expect_status(&r, 200);
+	type = http_resp_header(&r, "Content-Type");
+	ck_assert_msg(type != NULL && strncmp(type, "text/plain; version=0.0.4", 25) == 0,
+		      "content type %s", type ? type : "(none)");
+	free(type);
+	ck_assert_msg(strstr(r.body, "fetchd_requests_total{code=\"200\",error=\"\"} 1\n") != NULL,
+		      "requests_total; body: %.2000s", r.body);
+	ck_assert_msg(strstr(r.body, "fetchd_fetch_duration_seconds_count 1\n") != NULL,
+		      "fetch duration count; body: %.2000s", r.body);
+	ck_assert_msg(strstr(r.body, "fetchd_pool_threads{pool=\"default\"} 4\n") != NULL,
+		      "pool threads; body: %.2000s", r.body);
+	if (system("command -v promtool >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "promtool not installed: metrics format not checked by it\n");
+		http_resp_free(&r);
+		return;
+	}
+	cmd = str_printf("promtool check metrics >/dev/null");
+	pipe = popen(cmd, "w");
+	ck_assert(pipe != NULL);
+	fwrite(r.body, 1, r.body_len, pipe);
+	rc = pclose(pipe);
+	ck_assert_msg(rc == 0, "promtool check metrics failed (%d) on:\n%.4000s", rc, r.body);
+	free(cmd);
+	http_resp_free(&r);
+}
+END_TEST
+
+/* The access log names the request id (the client's, echoed back) and the
+ * target host, and never the URL's userinfo. */
+START_TEST(test_access_log_has_request_id_and_no_credentials)
+{
+	struct http_resp r;
+	char *id, *log, *body;
+
+	body = str_printf("{\"url\": \"http://user:s3cret@127.0.0.1:%d/json\"}", up.port);
+	ck_assert_int_eq(http_post_json(daemon_.port, "/v1/fetch", body, &r), 0);
+	free(body);
+	expect_status(&r, 200);
+	id = http_resp_header(&r, "X-Request-Id");
+	ck_assert_msg(id != NULL && strlen(id) >= 8, "generated X-Request-Id: %s", id ? id : "-");
+	log = fetchd_log(&daemon_);
+	ck_assert_msg(strstr(log, id) != NULL, "id %s not in the log:\n%s", id, log);
+	ck_assert_msg(strstr(log, "host=127.0.0.1") != NULL, "host not logged:\n%s", log);
+	ck_assert_msg(strstr(log, "s3cret") == NULL, "userinfo leaked into the log:\n%s", log);
+	free(log);
+	free(id);
+	http_resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_stats_reports_pool_counters)
 {
 	static const char *const keys[] = {"threads", "busy",	  "queued",  "queue_limit",
@@ -1355,6 +1417,8 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_gzip_decompressed_or_kept_raw);
 	tcase_add_test(tc, test_fields_limit_the_document);
 	tcase_add_test(tc, test_stats_reports_pool_counters);
+	tcase_add_test(tc, test_metrics_are_valid_prometheus_text);
+	tcase_add_test(tc, test_access_log_has_request_id_and_no_credentials);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("own_config");

@@ -1,0 +1,41 @@
+#ifndef FETCHD_METRICS_H
+#define FETCHD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+struct executor_stats;
+
+#define METRICS_BUCKETS 14
+
+/* A latency histogram with fixed bounds (seconds, Prometheus style). */
+struct histogram {
+	uint64_t counts[METRICS_BUCKETS + 1]; /* the last one is +Inf */
+	uint64_t total;
+	double sum;
+};
+
+/* Counters of one server, updated on the loop thread only (no locks). */
+struct metrics {
+	uint64_t requests[ERR__COUNT]; /* by outcome; ERR_NONE = 200 */
+	uint64_t fetch_failed;
+	uint64_t upstream_bytes;   /* body bytes received from upstreams */
+	uint64_t response_bytes;   /* bytes of documents written to clients */
+	uint64_t client_cancelled; /* fetches whose client went away */
+	struct histogram fetch_duration; /* worker start -> document ready */
+	struct histogram queue_wait;	 /* submit -> worker start */
+};
+
+void metrics_observe(struct histogram *h, double seconds);
+
+/* The q-quantile (0..1) of h in seconds, interpolated within its bucket;
+ * 0 when empty. */
+double metrics_quantile(const struct histogram *h, double q);
+
+/* Prometheus text format (version 0.0.4). malloc'd, length in *len. */
+char *metrics_render(const struct metrics *m, const struct executor_stats *pool,
+		     uint64_t pending_bytes, size_t *len);
+
+#endif
