@@ -182,7 +182,69 @@ void config_free(struct fetchd_config *cfg)
 	free(cfg->allow);
 	free(cfg->deny);
 	config_free_strv(cfg->allow_hosts, cfg->n_allow_hosts);
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		free(cfg->pools[i].name);
+		config_free_strv(cfg->pools[i].hosts, cfg->pools[i].n_hosts);
+	}
+	free(cfg->pools);
 	free(cfg);
+}
+
+const struct config_pool *config_pool_find(const struct fetchd_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (strcmp(cfg->pools[i].name, name) == 0)
+			return &cfg->pools[i];
+	return NULL;
+}
+
+/* A pool name: 1..32 of [a-z0-9_-], and not "default" (the [pool] one). */
+static bool config_pool_name_ok(const char *name, size_t len)
+{
+	if (len == 0 || len > 32 || (len == 7 && strncmp(name, "default", 7) == 0))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
+		    name[i] != '_' && name[i] != '-')
+			return false;
+	return true;
+}
+
+/* The pool of section "pool.NAME", created with defaults (4 threads, a
+ * queue of 256) on first use. NULL with msg on a bad name or no memory. */
+static struct config_pool *config_pool_get(struct fetchd_config *cfg, const char *section,
+					   char *msg, size_t msglen)
+{
+	const char *name = section + 5;
+	struct config_pool *pools;
+
+	if (!config_pool_name_ok(name, strlen(name))) {
+		snprintf(msg, msglen,
+			 "[%s]: a pool name is 1 to 32 of a-z, 0-9, '_' and '-', and not 'default'",
+			 section);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (strcmp(cfg->pools[i].name, name) == 0)
+			return &cfg->pools[i];
+	if (cfg->n_pools >= CONFIG_MAX_POOLS) {
+		snprintf(msg, msglen, "[%s]: at most %d named pools", section, CONFIG_MAX_POOLS);
+		return NULL;
+	}
+	pools = realloc(cfg->pools, (cfg->n_pools + 1) * sizeof(*pools));
+	if (pools == NULL)
+		goto oom;
+	cfg->pools = pools;
+	memset(&pools[cfg->n_pools], 0, sizeof(pools[0]));
+	pools[cfg->n_pools].name = strdup(name);
+	if (pools[cfg->n_pools].name == NULL)
+		goto oom;
+	pools[cfg->n_pools].threads = 4;
+	pools[cfg->n_pools].queue_limit = 256;
+	return &pools[cfg->n_pools++];
+oom:
+	snprintf(msg, msglen, "[%s]: out of memory", section);
+	return NULL;
 }
 
 static bool config_section_known(const char *section)
@@ -613,6 +675,66 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 	return -1;
 }
 
+/* threads (1..1024), queue_limit (0..1000000) or hosts of [pool.NAME]. */
+static int config_set_pool(struct fetchd_config *cfg, const char *section, const char *key,
+			   const char *value, bool replace, char *msg, size_t msglen)
+{
+	static const struct config_key hosts_key = {"pool.NAME", "hosts", CONFIG_T_HOSTS,
+						    0, 0, 0, 0};
+	struct config_pool *pool = config_pool_get(cfg, section, msg, msglen);
+	char *copy = NULL, **items = NULL;
+	uint64_t v;
+	ssize_t n;
+	int ret = -1;
+
+	if (pool == NULL)
+		return -1;
+	copy = config_strdup_trimmed(value);
+	if (copy == NULL) {
+		snprintf(msg, msglen, "%s.%s: out of memory", section, key);
+		return -1;
+	}
+	if (strcmp(key, "threads") == 0 || strcmp(key, "queue_limit") == 0) {
+		bool threads = key[0] == 't';
+		uint64_t lo = threads ? 1 : 0, hi = threads ? 1024 : 1000000;
+
+		if (config_parse_u64(copy, &v) != 0 || v < lo || v > hi) {
+			snprintf(msg, msglen, "%s.%s: must be a number from %llu to %llu", section,
+				 key, (unsigned long long)lo, (unsigned long long)hi);
+			goto out;
+		}
+		if (threads)
+			pool->threads = (unsigned)v;
+		else
+			pool->queue_limit = (unsigned)v;
+		ret = 0;
+	} else if (strcmp(key, "hosts") == 0) {
+		n = config_split(&hosts_key, copy, &items, msg, msglen);
+		if (n < 0)
+			goto out;
+		for (ssize_t i = 0; i < n; i++) {
+			if (config_check_host_pattern(items[i], msg, msglen) != 0) {
+				snprintf(msg, msglen, "%s.hosts: bad host pattern '%s'", section,
+					 items[i]);
+				goto out;
+			}
+		}
+		if (config_strv_update(&pool->hosts, &pool->n_hosts, items, (size_t)n, replace) !=
+		    0) {
+			snprintf(msg, msglen, "%s.hosts: out of memory", section);
+			goto out;
+		}
+		ret = 0;
+	} else {
+		snprintf(msg, msglen, "%s.%s: unknown key (a pool has threads, queue_limit, hosts)",
+			 section, key);
+	}
+out:
+	free(items);
+	free(copy);
+	return ret;
+}
+
 int config_set(struct fetchd_config *cfg, const char *section, const char *key, const char *value,
 	       bool replace, char *msg, size_t msglen)
 {
@@ -621,7 +743,7 @@ int config_set(struct fetchd_config *cfg, const char *section, const char *key, 
 	int ret = -1;
 
 	if (strncmp(section, "pool.", 5) == 0) {
-		snprintf(msg, msglen, "%s: named pools are not supported yet", section);
+		ret = config_set_pool(cfg, section, key, value, replace, msg, msglen);
 		goto out;
 	}
 	if (!config_section_known(section)) {
@@ -678,7 +800,17 @@ static int config_handler(void *user, const char *section, const char *name, con
 		config_report(ps, lineno, "%s: key outside of any section", name);
 		return 0;
 	}
-	/* Unknown sections and [pool.NAME] were reported at their header. */
+	if (strncmp(section, "pool.", 5) == 0) {
+		/* a bad pool name was reported at its header */
+		if (!config_pool_name_ok(section + 5, strlen(section + 5)))
+			return 1;
+		if (config_set(ps->cfg, section, name, value, false, msg, sizeof(msg)) < 0) {
+			config_report(ps, lineno, "%s", msg);
+			return 0;
+		}
+		return 1;
+	}
+	/* Unknown sections were reported at their header. */
 	if (!config_section_known(section))
 		return 1;
 	k = config_key_find(section, name);
@@ -723,9 +855,13 @@ static void config_check_header(struct config_parse *ps, const char *line)
 		return;
 	}
 	len = (int)(end - p);
-	if (strncmp(p, "pool.", 5) == 0)
-		config_report(ps, ps->lineno, "%.*s: named pools are not supported yet", len, p);
-	else if (len > 0 && (size_t)len < 16) {
+	if (strncmp(p, "pool.", 5) == 0) {
+		if (!config_pool_name_ok(p + 5, (size_t)len - 5))
+			config_report(ps, ps->lineno,
+				      "[%.*s]: a pool name is 1 to 32 of a-z, 0-9, '_' and '-', "
+				      "and not 'default'",
+				      len, p);
+	} else if (len > 0 && (size_t)len < 16) {
 		char name[16];
 
 		memcpy(name, p, (size_t)len);

@@ -16,6 +16,18 @@ enum config_scheme {
 	CONFIG_SCHEME_HTTPS = 1 << 1,
 };
 
+/* A named pool, [pool.NAME]: its own workers for the hosts it names (or
+ * the requests that name it), so one slow upstream cannot starve others. */
+struct config_pool {
+	char *name;
+	unsigned threads;
+	unsigned queue_limit;
+	char **hosts; /* patterns as in [security] allow_hosts */
+	size_t n_hosts;
+};
+
+#define CONFIG_MAX_POOLS 32
+
 /* One parsed configuration. Built once, then read-only: a reload builds a
  * new one and swaps it in. Durations are milliseconds, sizes bytes. */
 struct fetchd_config {
@@ -33,6 +45,8 @@ struct fetchd_config {
 	/* [pool] */
 	unsigned threads; /* 0 = inline mode */
 	unsigned queue_limit;
+	struct config_pool *pools; /* named pools, in file order */
+	size_t n_pools;
 
 	/* [fetch] */
 	unsigned schemes; /* enum config_scheme bits */
@@ -81,5 +95,8 @@ int config_set(struct fetchd_config *cfg, const char *section, const char *key, 
 /* Cross-key checks (at least one listen address, ...). Writes problems as
  * "where: message\n" to err; returns their number. */
 int config_check(const struct fetchd_config *cfg, const char *where, FILE *err);
+
+/* The named pool called name, or NULL. */
+const struct config_pool *config_pool_find(const struct fetchd_config *cfg, const char *name);
 
 #endif

@@ -1,6 +1,7 @@
 /* Counters and histograms, rendered for /metrics and /v1/stats. */
 #include "metrics.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,9 @@ static void emit_histogram(struct text *t, const char *name, const char *help,
 	emit(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->total);
 }
 
-char *metrics_render(const struct metrics *m, const struct executor_stats *pool,
-		     uint64_t pending_bytes, size_t *len)
+char *metrics_render(const struct metrics *m, const char *const *pool_names,
+		     const struct executor_stats *pools, size_t n_pools, uint64_t pending_bytes,
+		     size_t *len)
 {
 	struct text t = {.buf = malloc(4096), .cap = 4096};
 
@@ -111,27 +113,30 @@ char *metrics_render(const struct metrics *m, const struct executor_stats *pool,
 		     e == ERR_NONE ? 200 : err_http_status(e), e == ERR_NONE ? "" : err_code_name(e),
 		     (unsigned long long)m->requests[e]);
 	}
-	emit(&t,
-	     "# HELP fetchd_pool_threads Worker threads of the pool.\n"
-	     "# TYPE fetchd_pool_threads gauge\n"
-	     "fetchd_pool_threads{pool=\"default\"} %u\n"
-	     "# HELP fetchd_pool_busy Workers running a fetch.\n"
-	     "# TYPE fetchd_pool_busy gauge\n"
-	     "fetchd_pool_busy{pool=\"default\"} %u\n"
-	     "# HELP fetchd_pool_queued Fetches waiting for a worker.\n"
-	     "# TYPE fetchd_pool_queued gauge\n"
-	     "fetchd_pool_queued{pool=\"default\"} %u\n"
-	     "# HELP fetchd_pool_queue_limit Most fetches that may wait.\n"
-	     "# TYPE fetchd_pool_queue_limit gauge\n"
-	     "fetchd_pool_queue_limit{pool=\"default\"} %u\n"
-	     "# HELP fetchd_pool_rejected_total Fetches refused because the queue was full.\n"
-	     "# TYPE fetchd_pool_rejected_total counter\n"
-	     "fetchd_pool_rejected_total{pool=\"default\"} %llu\n"
-	     "# HELP fetchd_pool_cancelled_total Queued fetches removed before they ran.\n"
-	     "# TYPE fetchd_pool_cancelled_total counter\n"
-	     "fetchd_pool_cancelled_total{pool=\"default\"} %llu\n",
-	     pool->threads, pool->busy, pool->queued, pool->queue_limit,
-	     (unsigned long long)pool->rejected, (unsigned long long)pool->cancelled);
+	static const char *const gauges[][3] = {
+		{"fetchd_pool_threads", "gauge", "Worker threads of the pool."},
+		{"fetchd_pool_busy", "gauge", "Workers running a fetch."},
+		{"fetchd_pool_queued", "gauge", "Fetches waiting for a worker."},
+		{"fetchd_pool_queue_limit", "gauge", "Most fetches that may wait."},
+		{"fetchd_pool_rejected_total", "counter", "Fetches refused: the queue was full."},
+		{"fetchd_pool_cancelled_total", "counter", "Queued fetches removed before they ran."},
+	};
+	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+		emit(&t, "# HELP %s %s\n# TYPE %s %s\n", gauges[g][0], gauges[g][2], gauges[g][0],
+		     gauges[g][1]);
+		for (size_t i = 0; i < n_pools; i++) {
+			const struct executor_stats *st = &pools[i];
+			uint64_t v = g == 0 ? st->threads
+				   : g == 1 ? st->busy
+				   : g == 2 ? st->queued
+				   : g == 3 ? st->queue_limit
+				   : g == 4 ? st->rejected
+					    : st->cancelled;
+
+			emit(&t, "%s{pool=\"%s\"} %llu\n", gauges[g][0], pool_names[i],
+			     (unsigned long long)v);
+		}
+	}
 	emit(&t,
 	     "# HELP fetchd_client_cancelled_total Fetches whose client disconnected.\n"
 	     "# TYPE fetchd_client_cancelled_total counter\n"

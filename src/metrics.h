@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "errors.h"
 
 struct executor_stats;
@@ -21,6 +22,7 @@ struct histogram {
 struct metrics {
 	uint64_t requests[ERR__COUNT]; /* by outcome; ERR_NONE = 200 */
 	uint64_t fetch_failed;
+	uint64_t pool_failed[1 + CONFIG_MAX_POOLS]; /* by pool index: 0 is [pool] */
 	uint64_t upstream_bytes;   /* body bytes received from upstreams */
 	uint64_t response_bytes;   /* bytes of documents written to clients */
 	uint64_t client_cancelled; /* fetches whose client went away */
@@ -35,7 +37,8 @@ void metrics_observe(struct histogram *h, double seconds);
 double metrics_quantile(const struct histogram *h, double q);
 
 /* Prometheus text format (version 0.0.4). malloc'd, length in *len. */
-char *metrics_render(const struct metrics *m, const struct executor_stats *pool,
-		     uint64_t pending_bytes, size_t *len);
+char *metrics_render(const struct metrics *m, const char *const *pool_names,
+		     const struct executor_stats *pools, size_t n_pools, uint64_t pending_bytes,
+		     size_t *len);
 
 #endif

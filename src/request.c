@@ -61,6 +61,7 @@ void request_free(struct fetch_request *r)
 	}
 	free(r->headers);
 	free(r->body);
+	free(r->pool);
 	free(r);
 }
 
@@ -848,9 +849,16 @@ struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_c
 			request_fail(err, ERR_INVALID_REQUEST, "field 'pool' must be a string");
 			goto bad;
 		}
-		if (json_string_length(v) != 7 || strcmp(json_string_value(v), "default") != 0) {
-			request_fail(err, ERR_INVALID_REQUEST, "unknown pool '%.64s'",
-				     json_string_value(v));
+		const char *name = json_string_value(v);
+
+		if (strlen(name) != json_string_length(v) ||
+		    (strcmp(name, "default") != 0 && config_pool_find(cfg, name) == NULL)) {
+			request_fail(err, ERR_INVALID_REQUEST, "unknown pool '%.64s'", name);
+			goto bad;
+		}
+		r->pool = strdup(name);
+		if (r->pool == NULL) {
+			request_fail(err, ERR_OVERLOADED, "out of memory");
 			goto bad;
 		}
 	}

@@ -71,6 +71,7 @@ struct fetch_request {
 	bool decompress;
 	enum body_mode body_mode;
 	unsigned fields; /* enum response_field bits */
+	char *pool;	 /* "default" or a [pool.NAME]; NULL: chosen by host */
 };
 
 /* A validation failure: the code and a sentence naming the field. */

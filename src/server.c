@@ -49,6 +49,7 @@ struct job {
 	struct fetch_request *req;
 	struct pending *p;
 	struct snapshot *snap;
+	struct executor *ex; /* the pool it was submitted to */
 	size_t index; /* in p's results */
 	struct event *deadline_ev;
 	bool finished;
@@ -79,7 +80,9 @@ struct server {
 	struct snapshot *snap; /* the running configuration */
 	const struct fetchd_config *cfg; /* = snap->cfg */
 	struct evhttp *http;
-	struct executor *ex;
+	/* pools[0] is [pool], then the [pool.NAME]s in config order */
+	struct executor *pools[1 + CONFIG_MAX_POOLS];
+	size_t n_pools;
 	struct sockaddr_storage *self;
 	size_t n_self;
 	struct evconnlistener **listeners;
@@ -373,8 +376,12 @@ static void job_done(struct executor_task *t)
 
 	j->ft.doc = NULL;
 	struct metrics *m = &p->srv->metrics;
-	if (j->ft.err != ERR_NONE)
+	if (j->ft.err != ERR_NONE) {
 		m->fetch_failed++;
+		for (size_t k = 0; k < p->srv->n_pools; k++)
+			if (p->srv->pools[k] == j->ex)
+				m->pool_failed[k]++;
+	}
 	m->upstream_bytes += j->ft.bytes_in;
 	metrics_observe(&m->queue_wait, (double)(t->started_ns - t->submitted_ns) / 1e9);
 	metrics_observe(&m->fetch_duration, (double)(executor_now_ns() - t->started_ns) / 1e9);
@@ -392,7 +399,7 @@ static void job_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (executor_cancel(p->srv->ex, &j->task) != 0)
+	if (executor_cancel(j->ex, &j->task) != 0)
 		return;
 	job_free(j);
 	pending_item_error(p, i, ERR_UPSTREAM_TIMEOUT,
@@ -413,7 +420,7 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 		if (j == NULL)
 			continue;
 		p->srv->metrics.client_cancelled++;
-		if (executor_cancel(p->srv->ex, &j->task) == 0) {
+		if (executor_cancel(j->ex, &j->task) == 0) {
 			size_t left = p->n_left;
 
 			job_free(j);
@@ -492,6 +499,29 @@ static void url_host(const char *url, char *buf, size_t len)
 	curl_url_cleanup(u);
 }
 
+/* The pool a fetch runs in: the one it names, else the first named pool
+ * whose hosts match its URL's host, else the default pool. */
+static size_t pool_for(struct server *srv, const struct fetch_request *req)
+{
+	const struct fetchd_config *cfg = srv->cfg;
+	char host[256];
+
+	if (req->pool != NULL) {
+		for (size_t i = 0; i < cfg->n_pools; i++)
+			if (strcmp(cfg->pools[i].name, req->pool) == 0)
+				return i + 1;
+		return 0;
+	}
+	if (cfg->n_pools == 0)
+		return 0;
+	url_host(req->url, host, sizeof(host));
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (cfg->pools[i].n_hosts > 0 &&
+		    netguard_host_allowed(cfg->pools[i].hosts, cfg->pools[i].n_hosts, host))
+			return i + 1;
+	return 0;
+}
+
 /* Validate item i and queue its fetch, or answer it in place. */
 static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 {
@@ -545,7 +575,8 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
 	evtimer_add(j->deadline_ev, &tv);
 	p->jobs[i] = j;
-	if (executor_submit(srv->ex, &j->task) != 0) {
+	j->ex = srv->pools[pool_for(srv, req)];
+	if (executor_submit(j->ex, &j->task) != 0) {
 		p->jobs[i] = NULL;
 		job_free(j);
 		pending_item_error(p, i, ERR_OVERLOADED,
@@ -724,36 +755,51 @@ static json_t *latency_object(const struct histogram *h)
 			 metrics_quantile(h, 0.90) * 1e3, "p99_ms", metrics_quantile(h, 0.99) * 1e3);
 }
 
+static const char *pool_name(struct server *srv, size_t i)
+{
+	return i == 0 ? "default" : srv->cfg->pools[i - 1].name;
+}
+
 static void handle_stats(struct server *srv, struct evhttp_request *req)
 {
-	struct executor_stats st;
+	json_t *pools = json_object();
 
-	executor_get_stats(srv->ex, &st);
+	for (size_t i = 0; pools != NULL && i < srv->n_pools; i++) {
+		struct executor_stats st;
+
+		executor_get_stats(srv->pools[i], &st);
+		json_object_set_new(pools, pool_name(srv, i),
+				    json_pack("{s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "threads",
+					      (int)st.threads, "busy", (int)st.busy, "queued",
+					      (int)st.queued, "queue_limit", (int)st.queue_limit,
+					      "completed", (json_int_t)st.completed, "failed",
+					      (json_int_t)srv->metrics.pool_failed[i], "rejected",
+					      (json_int_t)st.rejected, "cancelled",
+					      (json_int_t)st.cancelled));
+	}
 	reply_json(req, 200,
-		   json_pack("{s:s, s:f, s:{s:{s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}}, "
-			     "s:{s:o, s:o}, s:I, s:I}",
-			     "version", PACKAGE_VERSION, "uptime_s",
-			     (double)(executor_now_ns() - srv->started_ns) / 1e9, "pools", "default",
-			     "threads", (int)st.threads, "busy", (int)st.busy, "queued",
-			     (int)st.queued, "queue_limit", (int)st.queue_limit, "completed",
-			     (json_int_t)st.completed, "failed",
-			     (json_int_t)srv->metrics.fetch_failed, "rejected",
-			     (json_int_t)st.rejected, "cancelled", (json_int_t)st.cancelled,
-			     "latency", "fetch", latency_object(&srv->metrics.fetch_duration),
-			     "queue_wait", latency_object(&srv->metrics.queue_wait),
-			     "client_cancelled", (json_int_t)srv->metrics.client_cancelled,
-			     "pending_bytes", (json_int_t)srv->pending_bytes));
+		   json_pack("{s:s, s:f, s:o?, s:{s:o, s:o}, s:I, s:I}", "version", PACKAGE_VERSION,
+			     "uptime_s", (double)(executor_now_ns() - srv->started_ns) / 1e9,
+			     "pools", pools, "latency", "fetch",
+			     latency_object(&srv->metrics.fetch_duration), "queue_wait",
+			     latency_object(&srv->metrics.queue_wait), "client_cancelled",
+			     (json_int_t)srv->metrics.client_cancelled, "pending_bytes",
+			     (json_int_t)srv->pending_bytes));
 }
 
 static void handle_metrics(struct server *srv, struct evhttp_request *req)
 {
-	struct executor_stats st;
+	struct executor_stats st[1 + CONFIG_MAX_POOLS];
+	const char *names[1 + CONFIG_MAX_POOLS];
 	struct evbuffer *buf = evbuffer_new();
 	size_t len;
 	char *text;
 
-	executor_get_stats(srv->ex, &st);
-	text = metrics_render(&srv->metrics, &st, srv->pending_bytes, &len);
+	for (size_t i = 0; i < srv->n_pools; i++) {
+		executor_get_stats(srv->pools[i], &st[i]);
+		names[i] = pool_name(srv, i);
+	}
+	text = metrics_render(&srv->metrics, names, st, srv->n_pools, srv->pending_bytes, &len);
 	if (text == NULL || buf == NULL ||
 	    evbuffer_add_reference(buf, text, len, free_doc, NULL) != 0) {
 		free(text);
@@ -1026,14 +1072,28 @@ int server_start(struct server *srv)
 		return -1;
 	srv->snap->rules.self = srv->self;
 	srv->snap->rules.n_self = srv->n_self;
-	srv->ex = executor_new(srv->base, cfg->threads, cfg->queue_limit, worker_init, worker_fini,
-			       NULL);
-	if (srv->ex == NULL) {
+	srv->pools[0] = executor_new(srv->base, cfg->threads, cfg->queue_limit, worker_init,
+				     worker_fini, NULL);
+	if (srv->pools[0] == NULL) {
 		log_error("cannot start the worker pool");
 		return -1;
 	}
-	log_info("pool: %u threads, queue limit %u%s", cfg->threads, cfg->queue_limit,
+	srv->n_pools = 1;
+	log_info("pool default: %u threads, queue limit %u%s", cfg->threads, cfg->queue_limit,
 		 cfg->threads == 0 ? " (inline mode: fetches block the loop)" : "");
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		const struct config_pool *pc = &cfg->pools[i];
+
+		srv->pools[i + 1] = executor_new(srv->base, pc->threads, pc->queue_limit,
+						 worker_init, worker_fini, NULL);
+		if (srv->pools[i + 1] == NULL) {
+			log_error("cannot start pool %s", pc->name);
+			return -1;
+		}
+		srv->n_pools++;
+		log_info("pool %s: %u threads, queue limit %u, %zu host pattern%s", pc->name,
+			 pc->threads, pc->queue_limit, pc->n_hosts, pc->n_hosts == 1 ? "" : "s");
+	}
 	return 0;
 }
 
@@ -1062,7 +1122,7 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
 
 			if (j == NULL)
 				continue;
-			if (executor_cancel(srv->ex, &j->task) == 0) {
+			if (executor_cancel(j->ex, &j->task) == 0) {
 				size_t left = p->n_left;
 
 				job_free(j);
@@ -1123,12 +1183,28 @@ static bool same_cidrs(const struct cidr *a, size_t na, const struct cidr *b, si
 	return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
 }
 
+static bool same_pools(const struct fetchd_config *a, const struct fetchd_config *b)
+{
+	if (a->n_pools != b->n_pools)
+		return false;
+	for (size_t i = 0; i < a->n_pools; i++)
+		if (strcmp(a->pools[i].name, b->pools[i].name) != 0)
+			return false;
+	return true;
+}
+
 int server_reload(struct server *srv, struct fetchd_config *cfg)
 {
 	const struct fetchd_config *old = srv->cfg;
 	char *token = NULL;
 	struct snapshot *snap;
 
+	if (!same_pools(old, cfg)) {
+		log_error("reload rejected: adding, removing or renaming [pool.NAME] sections needs "
+			  "a restart; keeping the running configuration");
+		config_free(cfg);
+		return -1;
+	}
 	if (cfg->auth_token_file != NULL && (token = load_token(cfg->auth_token_file)) == NULL) {
 		log_error("reload rejected: keeping the running configuration");
 		config_free(cfg);
@@ -1149,8 +1225,12 @@ int server_reload(struct server *srv, struct fetchd_config *cfg)
 			 old->threads);
 		cfg->threads = old->threads;
 	}
-	if (executor_resize(srv->ex, cfg->threads, cfg->queue_limit) != 0)
-		log_warn("reload: could not resize the pool");
+	if (executor_resize(srv->pools[0], cfg->threads, cfg->queue_limit) != 0)
+		log_warn("reload: could not resize the default pool");
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (executor_resize(srv->pools[i + 1], cfg->pools[i].threads,
+				    cfg->pools[i].queue_limit) != 0)
+			log_warn("reload: could not resize pool %s", cfg->pools[i].name);
 	apply_http_limits(srv, cfg);
 	log_set_level(cfg->log_level);
 	/* connections opened under the old rules are dropped before reuse */
@@ -1169,10 +1249,17 @@ int server_reload(struct server *srv, struct fetchd_config *cfg)
 
 void server_load_summary(struct server *srv, char *buf, unsigned long len)
 {
-	struct executor_stats st;
+	unsigned busy = 0, threads = 0, queued = 0;
 
-	executor_get_stats(srv->ex, &st);
-	snprintf(buf, len, "busy %u/%u, queued %u", st.busy, st.threads, st.queued);
+	for (size_t i = 0; i < srv->n_pools; i++) {
+		struct executor_stats st;
+
+		executor_get_stats(srv->pools[i], &st);
+		busy += st.busy;
+		threads += st.threads;
+		queued += st.queued;
+	}
+	snprintf(buf, len, "busy %u/%u, queued %u", busy, threads, queued);
 }
 
 void server_free(struct server *srv)
@@ -1181,8 +1268,8 @@ void server_free(struct server *srv)
 		return;
 	/* the workers finish their current task; their completions still
 	 * reach the pendings, which are then answered */
-	if (srv->ex != NULL)
-		executor_free(srv->ex);
+	for (size_t i = 0; i < srv->n_pools; i++)
+		executor_free(srv->pools[i]);
 	while (srv->pendings != NULL) {
 		struct pending *p = srv->pendings;
 

@@ -429,15 +429,41 @@ START_TEST(test_unix_listen_is_not_supported_yet)
 }
 END_TEST
 
-START_TEST(test_named_pool_section_is_not_supported_yet)
+START_TEST(test_named_pool_sections_are_parsed)
 {
 	ck_assert_int_eq(load_text("[pool]\nthreads = 2\n[pool.slow]\nthreads = 1\n"
-				   "hosts = *.slow.example\n[pool]\nqueue_limit = 7\n"),
-			 1);
-	expect_error(3, "pool.slow: named pools are not supported yet");
-	ck_assert_int_eq(count_lines(err_text), 1);
+				   "hosts = *.slow.example, slow.example\n[pool]\nqueue_limit = 7\n"
+				   "[pool.bulk]\nqueue_limit = 0\n"),
+			 0);
 	ck_assert_uint_eq(cfg->threads, 2);
 	ck_assert_uint_eq(cfg->queue_limit, 7);
+	ck_assert_uint_eq(cfg->n_pools, 2);
+	ck_assert_str_eq(cfg->pools[0].name, "slow");
+	ck_assert_uint_eq(cfg->pools[0].threads, 1);
+	ck_assert_uint_eq(cfg->pools[0].queue_limit, 256);
+	ck_assert_uint_eq(cfg->pools[0].n_hosts, 2);
+	ck_assert_str_eq(cfg->pools[0].hosts[0], "*.slow.example");
+	ck_assert_str_eq(cfg->pools[0].hosts[1], "slow.example");
+	ck_assert_str_eq(cfg->pools[1].name, "bulk");
+	ck_assert_uint_eq(cfg->pools[1].threads, 4);
+	ck_assert_uint_eq(cfg->pools[1].queue_limit, 0);
+	ck_assert(config_pool_find(cfg, "bulk") == &cfg->pools[1]);
+	ck_assert(config_pool_find(cfg, "default") == NULL);
+}
+END_TEST
+
+START_TEST(test_named_pool_errors_name_the_line)
+{
+	ck_assert_int_eq(load_text("[pool.Slow]\nthreads = 1\n[pool.default]\n[pool.ok]\n"
+				   "threads = 0\nspeed = 3\nhosts = bad host\n"),
+			 5);
+	expect_error(3, "[pool.default]: a pool name is 1 to 32 of a-z, 0-9, '_' and '-', and "
+			"not 'default'");
+	expect_error(1, "[pool.Slow]: a pool name is 1 to 32 of a-z, 0-9, '_' and '-', and not "
+			"'default'");
+	expect_error(5, "pool.ok.threads: must be a number from 1 to 1024");
+	expect_error(6, "pool.ok.speed: unknown key (a pool has threads, queue_limit, hosts)");
+	expect_error(7, "pool.ok.hosts: bad host pattern 'bad host'");
 }
 END_TEST
 
@@ -584,8 +610,8 @@ START_TEST(test_config_set_unknown_names_are_errors)
 	ck_assert_str_eq(msg, "fetch.speed: unknown key");
 	ck_assert_int_eq(config_set(cfg, "nope", "speed", "1", false, msg, sizeof(msg)), -1);
 	ck_assert_str_eq(msg, "unknown section [nope]");
-	ck_assert_int_eq(config_set(cfg, "pool.a", "threads", "1", false, msg, sizeof(msg)), -1);
-	ck_assert_str_eq(msg, "pool.a: named pools are not supported yet");
+	ck_assert_int_eq(config_set(cfg, "pool.a", "speed", "1", false, msg, sizeof(msg)), -1);
+	ck_assert_str_eq(msg, "pool.a.speed: unknown key (a pool has threads, queue_limit, hosts)");
 	ck_assert_int_eq(config_set(cfg, "server", "max_connections", "1", false, msg,
 				    sizeof(msg)),
 			 -1);
@@ -772,7 +798,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_threads_1024_and_queue_limit_1000000_are_accepted);
 	tcase_add_test(tc, test_max_connections_is_not_supported_yet);
 	tcase_add_test(tc, test_unix_listen_is_not_supported_yet);
-	tcase_add_test(tc, test_named_pool_section_is_not_supported_yet);
+	tcase_add_test(tc, test_named_pool_sections_are_parsed);
+	tcase_add_test(tc, test_named_pool_errors_name_the_line);
 	tcase_add_test(tc, test_schemes_file_is_never_allowed);
 	tcase_add_test(tc, test_schemes_empty_list_is_an_error);
 	tcase_add_test(tc, test_schemes_line_replaces_not_appends);

@@ -672,6 +672,80 @@ START_TEST(test_queued_fetch_waits_for_a_free_worker)
 }
 END_TEST
 
+/* A value of /v1/stats for the named pool; -1 when absent. */
+static long named_pool_stat(const struct fetchd *f, const char *pool, const char *field)
+{
+	char *path = str_printf("pools.%s.%s", pool, field);
+	struct http_resp r;
+	long v = -1;
+
+	if (http_get(f->port, "/v1/stats", &r) == 0) {
+		json_t *j = json_path(r.json, path);
+
+		if (json_is_integer(j))
+			v = (long)json_integer_value(j);
+		http_resp_free(&r);
+	}
+	free(path);
+	return v;
+}
+
+/* Bulkheads: fetches to the slow pool's host run on its own workers; with
+ * that pool full, the default pool still serves other hosts at once. */
+START_TEST(test_named_pool_isolates_its_hosts)
+{
+	struct bg_request *held, *queued;
+	struct http_resp r;
+	char *url, *body;
+	uint64_t end;
+
+	fetchd_start(&daemon_, "[pool]\nthreads = 2\n[pool.slow]\nthreads = 1\nqueue_limit = 1\n"
+			       "hosts = localhost\n");
+	url = str_printf("http://localhost:%d/hold?key=slow", up.port);
+	held = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
+	ck_assert_msg(wait_counter(&up, "slow", "held", 1), "the slow fetch was not held");
+	queued = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
+	end = now_ms() + WAIT_MS;
+	while (named_pool_stat(&daemon_, "slow", "queued") < 1 && now_ms() < end)
+		sleep_ms(20);
+	ck_assert_int_eq(named_pool_stat(&daemon_, "slow", "queued"), 1);
+	ck_assert_int_eq(named_pool_stat(&daemon_, "slow", "busy"), 1);
+	/* the slow pool is full: a third slow fetch is refused ... */
+	body = str_printf("{\"url\": \"%s\"}", url);
+	ck_assert_int_eq(http_post_json(daemon_.port, "/v1/fetch", body, &r), 0);
+	expect_status(&r, 503);
+	expect_str(&r, "error.code", "overloaded");
+	http_resp_free(&r);
+	free(body);
+	/* ... while 127.0.0.1 runs in the default pool right away */
+	fetch_path(&daemon_, &up, "/json", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(named_pool_stat(&daemon_, "default", "busy"), 0);
+	/* a request may name its pool; an unknown name is a 400 */
+	body = str_printf("{\"url\": \"http://127.0.0.1:%d/json\", \"pool\": \"nope\"}", up.port);
+	ck_assert_int_eq(http_post_json(daemon_.port, "/v1/fetch", body, &r), 0);
+	expect_status(&r, 400);
+	expect_str(&r, "error.code", "invalid_request");
+	http_resp_free(&r);
+	free(body);
+	release(&up, "slow", 0);
+	ck_assert_int_eq(bg_join(held, &r), 0);
+	expect_int(&r, "status", 200);
+	expect_int(&r, "worker", 1);
+	http_resp_free(&r);
+	release(&up, "slow", 0);
+	ck_assert_msg(wait_counter(&up, "slow", "hits", 2), "the queued slow fetch never ran");
+	release(&up, "slow", 0);
+	ck_assert_int_eq(bg_join(queued, &r), 0);
+	expect_int(&r, "status", 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(named_pool_stat(&daemon_, "slow", "completed"), 2);
+	free(url);
+}
+END_TEST
+
 START_TEST(test_overloaded_beyond_capacity_with_retry_after)
 {
 	struct bg_request *bg[4], *queued[2];
@@ -1426,6 +1500,7 @@ static Suite *integration_suite(void)
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_healthz_answers_while_every_worker_is_busy);
 	tcase_add_test(tc, test_queued_fetch_waits_for_a_free_worker);
+	tcase_add_test(tc, test_named_pool_isolates_its_hosts);
 	tcase_add_test(tc, test_overloaded_beyond_capacity_with_retry_after);
 	tcase_add_test(tc, test_disconnected_queued_fetch_is_never_sent);
 	tcase_add_test(tc, test_deadline_counts_queue_wait);

@@ -385,12 +385,46 @@ static char **build_env(const char *const *extra)
 	return envp;
 }
 
+/* Config files kept for running fetchds (keep_config). A failing Check
+ * test exits without its teardown; atexit removes them then. */
+#define MAX_KEPT 8
+static char kept_conf[MAX_KEPT][64];
+
+static void kept_conf_cleanup(void)
+{
+	for (int i = 0; i < MAX_KEPT; i++)
+		if (kept_conf[i][0] != '\0')
+			unlink(kept_conf[i]);
+}
+
+static void kept_conf_add(const char *path)
+{
+	static bool registered;
+
+	if (!registered && atexit(kept_conf_cleanup) == 0)
+		registered = true;
+	for (int i = 0; i < MAX_KEPT; i++) {
+		if (kept_conf[i][0] == '\0') {
+			snprintf(kept_conf[i], sizeof(kept_conf[i]), "%s", path);
+			return;
+		}
+	}
+}
+
+static void kept_conf_remove(const char *path)
+{
+	for (int i = 0; i < MAX_KEPT; i++)
+		if (strcmp(kept_conf[i], path) == 0)
+			kept_conf[i][0] = '\0';
+}
+
 /* Forget the temp files of a fetchd that is no longer running. */
 static void fetchd_release_files(struct fetchd *f)
 {
 	if (!f->started)
 		return;
 	unlink(f->conf_path);
+	kept_conf_remove(f->conf_path);
 	if (f->log_fd >= 0)
 		close(f->log_fd);
 	f->log_fd = -1;
@@ -470,6 +504,8 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 			/* read at start-up; gone now, so a failing test leaves nothing */
 			if (!f->keep_config)
 				unlink(f->conf_path);
+			else
+				kept_conf_add(f->conf_path);
 			free(log);
 			f->port = port;
 			return 0;
