@@ -23,6 +23,7 @@ struct metrics {
 	uint64_t requests[ERR__COUNT]; /* by outcome; ERR_NONE = 200 */
 	uint64_t fetch_failed;
 	uint64_t pool_failed[1 + CONFIG_MAX_POOLS]; /* by pool index: 0 is [pool] */
+	uint64_t pool_aborted[1 + CONFIG_MAX_POOLS]; /* running, client gone */
 	uint64_t upstream_bytes;   /* body bytes received from upstreams */
 	uint64_t response_bytes;   /* bytes of documents written to clients */
 	uint64_t client_cancelled; /* fetches whose client went away */

@@ -10,6 +10,9 @@
 #include "config.h"
 
 #define REQUEST_MAX_HEADERS 100
+/* Longer URLs are refused by most servers (RFC 9110 section 4.1 suggests
+ * supporting 8000 octets); the cap keeps a request's own size bounded. */
+#define REQUEST_MAX_URL 16384
 #define REQUEST_MAX_HEADER_NAME 256
 #define REQUEST_MAX_HEADER_VALUE 8192
 
@@ -337,6 +340,11 @@ static int request_bind_url(struct fetch_request *r, const json_t *url, const js
 		goto done;
 	if (curl_url_get(u, CURLUPART_URL, &part, 0) != CURLUE_OK) {
 		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL");
+		goto done;
+	}
+	if (strlen(part) > REQUEST_MAX_URL) {
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "field 'url' is longer than %d bytes (params included)", REQUEST_MAX_URL);
 		goto done;
 	}
 	r->url = strdup(part);

@@ -97,7 +97,7 @@ struct server {
 	uint64_t started_ns;
 	char *auth_token; /* NULL: no authentication */
 	/* bytes of finished documents not yet written to their clients */
-	uint64_t pending_bytes;
+	struct doc_account *docs; /* documents handed to libevent, not yet written */
 	struct metrics metrics;
 	uint64_t next_request_id;
 };
@@ -113,15 +113,30 @@ static void free_doc(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* A document written (or dropped with its connection): its bytes no longer
- * count against max_pending_bytes. */
+/* The fetch documents libevent holds for writing: what max_pending_bytes
+ * bounds, and what a drain waits for. libevent may free the last of them
+ * after the server (its bufferevents are finalized in event_base_free), so
+ * the account outlives the server until the last one is gone. */
+struct doc_account {
+	struct server *srv; /* NULL once the server is freed */
+	uint64_t bytes;
+	uint64_t docs;
+	uint64_t written_bytes;
+};
+
+/* A document written (or dropped with its connection). */
 static void free_counted_doc(const void *data, size_t len, void *arg)
 {
-	struct server *srv = arg;
+	struct doc_account *acc = arg;
 
-	srv->pending_bytes -= len;
-	srv->metrics.response_bytes += len;
 	free((void *)data);
+	acc->bytes -= len;
+	acc->docs--;
+	acc->written_bytes += len;
+	if (acc->srv != NULL)
+		pending_maybe_drained(acc->srv);
+	else if (acc->docs == 0)
+		free(acc);
 }
 
 static const char *status_reason(int status)
@@ -152,10 +167,12 @@ static void reply_send(struct server *srv, struct evhttp_request *req, int statu
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "application/json; charset=utf-8");
 	if (buf != NULL)
-		rc = srv ? evbuffer_add_reference(buf, doc, len, free_counted_doc, srv)
+		rc = srv ? evbuffer_add_reference(buf, doc, len, free_counted_doc, srv->docs)
 			 : evbuffer_add_reference(buf, doc, len, free_doc, NULL);
-	if (rc == 0 && srv != NULL)
-		srv->pending_bytes += len;
+	if (rc == 0 && srv != NULL) {
+		srv->docs->bytes += len;
+		srv->docs->docs++;
+	}
 	if (rc != 0)
 		free(doc);
 	evhttp_send_reply(req, status, status_reason(status), buf);
@@ -271,8 +288,10 @@ static void pending_finish(struct pending *p)
 			if (i > 0)
 				evbuffer_add(buf, ",", 1);
 			if (evbuffer_add_reference(buf, p->docs[i], p->lens[i], free_counted_doc,
-						   p->srv) == 0)
-				p->srv->pending_bytes += p->lens[i];
+						   p->srv->docs) == 0) {
+				p->srv->docs->bytes += p->lens[i];
+				p->srv->docs->docs++;
+			}
 			else
 				free(p->docs[i]);
 			total += p->lens[i];
@@ -428,6 +447,11 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 			if (left == 1)
 				return; /* that was the last item: p is freed */
 		} else {
+			/* a running fetch aborted for its client counts as a
+			 * cancellation of its pool too */
+			for (size_t k = 0; k < p->srv->n_pools; k++)
+				if (p->srv->pools[k] == j->ex)
+					p->srv->metrics.pool_aborted[k]++;
 			atomic_store(&j->ft.cancel, true);
 		}
 	}
@@ -534,7 +558,7 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		pending_item_error(p, i, ERR_SHUTTING_DOWN, "fetchd is shutting down");
 		return;
 	}
-	if (srv->pending_bytes >= srv->cfg->max_pending_bytes) {
+	if (srv->docs->bytes >= srv->cfg->max_pending_bytes) {
 		pending_item_error(p, i, ERR_OVERLOADED,
 				   "too many response bytes wait for slow clients "
 				   "([server] max_pending_bytes); retry later");
@@ -775,7 +799,8 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 					      "completed", (json_int_t)st.completed, "failed",
 					      (json_int_t)srv->metrics.pool_failed[i], "rejected",
 					      (json_int_t)st.rejected, "cancelled",
-					      (json_int_t)st.cancelled));
+					      (json_int_t)(st.cancelled +
+							   srv->metrics.pool_aborted[i])));
 	}
 	reply_json(req, 200,
 		   json_pack("{s:s, s:f, s:o?, s:{s:o, s:o}, s:I, s:I}", "version", PACKAGE_VERSION,
@@ -784,7 +809,7 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 			     latency_object(&srv->metrics.fetch_duration), "queue_wait",
 			     latency_object(&srv->metrics.queue_wait), "client_cancelled",
 			     (json_int_t)srv->metrics.client_cancelled, "pending_bytes",
-			     (json_int_t)srv->pending_bytes));
+			     (json_int_t)srv->docs->bytes));
 }
 
 static void handle_metrics(struct server *srv, struct evhttp_request *req)
@@ -799,7 +824,8 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 		executor_get_stats(srv->pools[i], &st[i]);
 		names[i] = pool_name(srv, i);
 	}
-	text = metrics_render(&srv->metrics, names, st, srv->n_pools, srv->pending_bytes, &len);
+	srv->metrics.response_bytes = srv->docs->written_bytes;
+	text = metrics_render(&srv->metrics, names, st, srv->n_pools, srv->docs->bytes, &len);
 	if (text == NULL || buf == NULL ||
 	    evbuffer_add_reference(buf, text, len, free_doc, NULL) != 0) {
 		free(text);
@@ -919,16 +945,21 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 	if (srv == NULL)
 		return NULL;
 	srv->base = base;
+	srv->docs = calloc(1, sizeof(*srv->docs));
 	srv->snap = snapshot_new(srv, cfg);
-	if (srv->snap == NULL) {
+	if (srv->snap == NULL || srv->docs == NULL) {
+		free(srv->snap);
+		free(srv->docs);
 		free(srv);
 		return NULL;
 	}
+	srv->docs->srv = srv;
 	srv->cfg = cfg;
 	srv->started_ns = executor_now_ns();
 	srv->http = evhttp_new(base);
 	if (srv->http == NULL) {
 		free(srv->snap);
+		free(srv->docs);
 		free(srv);
 		return NULL;
 	}
@@ -1099,7 +1130,9 @@ int server_start(struct server *srv)
 
 static void pending_maybe_drained(struct server *srv)
 {
-	if (srv->draining && srv->pendings == NULL && srv->drained != NULL) {
+	/* every accepted request answered, and every answer written */
+	if (srv->draining && srv->pendings == NULL && srv->docs->docs == 0 &&
+	    srv->drained != NULL) {
 		void (*cb)(void *) = srv->drained;
 
 		srv->drained = NULL;
@@ -1289,5 +1322,8 @@ void server_free(struct server *srv)
 	free(srv->self);
 	free_token(srv->auth_token);
 	snapshot_release(srv->snap);
+	srv->docs->srv = NULL;
+	if (srv->docs->docs == 0)
+		free(srv->docs);
 	free(srv);
 }

@@ -1180,7 +1180,7 @@ START_TEST(test_reuse_port_two_instances_share_the_port)
 	/* without reuse_port the port is taken */
 	{
 		struct fetchd third;
-		char *extra = "[pool]\nthreads = 2\n";
+		const char *extra = "[pool]\nthreads = 2\n";
 		struct fetchd_opts c = {.extra_config = extra, .allow_loopback = true,
 					.listen = listen};
 
