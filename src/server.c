@@ -822,6 +822,7 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 
 	for (size_t i = 0; i < srv->n_pools; i++) {
 		executor_get_stats(srv->pools[i], &st[i]);
+		st[i].cancelled += srv->metrics.pool_aborted[i];
 		names[i] = pool_name(srv, i);
 	}
 	srv->metrics.response_bytes = srv->docs->written_bytes;
