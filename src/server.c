@@ -72,6 +72,7 @@ struct pending {
 	char method[8];
 	char id[65];	/* X-Request-Id: the client's, or ours */
 	char host[128]; /* the target host of a single fetch, for the log */
+	double queue_ms; /* the longest queue wait of its fetches */
 	struct pending *prev, *next;
 };
 
@@ -218,9 +219,9 @@ static void access_log(struct pending *p, int status, enum fetchd_err err, size_
 	if (!p->srv->cfg->access_log)
 		return;
 	log_info("access id=%s method=%s path=%.64s host=%s items=%zu status=%d error=%s "
-		 "bytes=%zu total_ms=%.1f%s",
+		 "bytes=%zu queue_ms=%.1f total_ms=%.1f%s",
 		 p->id, p->method, path ? path : "-", p->host[0] ? p->host : "-", p->n_items, status,
-		 err == ERR_NONE ? "-" : err_code_name(err), bytes,
+		 err == ERR_NONE ? "-" : err_code_name(err), bytes, p->queue_ms,
 		 (double)(executor_now_ns() - p->start_ns) / 1e6,
 		 p->gone ? " client=gone" : "");
 }
@@ -402,7 +403,10 @@ static void job_done(struct executor_task *t)
 				m->pool_failed[k]++;
 	}
 	m->upstream_bytes += j->ft.bytes_in;
-	metrics_observe(&m->queue_wait, (double)(t->started_ns - t->submitted_ns) / 1e9);
+	double waited = (double)(t->started_ns - t->submitted_ns) / 1e9;
+	metrics_observe(&m->queue_wait, waited);
+	if (waited * 1e3 > p->queue_ms)
+		p->queue_ms = waited * 1e3;
 	metrics_observe(&m->fetch_duration, (double)(executor_now_ns() - t->started_ns) / 1e9);
 	pending_item_done(p, i, j->ft.http_status, j->ft.err, doc, j->ft.doc_len);
 	job_free(j);

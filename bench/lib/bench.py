@@ -1,0 +1,666 @@
+#!/usr/bin/python3
+"""fetchd benchmark orchestrator, started by bench/run (which installs the
+packages and builds the binaries first).
+
+Every process it starts listens on 127.0.0.1 only; every PID is written to
+$BENCH_PIDFILE so that bench/run's trap can end them if this script dies, and
+each is ended here by PID when its scenario is over. Load is bounded: every
+wrk run has a short -d and every wait a timeout.
+
+Raw results go to bench/results/data/ (one JSON file, results.json, plus the
+/healthz series); bench/lib/report.py turns them into RESULTS.md and plots.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BENCH = os.path.join(ROOT, "bench")
+BUILD = os.environ.get("BENCH_BUILD", os.path.join(ROOT, "build"))
+FETCHD = os.path.join(BUILD, "fetchd")
+UPSTREAM = os.path.join(BUILD, "tests", "upstream")
+PROBE = os.environ["BENCH_PROBE"]
+WORK = os.environ["BENCH_WORK"]
+PIDFILE = os.environ["BENCH_PIDFILE"]
+DATA = os.path.join(BENCH, "results", "data")
+PYTHON = "/usr/bin/python3"     # Debian's, where python3-aiohttp & co. live
+QUICK = os.environ.get("BENCH_QUICK") == "1"   # shorter runs, for trying the script
+
+RESULTS = {"scenarios": {}, "notes": []}
+CHILDREN = {}
+
+
+def log(msg):
+    print("bench: " + msg, flush=True)
+
+
+def secs(n):
+    return max(1, n // 2) if QUICK else n
+
+
+# ---------------------------------------------------------------- processes
+
+def _register():
+    with open(PIDFILE, "w") as f:
+        f.write("".join("%d\n" % pid for pid in CHILDREN))
+
+
+def spawn(args, name, env=None, stdout=None, stderr=None, preexec=None):
+    out = open(os.path.join(WORK, name + ".out"), "w") if stdout is None else stdout
+    err = open(os.path.join(WORK, name + ".err"), "w") if stderr is None else stderr
+    p = subprocess.Popen(args, env=env, stdout=out, stderr=err, preexec_fn=preexec)
+    CHILDREN[p.pid] = (name, p)
+    _register()
+    return p
+
+
+def stop(p, timeout=3.0):
+    """End one of our children by PID: SIGTERM, then SIGKILL."""
+    if p is None or p.pid not in CHILDREN:
+        return
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    del CHILDREN[p.pid]
+    _register()
+
+
+def stop_all():
+    for pid, (name, p) in list(CHILDREN.items()):
+        stop(p, 2.0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=5.0, host="127.0.0.1"):
+    with urllib.request.urlopen("http://%s:%d%s" % (host, port, path), timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def wait_http(port, path="/healthz", timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            http_get(port, path, timeout=1.0)
+            return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError("nothing answers on 127.0.0.1:%d%s" % (port, path))
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def task_ticks(pid):
+    """utime + stime (clock ticks) of every thread of pid, by tid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = s[s.rindex(")") + 2:].split()
+        out[int(tid)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+# ---------------------------------------------------------------- servers
+
+class Upstream:
+    def __init__(self):
+        self.p = spawn([UPSTREAM], "upstream", stdout=subprocess.PIPE)
+        line = self.p.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError("upstream did not start: %r" % line)
+        self.port = int(line.split()[1])
+
+    def url(self, path, host="127.0.0.1"):
+        return "http://%s:%d%s" % (host, self.port, path)
+
+
+def fetchd_conf(port, threads=16, queue_limit=1024, extra_server="", extra=""):
+    return ("[server]\nlisten = 127.0.0.1:%d\nshutdown_timeout = 1s\n%s\n"
+            "[pool]\nthreads = %d\nqueue_limit = %d\n\n"
+            "[log]\nlevel = warn\naccess_log = false\n\n%s"
+            % (port, extra_server, threads, queue_limit, extra))
+
+
+def fetchd_check(conf_text, name):
+    path = os.path.join(WORK, name + ".conf")
+    with open(path, "w") as f:
+        f.write(conf_text)
+    r = subprocess.run([FETCHD, "-t", "-c", path], capture_output=True, text=True, timeout=10)
+    return r.returncode == 0, (r.stdout + r.stderr).strip(), path
+
+
+class Fetchd:
+    def __init__(self, name, **kw):
+        self.port = free_port()
+        ok, msg, path = fetchd_check(fetchd_conf(self.port, **kw), name)
+        if not ok:
+            raise RuntimeError("fetchd rejects %s: %s" % (name, msg))
+        self.p = spawn([FETCHD, "-c", path, "--allow", "127.0.0.1/32"], "fetchd-" + name)
+        self.pid = self.p.pid
+        wait_http(self.port, proc=self.p)
+
+    @classmethod
+    def from_conf(cls, name, conf_fn):
+        self = cls.__new__(cls)
+        self.port = free_port()
+        ok, msg, path = fetchd_check(conf_fn(self.port), name)
+        if not ok:
+            raise RuntimeError(msg)
+        self.p = spawn([FETCHD, "-c", path, "--allow", "127.0.0.1/32"], "fetchd-" + name)
+        self.pid = self.p.pid
+        wait_http(self.port, proc=self.p)
+        return self
+
+    def url(self):
+        return "http://127.0.0.1:%d/v1/fetch" % self.port
+
+    def stats(self):
+        return json.loads(http_get(self.port, "/v1/stats")[1])
+
+    def stop(self):
+        stop(self.p)
+
+
+class Nginx:
+    def __init__(self, upstream_port):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="nginx.", dir=WORK)
+        os.chmod(self.dir, 0o755)
+        with open(os.path.join(BENCH, "nginx.conf.in")) as f:
+            conf = f.read()
+        conf = (conf.replace("@DIR@", self.dir).replace("@WORKERS@", str(os.cpu_count()))
+                .replace("@UPSTREAM_PORT@", str(upstream_port)).replace("@PORT@", str(self.port)))
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(conf)
+        args = ["nginx", "-e", "stderr", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf")]
+        if os.getuid() == 0:      # never as root: drop to nobody for the whole process tree
+            for d, _, files in os.walk(self.dir):
+                os.chown(d, 65534, 65534)
+                for fn in files:
+                    os.chown(os.path.join(d, fn), 65534, 65534)
+            args = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + args
+        self.p = spawn(args, "nginx")
+        wait_http(self.port, "/json", proc=self.p)
+
+    def stop(self):
+        stop(self.p)
+
+
+class PyRef:
+    def __init__(self, uvloop, threads=16):
+        self.port = free_port()
+        args = [PYTHON, os.path.join(BENCH, "reference", "run_in_executor.py"),
+                "--port", str(self.port), "--threads", str(threads)]
+        if uvloop:
+            args.append("--uvloop")
+        self.p = spawn(args, "pyref-" + ("uvloop" if uvloop else "asyncio"))
+        wait_http(self.port, proc=self.p)
+
+    def url(self):
+        return "http://127.0.0.1:%d/v1/fetch" % self.port
+
+    def stop(self):
+        stop(self.p)
+
+
+# ---------------------------------------------------------------- load
+
+def _wrk_args(url, conns, seconds, threads, body, timeout):
+    lua = os.path.join(BENCH, "lua", "fetch.lua" if body is not None else "get.lua")
+    args = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
+            "--timeout", "%ds" % timeout, "-s", lua, url]
+    env = dict(os.environ)
+    if body is not None:
+        env["FETCH_BODY"] = json.dumps(body)
+    return args, env
+
+
+def _wrk_parse(text):
+    for line in text.splitlines():
+        if line.startswith("WRKJSON "):
+            r = json.loads(line[8:])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+            r["errors"] = (r["err_connect"] + r["err_read"] + r["err_write"] + r["err_status"]
+                           + r["err_timeout"])
+            return r
+    raise RuntimeError("no WRKJSON line in wrk output:\n" + text)
+
+
+def wrk(url, conns, seconds, threads=1, body=None, timeout=10):
+    args, env = _wrk_args(url, conns, seconds, threads, body, timeout)
+    p = spawn(args, "wrk", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=seconds + timeout + 30)
+    finally:
+        stop(p)
+    return _wrk_parse(out.decode(errors="replace"))
+
+
+class WrkBg:
+    """wrk in the background; result() waits for it."""
+
+    def __init__(self, url, conns, seconds, threads=1, body=None, timeout=10):
+        args, env = _wrk_args(url, conns, seconds, threads, body, timeout)
+        self.limit = seconds + timeout + 30
+        self.p = spawn(args, "wrk-bg", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def result(self):
+        try:
+            out, _ = self.p.communicate(timeout=self.limit)
+        finally:
+            stop(self.p)
+        return _wrk_parse(out.decode(errors="replace"))
+
+    def cancel(self):
+        stop(self.p, 1.0)
+
+
+def fetch_body(url, **kw):
+    d = {"url": url}
+    d.update(kw)
+    return d
+
+
+def pct(values, q):
+    v = sorted(values)
+    if not v:
+        return None
+    k = (len(v) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def probe(port, path, interval_us, duration_ms, out_path):
+    with open(out_path, "w") as out:
+        p = spawn([PROBE, str(port), path, str(interval_us), str(duration_ms)], "probe",
+                  stdout=out)
+        try:
+            p.wait(timeout=duration_ms / 1000 + 40)
+        finally:
+            stop(p)
+    samples = []
+    with open(out_path) as f:
+        for line in f:
+            t, lat = line.split()
+            samples.append((float(t), float(lat)))
+    lats = [s[1] for s in samples]
+    return {"n": len(lats), "p50_us": pct(lats, 50), "p99_us": pct(lats, 99),
+            "max_us": max(lats) if lats else None}
+
+
+# ---------------------------------------------------------------- scenarios
+
+def scenario_offload(up):
+    """Every worker on /delay 2000 ms, queue half full; /healthz from a probe."""
+    threads, queue_limit = 8, 16
+    conns = threads + queue_limit // 2
+    dur = secs(10)
+    out = {"threads": threads, "queue_limit": queue_limit, "clients": conns,
+           "delay_ms": 2000, "duration_s": dur}
+    # reference: the same fetchd, idle
+    fd = Fetchd("offload-idle", threads=threads, queue_limit=queue_limit)
+    out["idle"] = probe(fd.port, "/healthz", 10000, 2000, os.path.join(DATA, "offload_idle.tsv"))
+    fd.stop()
+    for mode, t in (("pooled", threads), ("inline", 0)):
+        fd = Fetchd("offload-" + mode, threads=t, queue_limit=queue_limit)
+        load = WrkBg(fd.url(), conns, dur, body=fetch_body(up.url("/delay?ms=2000")), timeout=30)
+        time.sleep(1.0)
+        if mode == "pooled":
+            st = fd.stats()["pools"]["default"]
+            out["pooled_stats"] = {k: st.get(k) for k in ("threads", "busy", "queued", "queue_limit")}
+        r = probe(fd.port, "/healthz", 10000, (dur - 2) * 1000,
+                  os.path.join(DATA, "offload_%s.tsv" % mode))
+        out[mode] = r
+        out[mode + "_load"] = load.result()
+        fd.stop()
+        log("offload %s: /healthz p50 %.0f us p99 %.0f us max %.0f us (%d samples)"
+            % (mode, r["p50_us"], r["p99_us"], r["max_us"], r["n"]))
+    return out
+
+
+def scenario_little(up):
+    """Upstream latency 50 ms; throughput against threads / latency."""
+    rows = []
+    dur = secs(6)
+    for threads in (8, 64, 256):
+        fd = Fetchd("little-%d" % threads, threads=threads, queue_limit=4096)
+        body = fetch_body(up.url("/delay?ms=50"), fields=["status", "size"])
+        wrk(fd.url(), 2 * threads, 1, threads=2, body=body)          # warm: connections up
+        r = wrk(fd.url(), 2 * threads, dur, threads=2, body=body)
+        st = fd.stats()
+        fd.stop()
+        ideal = threads / 0.050
+        rows.append({"threads": threads, "clients": 2 * threads, "ideal_rps": ideal,
+                     "rps": r["rps"], "efficiency": r["rps"] / ideal, "wrk": r,
+                     "fetch_p50_ms": st.get("latency", {}).get("fetch", {}).get("p50_ms")})
+        log("little threads=%d: %.0f/s of %.0f ideal (%.3f)" % (threads, r["rps"], ideal,
+                                                                rows[-1]["efficiency"]))
+    return {"delay_ms": 50, "duration_s": dur, "rows": rows}
+
+
+def scenario_small(up):
+    """/text?n=64, keep-alive, 64 connections."""
+    dur = secs(8)
+    conns = 64
+    target = up.url("/text?n=64")
+    out = {"connections": conns, "duration_s": dur, "wrk_threads": 2, "rows": {}}
+
+    def run(name, url, body=None):
+        wrk(url, conns, 1, threads=2, body=body)           # warm-up
+        r = wrk(url, conns, dur, threads=2, body=body)
+        out["rows"][name] = r
+        log("small %s: %.0f/s p50 %.0f us p99 %.0f us errors %d"
+            % (name, r["rps"], r["p50_us"], r["p99_us"], r["errors"]))
+
+    run("upstream direct", target)
+    fd = Fetchd("small", threads=16)
+    run("fetchd", fd.url(), fetch_body(target))
+    run("fetchd fields=status,text", fd.url(), fetch_body(target, fields=["status", "text"]))
+    fd.stop()
+    ng = Nginx(up.port)
+    run("nginx", "http://127.0.0.1:%d/text?n=64" % ng.port)
+    ng.stop()
+    for uv in (False, True):
+        py = PyRef(uv, threads=16)
+        run("python asyncio" if not uv else "python uvloop", py.url(), fetch_body(target))
+        py.stop()
+    return out
+
+
+def curl_times(urls, name):
+    cfg = os.path.join(WORK, name + ".curlrc")
+    with open(cfg, "w") as f:
+        for u in urls:
+            f.write('url = "%s"\noutput = "/dev/null"\n' % u)
+    p = spawn(["curl", "-s", "-K", cfg, "-w", "%{http_code} %{time_total}\\n"], "curl-" + name,
+              stdout=subprocess.PIPE)
+    try:
+        out, _ = p.communicate(timeout=120)
+    finally:
+        stop(p)
+    times, bad = [], 0
+    for line in out.decode().splitlines():
+        code, t = line.split()
+        if code != "200":
+            bad += 1
+        times.append(float(t) * 1e6)
+    return times, bad
+
+
+def scenario_overhead(up):
+    """One client, sequential: curl through fetchd vs curl straight to the upstream."""
+    n = 1000 if QUICK else 4000
+    warm = 100
+    fd = Fetchd("overhead", threads=16)
+    direct_url = up.url("/json")
+    via_url = "http://127.0.0.1:%d/v1/fetch?url=%s" % (fd.port, urllib.parse.quote(direct_url, safe=""))
+    out = {"requests": n, "warmup": warm, "path": "/json"}
+    for name, u in (("direct", direct_url), ("fetchd", via_url)):
+        times, bad = curl_times([u] * (n + warm), "overhead-" + name)
+        times = times[warm:]
+        out[name] = {"p50_us": pct(times, 50), "p90_us": pct(times, 90), "p99_us": pct(times, 99),
+                     "max_us": max(times), "mean_us": sum(times) / len(times), "non200": bad}
+        with open(os.path.join(DATA, "overhead_%s.txt" % name), "w") as f:
+            f.write("".join("%.1f\n" % t for t in times))
+    fd.stop()
+    out["added_p50_us"] = out["fetchd"]["p50_us"] - out["direct"]["p50_us"]
+    out["added_p99_us"] = out["fetchd"]["p99_us"] - out["direct"]["p99_us"]
+    log("overhead: direct p50 %.0f us, via fetchd p50 %.0f us: +%.0f us (p99 +%.0f us)"
+        % (out["direct"]["p50_us"], out["fetchd"]["p50_us"], out["added_p50_us"], out["added_p99_us"]))
+    return out
+
+
+def scenario_large(up):
+    """1 MB and 8 MB, text and binary: fetches/s and the loop thread's CPU."""
+    dur = secs(4)
+    conns = 4
+    rows = []
+    fd = Fetchd("large", threads=4, queue_limit=64)
+    clk = os.sysconf("SC_CLK_TCK")
+    for size, label in ((1 << 20, "1 MB"), (8 << 20, "8 MB")):
+        for kind in ("text", "bytes"):
+            target = up.url("/%s?n=%d" % (kind, size))
+            body = fetch_body(target)
+            direct = wrk(target, conns, max(2, dur // 2), threads=1)
+            wrk(fd.url(), conns, 1, threads=1, body=body, timeout=20)   # warm-up
+            before, t0 = task_ticks(fd.pid), time.monotonic()
+            r = wrk(fd.url(), conns, dur, threads=1, body=body, timeout=20)
+            after, t1 = task_ticks(fd.pid), time.monotonic()
+            delta = {tid: after[tid] - before.get(tid, 0) for tid in after}
+            loop = delta.get(fd.pid, 0)
+            total = sum(delta.values())
+            wall = t1 - t0
+            row = {"size": label, "kind": "text" if kind == "text" else "binary",
+                   "body_mode": "text" if kind == "text" else "content_base64",
+                   "rps": r["rps"], "direct_rps": direct["rps"], "doc_bytes": r["bytes"] / max(1, r["requests"]),
+                   "errors": r["errors"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
+                   "loop_cpu_s": loop / clk, "process_cpu_s": total / clk, "wall_s": wall,
+                   "loop_share": loop / total if total else 0.0,
+                   "loop_core_pct": 100.0 * loop / clk / wall,
+                   "workers_core_pct": 100.0 * (total - loop) / clk / wall}
+            rows.append(row)
+            log("large %s %s: %.1f/s (direct %.1f/s); loop %.1f%% of a core, %.1f%% of fetchd's CPU"
+                % (label, row["kind"], r["rps"], direct["rps"], row["loop_core_pct"],
+                   100 * row["loop_share"]))
+    fd.stop()
+    return {"connections": conns, "threads": 4, "duration_s": dur, "clk_tck": clk, "rows": rows}
+
+
+def scenario_memory(up):
+    out = {}
+    for threads in (16, 256):
+        fd = Fetchd("mem-idle-%d" % threads, threads=threads)
+        time.sleep(0.5)
+        out["idle_%d_kb" % threads] = rss_kb(fd.pid)
+        fd.stop()
+        log("memory: idle RSS with %d threads: %d KiB" % (threads, out["idle_%d_kb" % threads]))
+    # 10 000 queued requests, each on its own client connection: the 16
+    # workers are held by the upstream (/hold), everything else waits.
+    n_q, threads = 10000, 16
+    extra = "max_connections = 16384\n"
+    ok, _, _ = fetchd_check(fetchd_conf(free_port(), extra_server=extra), "mem-probe")
+    if not ok:
+        extra = ""
+        RESULTS["notes"].append("fetchd rejects [server] max_connections; memory runs use its default")
+    fd = Fetchd("mem-queue", threads=threads, queue_limit=n_q + 100, extra_server=extra)
+    time.sleep(0.5)
+    base = rss_kb(fd.pid)
+    body = fetch_body(up.url("/hold?key=mem"), timeout=120)
+    load = WrkBg(fd.url(), n_q + threads, secs(20), threads=2, body=body, timeout=60)
+    queued, deadline, st = 0, time.monotonic() + 20, {}
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        try:
+            st = fd.stats()["pools"]["default"]
+        except Exception:
+            continue
+        queued = st.get("queued", 0)
+        if queued >= n_q:
+            break
+    time.sleep(0.5)
+    st = fd.stats()["pools"]["default"]
+    rss = rss_kb(fd.pid)
+    load.cancel()
+    fd.stop()
+    http_get(up.port, "/release?key=mem")
+    out.update({"queue_base_kb": base, "queue_kb": rss, "queued": st.get("queued"),
+                "busy": st.get("busy"), "connections": n_q + threads,
+                "bytes_per_queued": (rss - base) * 1024.0 / max(1, st.get("queued") or 1)})
+    log("memory: %s queued on connections: RSS %d -> %d KiB, %.0f bytes each"
+        % (st.get("queued"), base, rss, out["bytes_per_queued"]))
+    # The same queue from one batch: the cost of a task without its connection.
+    fd = Fetchd("mem-batch", threads=threads, queue_limit=n_q + 100,
+                extra_server="max_batch = 10000\nmax_request_bytes = 4M\n")
+    time.sleep(0.5)
+    base = rss_kb(fd.pid)
+    items = [fetch_body(up.url("/hold?key=memb"), timeout=120) for _ in range(n_q)]
+    payload = json.dumps({"requests": items}).encode()
+    sock = socket.create_connection(("127.0.0.1", fd.port))
+    sock.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+    deadline, st = time.monotonic() + 15, {}
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        st = fd.stats()["pools"]["default"]
+        if st.get("queued", 0) >= n_q - threads:
+            break
+    time.sleep(0.5)
+    st = fd.stats()["pools"]["default"]
+    rss = rss_kb(fd.pid)
+    sock.close()
+    fd.stop()
+    http_get(up.port, "/release?key=memb")
+    out.update({"batch_base_kb": base, "batch_kb": rss, "batch_queued": st.get("queued"),
+                "batch_bytes_per_queued": (rss - base) * 1024.0 / max(1, st.get("queued") or 1)})
+    log("memory: %s queued from one batch: RSS %d -> %d KiB, %.0f bytes each"
+        % (st.get("queued"), base, rss, out["batch_bytes_per_queued"]))
+    return out
+
+
+def scenario_bulkhead(up):
+    """A named pool for the slow host; the fast host's p99 with and without slow load."""
+    slow_threads, slow_queue = 4, 64
+    slow_conns = 32
+    dur = secs(5)
+    pool_conf = lambda port: fetchd_conf(
+        port, threads=16,
+        extra="[pool.slow]\nthreads = %d\nqueue_limit = %d\nhosts = localhost\n"
+        % (slow_threads, slow_queue))
+    ok, msg, _ = fetchd_check(pool_conf(free_port()), "bulkhead-check")
+    if not ok:
+        log("bulkhead: SKIPPED, fetchd rejects [pool.slow]: " + msg)
+        return {"skipped": "fetchd rejects the [pool.slow] configuration: " + msg}
+    fast = fetch_body(up.url("/text?n=64"), fields=["status", "text"])
+    slow = fetch_body(up.url("/delay?ms=1000", host="localhost"), fields=["status"])
+    out = {"fast_connections": 8, "slow_connections": slow_conns, "slow_delay_ms": 1000,
+           "slow_pool": {"threads": slow_threads, "queue_limit": slow_queue, "hosts": "localhost"},
+           "default_threads": 16, "duration_s": dur, "runs": []}
+
+    def fast_run(fd, label, with_slow):
+        load = None
+        if with_slow:
+            load = WrkBg(fd.url(), slow_conns, dur + 3, body=slow, timeout=30)
+            time.sleep(1.5)
+        r = wrk(fd.url(), 8, dur, threads=1, body=fast)
+        st = fd.stats()["pools"]
+        sl = None
+        if load is not None:
+            sl = load.result()
+        out["runs"].append({"label": label, "slow_load": with_slow, "fast": r, "slow": sl,
+                            "pools": {k: {kk: v.get(kk) for kk in ("threads", "busy", "queued")}
+                                      for k, v in st.items()}})
+        log("bulkhead %s: fast %.0f/s p99 %.0f us%s" % (
+            label, r["rps"], r["p99_us"],
+            "; slow %.1f/s, %d errors" % (sl["rps"], sl["errors"]) if sl else ""))
+
+    fd = Fetchd.from_conf("bulkhead", pool_conf)
+    for i in range(2):                     # interleaved, twice: this box is shared
+        fast_run(fd, "named pool, fast alone", False)
+        fast_run(fd, "named pool, slow load", True)
+    fd.stop()
+    fd = Fetchd("bulkhead-nopool", threads=16)
+    fast_run(fd, "no named pool, slow load", True)
+    fd.stop()
+    return out
+
+
+SCENARIOS = [
+    ("offload", scenario_offload),
+    ("little", scenario_little),
+    ("small", scenario_small),
+    ("overhead", scenario_overhead),
+    ("large", scenario_large),
+    ("memory", scenario_memory),
+    ("bulkhead", scenario_bulkhead),
+]
+
+
+def environment():
+    def cmd(args):
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except Exception as e:
+            return "unavailable (%s)" % e
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "kernel": os.uname().release,
+            "cpus": os.cpu_count(), "cpu_model": model, "loadavg_at_start": load,
+            "fetchd": cmd([FETCHD, "--version"]), "wrk": cmd(["wrk", "-v"]),
+            "nginx": cmd(["nginx", "-v"]), "curl": cmd(["curl", "--version"]),
+            "python": cmd([PYTHON, "-c",
+                           "import sys,aiohttp,requests,uvloop;print('python',sys.version.split()[0],"
+                           "'aiohttp',aiohttp.__version__,'requests',requests.__version__,"
+                           "'uvloop',uvloop.__version__)"])}
+
+
+def main():
+    only = sys.argv[1:]
+    os.makedirs(DATA, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    t0 = time.monotonic()
+    path = os.path.join(DATA, "results.json")
+    if only and os.path.exists(path):      # a partial run updates the last full one
+        with open(path) as f:
+            RESULTS.update(json.load(f))
+    RESULTS["environment"] = environment()
+    up = Upstream()
+    try:
+        for name, fn in SCENARIOS:
+            if only and name not in only:
+                continue
+            s0 = time.monotonic()
+            try:
+                RESULTS["scenarios"][name] = fn(up)
+            except Exception as e:            # one broken scenario must not hide the others
+                log("%s FAILED: %s" % (name, e))
+                RESULTS["scenarios"][name] = {"failed": str(e)}
+            RESULTS["scenarios"][name]["elapsed_s"] = round(time.monotonic() - s0, 1)
+            with open(os.path.join(DATA, "results.json"), "w") as f:
+                json.dump(RESULTS, f, indent=1)
+    finally:
+        stop_all()
+    RESULTS["total_s"] = round(time.monotonic() - t0, 1)
+    RESULTS["environment"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
+    with open(os.path.join(DATA, "results.json"), "w") as f:
+        json.dump(RESULTS, f, indent=1)
+    log("measured in %.0f s" % RESULTS["total_s"])
+
+
+if __name__ == "__main__":
+    main()
