@@ -4,6 +4,7 @@
  * polls, and every HTTP call has a timeout (harness.h). */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1424,6 +1425,58 @@ START_TEST(test_access_log_has_request_id_and_no_credentials)
 }
 END_TEST
 
+struct load_arg {
+	int port;
+	char *body;
+	int ok;
+};
+
+static void *load_thread(void *arg)
+{
+	struct load_arg *a = arg;
+
+	for (int i = 0; i < 25; i++) {
+		struct http_resp r;
+
+		if (http_post_json(a->port, "/v1/fetch", a->body, &r) == 0 && r.status == 200 &&
+		    json_integer_value(json_path(r.json, "status")) == 200)
+			a->ok++;
+		http_resp_free(&r);
+	}
+	return NULL;
+}
+
+/* Workers keep their upstream connections alive between tasks (one curl
+ * handle each): 200 fetches from 8 clients open at most one upstream
+ * connection per worker. */
+START_TEST(test_workers_reuse_upstream_connections)
+{
+	struct load_arg args[8];
+	pthread_t th[8];
+	struct http_resp r;
+	char *body = str_printf("{\"url\": \"http://127.0.0.1:%d/json\", \"fields\": [\"status\"]}",
+				up.port);
+	int ok = 0;
+
+	for (int i = 0; i < 8; i++) {
+		args[i] = (struct load_arg){.port = daemon_.port, .body = body};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, load_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		ok += args[i].ok;
+	}
+	ck_assert_int_eq(ok, 200);
+	get_ok(up.port, "/connections", &r);
+	ck_assert_msg(json_integer_value(json_path(r.json, "accepted")) <= DEFAULT_THREADS + 1,
+		      "upstream accepted %lld connections for 200 fetches on %d workers",
+		      (long long)json_integer_value(json_path(r.json, "accepted")),
+		      DEFAULT_THREADS);
+	http_resp_free(&r);
+	free(body);
+}
+END_TEST
+
 START_TEST(test_stats_reports_pool_counters)
 {
 	static const char *const keys[] = {"threads", "busy",	  "queued",  "queue_limit",
@@ -1491,6 +1544,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_gzip_decompressed_or_kept_raw);
 	tcase_add_test(tc, test_fields_limit_the_document);
 	tcase_add_test(tc, test_stats_reports_pool_counters);
+	tcase_add_test(tc, test_workers_reuse_upstream_connections);
 	tcase_add_test(tc, test_metrics_are_valid_prometheus_text);
 	tcase_add_test(tc, test_access_log_has_request_id_and_no_credentials);
 	suite_add_tcase(s, tc);

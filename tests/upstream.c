@@ -63,6 +63,7 @@ struct upstream {
 	struct pending_list pendings;
 	unsigned char *gzip_body;
 	size_t gzip_len;
+	unsigned long connections; /* TCP connections accepted so far */
 };
 
 /* One request being routed. */
@@ -921,6 +922,23 @@ ep_cookie_chain(struct call *c)
 	    got != NULL ? json_bytes(got, strlen(got)) : json_null(), "hops", (json_int_t)n));
 }
 
+/* /connections: how many TCP connections were accepted, so a test can
+ * check that fetchd's workers keep theirs alive. */
+static void ep_connections(struct call *c)
+{
+	reply_json(c->req, 200, NULL,
+		   json_pack("{s:I}", "accepted", (json_int_t)c->up->connections));
+}
+
+/* evhttp's hook for each new connection: count it. */
+static struct bufferevent *count_connection(struct event_base *base, void *arg)
+{
+	struct upstream *u = arg;
+
+	u->connections++;
+	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 static const struct route {
 	const char *path;
 	void (*fn)(struct call *);
@@ -932,6 +950,7 @@ static const struct route {
 	{"/release", ep_release},
 	{"/stats", ep_stats},
 	{"/count", ep_count},
+	{"/connections", ep_connections},
 	{"/headers", ep_headers},
 	{"/json", ep_json},
 	{"/problem", ep_problem},
@@ -1063,6 +1082,7 @@ main(int argc, char **argv)
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(up.http, route_request, &up);
+	evhttp_set_bevcb(up.http, count_connection, &up);
 	bound = evhttp_bind_socket_with_handle(up.http, "127.0.0.1", (ev_uint16_t)port);
 	if (bound == NULL) {
 		fprintf(stderr, "upstream: cannot bind 127.0.0.1:%ld\n", port);

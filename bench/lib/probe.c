@@ -3,9 +3,10 @@
  * print "t_ms<TAB>latency_us" per answer (t_ms: when the request was sent,
  * from the start of the run). A request that stalls delays the next one; the
  * next is then sent at once. Bounded: stops after DURATION_MS, and gives up a
- * request after 30 s.
+ * request after TIMEOUT_MS (default 30000): it is then printed with its
+ * latency so far and a third column "timeout", and the connection is redone.
  *
- * usage: probe PORT PATH INTERVAL_US DURATION_MS
+ * usage: probe PORT PATH INTERVAL_US DURATION_MS [TIMEOUT_MS]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,10 +29,12 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+static long timeout_ms = 30000;
+
 static int dial(int port)
 {
 	struct sockaddr_in sin;
-	struct timeval tv = {30, 0};
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	if (fd < 0)
@@ -86,10 +89,12 @@ int main(int argc, char **argv)
 	double start, next, interval, duration;
 	int port, fd, reqlen;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: probe PORT PATH INTERVAL_US DURATION_MS\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: probe PORT PATH INTERVAL_US DURATION_MS [TIMEOUT_MS]\n");
 		return 2;
 	}
+	if (argc == 6)
+		timeout_ms = atol(argv[5]);
 	port = atoi(argv[1]);
 	interval = atof(argv[3]);
 	duration = atof(argv[4]) * 1000;
@@ -106,6 +111,9 @@ int main(int argc, char **argv)
 			usleep((useconds_t)(next - t0 > 1000 ? next - t0 - 200 : 50));
 		t0 = now_us();
 		if (exchange(fd, req, (size_t)reqlen) != 0) {
+			t1 = now_us();
+			printf("%.3f\t%.1f\ttimeout\n", (t0 - start) / 1000, t1 - t0);
+			fflush(stdout);
 			fprintf(stderr, "probe: request failed at %.0f ms\n", (t0 - start) / 1000);
 			close(fd);
 			if ((fd = dial(port)) < 0)
@@ -115,6 +123,7 @@ int main(int argc, char **argv)
 		}
 		t1 = now_us();
 		printf("%.3f\t%.1f\n", (t0 - start) / 1000, t1 - t0);
+		fflush(stdout);
 		next += interval;
 		if (next < t1)
 			next = t1;
