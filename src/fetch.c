@@ -24,6 +24,7 @@
 #include "netguard.h"
 #include "redirect.h"
 #include "request.h"
+#include "url.h"
 
 struct fetch_worker {
 	unsigned id;
@@ -494,37 +495,6 @@ static enum fetchd_err map_curl_error(CURLcode cc)
 	}
 }
 
-/* The host of url, lower-cased by curl, malloc'd; NULL if it has none. */
-static char *url_host(const char *url)
-{
-	CURLU *u = curl_url();
-	char *host = NULL, *copy = NULL;
-
-	if (u == NULL)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-		copy = strdup(host);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return copy;
-}
-
-static char *url_scheme(const char *url)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *copy = NULL;
-
-	if (u == NULL)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
-		copy = strdup(scheme);
-	curl_free(scheme);
-	curl_url_cleanup(u);
-	return copy;
-}
-
 static bool scheme_allowed(const struct fetchd_config *cfg, const char *scheme)
 {
 	if (scheme == NULL)
@@ -794,7 +764,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 			     CURLE_OK, NULL);
 			goto out;
 		}
-		host = url_host(url);
+		host = url_get(url, CURLUPART_HOST, 0);
 		if (host == NULL ||
 		    !netguard_host_allowed(cfg->allow_hosts, cfg->n_allow_hosts, host)) {
 			snprintf(message, sizeof(message),
@@ -890,7 +860,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 			fail(t, ERR_TOO_MANY_REDIRECTS, message, CURLE_OK, NULL);
 			goto out;
 		}
-		char *scheme = url_scheme(location);
+		char *scheme = url_get(location, CURLUPART_SCHEME, 0);
 		if (!scheme_allowed(cfg, scheme)) {
 			snprintf(message, sizeof(message),
 				 "redirect to scheme '%s' is not allowed (hop %u)",

@@ -1,9 +1,10 @@
 #include "redirect.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "url.h"
 
 void redirect_next_method(long status, const char *method, const char **next_method,
 			  bool *keep_body)
@@ -25,31 +26,18 @@ bool redirect_is_redirect(long status)
 }
 
 /* Scheme, host and port of url, the port made explicit from the scheme's
- * default (CURLU_DEFAULT_PORT). Returns 0 or -1. */
+ * default. Returns 0 (three malloc'd strings) or -1. */
 static int origin_of(const char *url, char **scheme, char **host, char **port)
 {
-	CURLU *u = curl_url();
-	int rc = -1;
-
-	*scheme = *host = *port = NULL;
-	if (u == NULL)
-		return -1;
-	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
-		goto out;
-	if (curl_url_get(u, CURLUPART_SCHEME, scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-		goto out;
-	rc = 0;
-out:
-	if (rc != 0) {
-		curl_free(*scheme);
-		curl_free(*host);
-		curl_free(*port);
-		*scheme = *host = *port = NULL;
-	}
-	curl_url_cleanup(u);
-	return rc;
+	*scheme = url_get(url, CURLUPART_SCHEME, 0);
+	*host = url_get(url, CURLUPART_HOST, 0);
+	*port = url_get(url, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+	if (*scheme != NULL && *host != NULL && *port != NULL)
+		return 0;
+	free(*scheme);
+	free(*host);
+	free(*port);
+	return -1;
 }
 
 bool redirect_same_origin(const char *url_a, const char *url_b)
@@ -61,13 +49,13 @@ bool redirect_same_origin(const char *url_a, const char *url_b)
 		return false;
 	if (origin_of(url_b, &sb, &hb, &pb) == 0) {
 		same = strcasecmp(sa, sb) == 0 && strcasecmp(ha, hb) == 0 && strcmp(pa, pb) == 0;
-		curl_free(sb);
-		curl_free(hb);
-		curl_free(pb);
+		free(sb);
+		free(hb);
+		free(pb);
 	}
-	curl_free(sa);
-	curl_free(ha);
-	curl_free(pa);
+	free(sa);
+	free(ha);
+	free(pa);
 	return same;
 }
 

@@ -3,7 +3,6 @@
  * here blocks: no curl call, no DNS lookup, no large JSON encode. */
 #include "server.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -28,6 +27,7 @@
 #include "metrics.h"
 #include "netguard.h"
 #include "request.h"
+#include "url.h"
 
 #define MAX_HEADERS_SIZE (64 * 1024)
 
@@ -63,11 +63,13 @@ struct pending {
 	bool gone;		/* the client went away: nobody to answer */
 	bool batch;
 	size_t n_items, n_left;
-	char **docs; /* finished documents, one per item */
-	size_t *lens;
-	int *statuses;
-	enum fetchd_err *errs;
-	struct job **jobs; /* NULL where the item was answered in place */
+	struct item {
+		char *doc; /* the finished document */
+		size_t len;
+		int status;
+		enum fetchd_err err;
+		struct job *job; /* while its fetch is queued or running */
+	} *items;
 	uint64_t start_ns;
 	char method[8];
 	char id[65];	/* X-Request-Id: the client's, or ours */
@@ -256,12 +258,8 @@ static void pending_free(struct pending *p)
 	if (p->close_ev)
 		event_free(p->close_ev);
 	for (size_t i = 0; i < p->n_items; i++)
-		free(p->docs[i]);
-	free(p->docs);
-	free(p->lens);
-	free(p->statuses);
-	free(p->errs);
-	free(p->jobs);
+		free(p->items[i].doc);
+	free(p->items);
 	free(p);
 	pending_maybe_drained(srv);
 }
@@ -272,12 +270,14 @@ static void pending_finish(struct pending *p)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(p->req), "X-Request-Id", p->id);
 	if (!p->batch) {
-		access_log(p, p->statuses[0], p->errs[0], p->lens[0]);
-		if (p->errs[0] == ERR_OVERLOADED)
+		struct item *it = &p->items[0];
+
+		access_log(p, it->status, it->err, it->len);
+		if (it->err == ERR_OVERLOADED)
 			evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After",
 					  "1");
-		reply_send(p->srv, p->req, p->statuses[0], p->docs[0], p->lens[0]);
-		p->docs[0] = NULL;
+		reply_send(p->srv, p->req, it->status, it->doc, it->len);
+		it->doc = NULL;
 	} else {
 		/* {"results":[doc,doc,...]} by reference: the documents were
 		 * serialized on the workers and are not copied here */
@@ -288,15 +288,17 @@ static void pending_finish(struct pending *p)
 		for (size_t i = 0; i < p->n_items; i++) {
 			if (i > 0)
 				evbuffer_add(buf, ",", 1);
-			if (evbuffer_add_reference(buf, p->docs[i], p->lens[i], free_counted_doc,
+			struct item *it = &p->items[i];
+
+			if (evbuffer_add_reference(buf, it->doc, it->len, free_counted_doc,
 						   p->srv->docs) == 0) {
-				p->srv->docs->bytes += p->lens[i];
+				p->srv->docs->bytes += it->len;
 				p->srv->docs->docs++;
 			}
 			else
-				free(p->docs[i]);
-			total += p->lens[i];
-			p->docs[i] = NULL;
+				free(it->doc);
+			total += it->len;
+			it->doc = NULL;
 		}
 		evbuffer_add(buf, "]}", 2);
 		access_log(p, 200, ERR_NONE, total);
@@ -311,12 +313,8 @@ static void pending_finish(struct pending *p)
 static void pending_item_done(struct pending *p, size_t i, int status, enum fetchd_err err,
 			      char *doc, size_t len)
 {
-	p->docs[i] = doc;
-	p->lens[i] = len;
-	p->statuses[i] = status;
-	p->errs[i] = err;
+	p->items[i] = (struct item){.doc = doc, .len = len, .status = status, .err = err};
 	p->srv->metrics.requests[err]++;
-	p->jobs[i] = NULL;
 	if (--p->n_left == 0)
 		pending_finish(p);
 }
@@ -438,7 +436,7 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	p->gone = true;
 	for (size_t i = 0; i < p->n_items; i++) {
-		struct job *j = p->jobs[i];
+		struct job *j = p->items[i].job;
 
 		if (j == NULL)
 			continue;
@@ -476,11 +474,7 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 	p->batch = batch;
 	p->n_items = p->n_left = n;
 	p->start_ns = executor_now_ns();
-	p->docs = calloc(n ? n : 1, sizeof(*p->docs));
-	p->lens = calloc(n ? n : 1, sizeof(*p->lens));
-	p->statuses = calloc(n ? n : 1, sizeof(*p->statuses));
-	p->errs = calloc(n ? n : 1, sizeof(*p->errs));
-	p->jobs = calloc(n ? n : 1, sizeof(*p->jobs));
+	p->items = calloc(n ? n : 1, sizeof(*p->items));
 	switch (evhttp_request_get_command(req)) {
 	case EVHTTP_REQ_GET: m = "GET"; break;
 	case EVHTTP_REQ_POST: m = "POST"; break;
@@ -492,15 +486,10 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 		fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
 	if (fd >= 0)
 		p->close_ev = event_new(srv->base, fd, EV_CLOSED, pending_client_closed, p);
-	if (p->docs == NULL || p->lens == NULL || p->statuses == NULL || p->errs == NULL ||
-	    p->jobs == NULL || (fd >= 0 && p->close_ev == NULL)) {
+	if (p->items == NULL || (fd >= 0 && p->close_ev == NULL)) {
 		if (p->close_ev)
 			event_free(p->close_ev);
-		free(p->docs);
-		free(p->lens);
-		free(p->statuses);
-		free(p->errs);
-		free(p->jobs);
+		free(p->items);
 		free(p);
 		return NULL;
 	}
@@ -513,18 +502,14 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 	return p;
 }
 
-/* The host of url, for the log (curl's parser; no DNS). */
+/* The host of url into buf ("" when it has none), for the log and the
+ * pool choice. */
 static void url_host(const char *url, char *buf, size_t len)
 {
-	CURLU *u = curl_url();
-	char *host = NULL;
+	char *host = url_get(url, CURLUPART_HOST, 0);
 
-	buf[0] = '\0';
-	if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-		snprintf(buf, len, "%s", host);
-	curl_free(host);
-	curl_url_cleanup(u);
+	snprintf(buf, len, "%s", host ? host : "");
+	free(host);
 }
 
 /* The pool a fetch runs in: the one it names, else the first named pool
@@ -602,10 +587,10 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	tv.tv_sec = (time_t)(req->timeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
 	evtimer_add(j->deadline_ev, &tv);
-	p->jobs[i] = j;
+	p->items[i].job = j;
 	j->ex = srv->pools[pool_for(srv, req)];
 	if (executor_submit(j->ex, &j->task) != 0) {
-		p->jobs[i] = NULL;
+		p->items[i].job = NULL;
 		job_free(j);
 		pending_item_error(p, i, ERR_OVERLOADED,
 				   "the worker pool and its queue are full; retry later");
@@ -1156,7 +1141,7 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
 	for (struct pending *p = srv->pendings, *next; p != NULL; p = next) {
 		next = p->next;
 		for (size_t i = 0; i < p->n_items; i++) {
-			struct job *j = p->jobs[i];
+			struct job *j = p->items[i].job;
 
 			if (j == NULL)
 				continue;
@@ -1312,8 +1297,8 @@ void server_free(struct server *srv)
 		struct pending *p = srv->pendings;
 
 		for (size_t i = 0; i < p->n_items; i++)
-			if (p->jobs[i] != NULL)
-				job_free(p->jobs[i]);
+			if (p->items[i].job != NULL)
+				job_free(p->items[i].job);
 		pending_free(p);
 	}
 	if (srv->drain_timer)

@@ -1,0 +1,19 @@
+#include "url.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+char *url_get(const char *url, CURLUPart part, unsigned int flags)
+{
+	CURLU *u = curl_url();
+	char *value = NULL, *copy = NULL;
+
+	if (u == NULL)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+	    curl_url_get(u, part, &value, flags) == CURLUE_OK)
+		copy = strdup(value);
+	curl_free(value);
+	curl_url_cleanup(u);
+	return copy;
+}
