@@ -1,0 +1,377 @@
+#!/usr/bin/python3
+"""Turn bench/results/data/results.json into bench/results/RESULTS.md and
+the plots next to it (gnuplot, PNG). bench/notes.md, the analysis written
+for the committed run, is appended when present."""
+import json
+import os
+import subprocess
+
+BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RES = os.path.join(BENCH, "results")
+DATA = os.path.join(RES, "data")
+
+
+def us(v):
+    if v is None:
+        return "–"
+    if v >= 1e6:
+        return "%.2f s" % (v / 1e6)
+    if v >= 1e3:
+        return "%.2f ms" % (v / 1e3)
+    return "%.0f µs" % v
+
+
+def kib(v):
+    return "%.1f MiB" % (v / 1024.0)
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def gnuplot(script, name):
+    path = os.path.join(DATA, name + ".gp")
+    with open(path, "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", path], capture_output=True, text=True, cwd=DATA)
+    if r.returncode != 0:
+        print("report: gnuplot %s failed: %s" % (name, r.stderr.strip()))
+        return False
+    return True
+
+
+TERM = 'set terminal pngcairo size 900,480 font "DejaVu Sans,10"\n'
+
+
+def plot_offload(o):
+    series = [(m, t) for m, t in (("idle", "idle (no load)"), ("pooled", "pooled, saturated"),
+                                  ("inline", "inline (threads = 0), same load"),
+                                  ("inline_1", "inline, one slow client"))
+              if os.path.exists(os.path.join(DATA, "offload_%s.tsv" % m))]
+    plots = []
+    for m, t in series:
+        style = "pt 7 ps 0.5" if not m.startswith("inline") else "pt 5 ps 1.6"
+        plots.append("'offload_%s.tsv' using ($1/1000):($2/1000) with points %s title '%s'"
+                     % (m, style, t))
+    return gnuplot(TERM + """set output '../offload_healthz.png'
+set title "/healthz latency while every worker waits on /delay?ms=2000 (queue half full)\\n{/*0.85 one point per /healthz at its send time; inline ones given up after %d s are drawn at the time waited}" enhanced
+set xlabel 'time since the probe started (s)'
+set ylabel 'latency (ms, log)'
+set logscale y
+set grid
+set key top right
+set xrange [-0.3:*]
+plot %s
+""" % ((o.get("inline") or {}).get("timeout_ms", 10000) // 1000, ", ".join(plots)), "offload")
+
+
+def plot_little(l):
+    with open(os.path.join(DATA, "little.dat"), "w") as f:
+        f.write("threads ideal50 ideal_measured fetchd\n")
+        for r in l["rows"]:
+            f.write("%d %.1f %.1f %.1f\n" % (r["threads"], r["ideal_rps"],
+                                             r["ideal_measured_rps"], r["rps"]))
+    return gnuplot(TERM + """set output '../littles_law.png'
+set title "Little's law: fetches/s against threads / upstream latency (50 ms)"
+set ylabel 'fetches/s (log)'
+set xlabel 'worker threads'
+set logscale y
+set yrange [50:*]
+set grid ytics
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+plot 'little.dat' using 2:xtic(1) title 'threads / 50 ms', \\
+     '' using 3 title 'threads / measured upstream latency', \\
+     '' using 4 title 'fetchd, measured'
+""", "little")
+
+
+def plot_bars(name, title, ylabel, rows, log=True):
+    with open(os.path.join(DATA, name + ".dat"), "w") as f:
+        for label, v in rows:
+            f.write('"%s" %.3f\n' % (label, v))
+    return gnuplot(TERM + """set output '../%s.png'
+set title "%s"
+set ylabel '%s'
+%s
+set grid ytics
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by -20
+unset key
+plot '%s.dat' using 2:xtic(1) lc rgb '#4477aa', '' using 0:2:(sprintf('%%.4g', $2)) with labels offset 0,0.7
+""" % (name, title, ylabel, "set logscale y" if log else "set yrange [0:*]", name), name)
+
+
+def plot_overhead():
+    for n in ("direct", "fetchd"):
+        p = os.path.join(DATA, "overhead_%s.txt" % n)
+        v = sorted(float(x) for x in open(p))
+        with open(os.path.join(DATA, "overhead_%s.cdf" % n), "w") as f:
+            for i, x in enumerate(v):
+                f.write("%.1f %.5f\n" % (x, (i + 1) / len(v)))
+    return gnuplot(TERM + """set output '../overhead_cdf.png'
+set title 'One client, sequential GET /json: curl straight to the upstream vs through fetchd'
+set xlabel 'latency per request (µs, log)'
+set ylabel 'fraction of requests'
+set logscale x
+set grid
+set key bottom right
+plot 'overhead_direct.cdf' using 1:2 with lines lw 2 title 'curl -> upstream', \\
+     'overhead_fetchd.cdf' using 1:2 with lines lw 2 title 'curl -> fetchd -> upstream'
+""", "overhead")
+
+
+def main():
+    with open(os.path.join(DATA, "results.json")) as f:
+        R = json.load(f)
+    S = R["scenarios"]
+    env = R.get("environment", {})
+    md = []
+    acc = []
+    w = md.append
+
+    w("# fetchd benchmark results\n")
+    w("Produced by `bench/run` on %s in %s s of measurement (everything on 127.0.0.1)."
+      % (env.get("date", "?"), R.get("total_s", "?")))
+    w("Machine: %s CPUs (%s), Linux %s; load average %s at the start, %s at the end. "
+      "fetchd, the upstream, the references and the load generators all share these cores, "
+      "so every figure includes the client's and the upstream's CPU use; other jobs on the "
+      "machine add noise, which is why each figure has its reference measured in the same run."
+      % (env.get("cpus"), env.get("cpu_model"), env.get("kernel"),
+         " ".join(env.get("loadavg_at_start", [])), " ".join(env.get("loadavg_at_end", []))))
+    w("")
+    w("Versions: %s; %s; %s; %s; %s.\n" % (env.get("fetchd"), env.get("wrk"), env.get("nginx"),
+                                           env.get("curl"), env.get("python")))
+
+    # ---------------------------------------------------------- acceptance
+    o, l, s, ov = S.get("offload", {}), S.get("little", {}), S.get("small", {}), S.get("overhead", {})
+    m, lb, b = S.get("memory", {}), S.get("large", {}), S.get("bulkhead", {})
+    if "pooled" in o:
+        acc.append(("Offload: pooled /healthz p99 < 1 ms while saturated",
+                    "p99 %s (p50 %s, max %s; idle p99 %s)" % (us(o["pooled"]["p99_us"]), us(o["pooled"]["p50_us"]),
+                                                             us(o["pooled"]["max_us"]), us(o["idle"]["p99_us"])),
+                    verdict(o["pooled"]["p99_us"] < 1000)))
+        inl = o.get("inline", {})
+        acc.append(("Offload: inline shows the stall",
+                    "inline p50 %s, max %s%s" % (us(inl.get("p50_us")), us(inl.get("max_us")),
+                                                  " (%d of %d probes gave up after %d s)" % (
+                                                      inl["timeouts"], inl["n"], inl["timeout_ms"] // 1000)
+                                                  if inl.get("timeouts") else ""),
+                    verdict(inl.get("p50_us", 0) > 100000)))
+    if "rows" in l:
+        for r in l["rows"]:
+            acc.append(("Little's law: efficiency >= 0.95 at %d threads" % r["threads"],
+                        "%.3f of threads/50 ms; %.3f of threads/%.2f ms (the upstream's measured latency)"
+                        % (r["efficiency"], r["efficiency_measured"], r["upstream_latency_ms"]),
+                        "%s (nominal) / %s (measured)" % (verdict(r["efficiency"] >= 0.95),
+                                                          verdict(r["efficiency_measured"] >= 0.95))))
+    if "rows" in s:
+        rows = s["rows"]
+        f_ = rows["fetchd"]["rps"]
+        ng = rows["nginx"]["rps"]
+        py = max(rows["python asyncio"]["rps"], rows["python uvloop"]["rps"])
+        acc.append(("Small responses: fetchd >= 0.7x nginx", "%.0f/s vs %.0f/s = %.2fx" % (f_, ng, f_ / ng),
+                    verdict(f_ / ng >= 0.7)))
+        acc.append(("Small responses: fetchd >= 25x the Python reference (best of asyncio/uvloop)",
+                    "%.0f/s vs %.0f/s = %.1fx" % (f_, py, f_ / py), verdict(f_ / py >= 25)))
+    if "added_p50_us" in ov:
+        acc.append(("Overhead: added p50 < 100 µs", "+%.0f µs (p99 +%.0f µs)" % (ov["added_p50_us"], ov["added_p99_us"]),
+                    verdict(ov["added_p50_us"] < 100)))
+    if "idle_16_kb" in m:
+        acc.append(("Memory: idle RSS with 16 threads < 16 MB", kib(m["idle_16_kb"]),
+                    verdict(m["idle_16_kb"] < 16 * 1024)))
+        acc.append(("Memory: < 4 KB per queued request",
+                    "%.0f bytes each on its own connection; %.0f bytes each from one batch"
+                    % (m["bytes_per_queued"], m.get("batch_bytes_per_queued", 0)),
+                    "%s (connections) / %s (batch)" % (verdict(m["bytes_per_queued"] < 4096),
+                                                       verdict(m.get("batch_bytes_per_queued", 1e9) < 4096))))
+    if "rows" in lb:
+        worst = max(r["loop_core_pct"] for r in lb["rows"])
+        acc.append(("Large bodies: the loop stays almost idle (no numeric target)",
+                    "loop thread at most %.1f%% of a core" % worst, "see table"))
+    if b.get("skipped"):
+        acc.append(("Bulkhead: fast p99 rises < 20%", "skipped: " + b["skipped"], "not run"))
+    elif "runs" in b:
+        alone = [r["fast"]["p99_us"] for r in b["runs"] if r["label"] == "named pool, fast alone"]
+        loaded = [r["fast"]["p99_us"] for r in b["runs"] if r["label"] == "named pool, slow load"]
+        a, ld = sum(alone) / len(alone), sum(loaded) / len(loaded)
+        b["rise"] = ld / a - 1
+        acc.append(("Bulkhead: fast p99 rises < 20%",
+                    "p99 %s alone, %s under slow load: %+.0f%%" % (us(a), us(ld), 100 * b["rise"]),
+                    verdict(b["rise"] < 0.20)))
+
+    w("## Acceptance figures\n")
+    w("| target | measured | |")
+    w("|---|---|---|")
+    for t, v, ok in acc:
+        w("| %s | %s | %s |" % (t, v, ok))
+    w("")
+
+    # ---------------------------------------------------------- offload
+    if "pooled" in o:
+        plot_offload(o)
+        w("## Offload: /healthz while every worker is blocked\n")
+        w("fetchd with `threads = %d`, `queue_limit = %d`; %d wrk connections POST fetches of "
+          "`/delay?ms=2000`, so all %d workers wait and the queue holds %d (half full: /v1/stats "
+          "said busy %s, queued %s of %s). Meanwhile `bench/lib/probe.c` sends `GET /healthz` every "
+          "10 ms on one keep-alive connection. The reference is the same fetchd idle, and the "
+          "same load on `threads = 0` (inline: the fetch runs on the loop thread)."
+          % (o["threads"], o["queue_limit"], o["clients"], o["threads"], o["clients"] - o["threads"],
+             o.get("pooled_stats", {}).get("busy"), o.get("pooled_stats", {}).get("queued"),
+             o.get("pooled_stats", {}).get("queue_limit")))
+        w("")
+        w("| fetchd | probes | /healthz p50 | p99 | max | fetches done |")
+        w("|---|---|---|---|---|---|")
+        for k, t in (("idle", "idle (reference)"), ("pooled", "pooled, saturated"),
+                     ("inline", "inline, same %d clients" % o["clients"]), ("inline_1", "inline, 1 client")):
+            if k not in o:
+                continue
+            r = o[k]
+            done = o.get(k + "_load", {}).get("requests", "–")
+            note = " (%d gave up at %d s)" % (r["timeouts"], r["timeout_ms"] // 1000) if r.get("timeouts") else ""
+            w("| %s | %d%s | %s | %s | %s | %s |" % (t, r["n"], note, us(r["p50_us"]), us(r["p99_us"]),
+                                                 us(r["max_us"]), done))
+        w("\n![/healthz latency over time](offload_healthz.png)\n")
+
+    # ---------------------------------------------------------- little
+    if "rows" in l:
+        plot_little(l)
+        w("## Pool limit (Little's law)\n")
+        w("Upstream `/delay?ms=50`; fetchd with 8, 64 and 256 threads and `queue_limit = 4096`, driven "
+          "by wrk with twice as many connections as threads (the queue never runs dry), %d s each "
+          "after a 1 s warm-up. The ideal is threads / latency. The upstream's timers overshoot, so "
+          "the reference measured in the same run is the upstream straight from wrk with as many "
+          "connections as threads: its mean latency is the real W. The upstream ran at nice %d here "
+          "(it stands in for a remote host with its own CPU)." % (l["duration_s"], l.get("upstream_nice", 0)))
+        w("")
+        w("| threads | ideal (threads/50 ms) | upstream latency, measured | ideal (threads/W) | upstream direct | fetchd | efficiency vs 50 ms | vs W | errors |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r in l["rows"]:
+            w("| %d | %.0f/s | %.2f ms | %.0f/s | %.0f/s | %.0f/s | %.3f | %.3f | %d |"
+              % (r["threads"], r["ideal_rps"], r["upstream_latency_ms"], r["ideal_measured_rps"],
+                 r["direct_rps"], r["rps"], r["efficiency"], r["efficiency_measured"], r["errors"]))
+        w("\n![Little's law](littles_law.png)\n")
+
+    # ---------------------------------------------------------- small
+    if "rows" in s:
+        rows = s["rows"]
+        plot_bars("small_responses", "/text?n=64, keep-alive, 64 connections: fetches/s",
+                  "requests/s (log)", [(k, v["rps"]) for k, v in rows.items()])
+        w("## Small responses\n")
+        w("`/text?n=64` through each server, keep-alive, %d connections, wrk -t2, %d s after a 1 s "
+          "warm-up. fetchd (16 threads) answers the full document (every field) unless `fields` "
+          "says otherwise; nginx (%d worker processes, upstream keep-alive) passes the 64 bytes "
+          "through; the Python reference (`bench/reference/run_in_executor.py`, "
+          "ThreadPoolExecutor(16)) builds the same fields as fetchd."
+          % (s["connections"], s["duration_s"], env.get("cpus") or 2))
+        w("")
+        w("| server | requests/s | p50 | p99 | errors | vs fetchd |")
+        w("|---|---|---|---|---|---|")
+        for k, v in rows.items():
+            w("| %s | %.0f | %s | %s | %d | %.2fx |" % (k, v["rps"], us(v["p50_us"]), us(v["p99_us"]),
+                                                      v["errors"], v["rps"] / rows["fetchd"]["rps"]))
+        w("\n![small responses](small_responses.png)\n")
+
+    # ---------------------------------------------------------- overhead
+    if "direct" in ov:
+        plot_overhead()
+        w("## Overhead\n")
+        w("One curl process, %d sequential keep-alive GETs of `/json` (after %d warm-up requests): "
+          "straight to the upstream, then through fetchd (`GET /v1/fetch?url=…`, full document)."
+          % (ov["requests"], ov["warmup"]))
+        w("")
+        w("| path | p50 | p90 | p99 | max | non-200 |")
+        w("|---|---|---|---|---|---|")
+        for k, t in (("direct", "curl -> upstream"), ("fetchd", "curl -> fetchd -> upstream")):
+            r = ov[k]
+            w("| %s | %s | %s | %s | %s | %d |" % (t, us(r["p50_us"]), us(r["p90_us"]), us(r["p99_us"]),
+                                                  us(r["max_us"]), r["non200"]))
+        w("| **added by fetchd** | **+%s** | | **+%s** | | |" % (us(ov["added_p50_us"]), us(ov["added_p99_us"])))
+        w("\n![overhead](overhead_cdf.png)\n")
+
+    # ---------------------------------------------------------- large
+    if "rows" in lb:
+        plot_bars("large_loop_cpu", "Large bodies: the loop thread's CPU (percent of one core)",
+                  "% of one core", [("%s %s" % (r["size"], r["kind"]), r["loop_core_pct"]) for r in lb["rows"]],
+                  log=False)
+        w("## Large bodies\n")
+        w("fetchd with %d threads, %d wrk connections, %d s per case. Text bodies come back as `text`, "
+          "binary ones as `content_base64`. CPU per thread from `/proc/PID/task/*/stat` (utime + stime, "
+          "%d ticks/s) before and after; the loop thread is the main thread (tid == pid). The reference "
+          "is wrk fetching the same body straight from the upstream."
+          % (lb["threads"], lb["connections"], lb["duration_s"], lb["clk_tck"]))
+        w("")
+        w("| body | fetchd fetches/s | upstream direct | document | loop thread (% of a core) | loop share of fetchd's CPU | workers (% of a core) | p99 | errors |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r in lb["rows"]:
+            w("| %s %s | %.1f | %.1f | %.1f MB | %.1f%% | %.1f%% | %.0f%% | %s | %d |"
+              % (r["size"], r["kind"], r["rps"], r["direct_rps"], r["doc_bytes"] / 1e6, r["loop_core_pct"],
+                 100 * r["loop_share"], r["workers_core_pct"], us(r["p99_us"]), r["errors"]))
+        w("\n![loop CPU](large_loop_cpu.png)\n")
+
+    # ---------------------------------------------------------- memory
+    if "idle_16_kb" in m:
+        w("## Memory\n")
+        w("RSS from `/proc/PID/status` (VmRSS). Queued: 16 workers held by the upstream (`/hold`), "
+          "then %d more fetches, each on its own client connection (wrk), waiting in the queue; "
+          "and the same from one `/v1/batch` of 10 000 items (the task without its connection). "
+          "Bytes per queued request = RSS growth / queued." % (m["connections"] - 16))
+        w("")
+        w("| state | RSS | queued | per queued request |")
+        w("|---|---|---|---|")
+        w("| idle, 16 threads | %s | | |" % kib(m["idle_16_kb"]))
+        w("| idle, 256 threads | %s | | |" % kib(m["idle_256_kb"]))
+        w("| 16 threads, before the queue | %s | | |" % kib(m["queue_base_kb"]))
+        w("| 10 000 queued, one connection each | %s | %s | %.0f bytes |" % (kib(m["queue_kb"]), m["queued"],
+                                                                            m["bytes_per_queued"]))
+        if "batch_kb" in m:
+            w("| 10 000 from one batch | %s (from %s) | %s | %.0f bytes |" % (
+                kib(m["batch_kb"]), kib(m["batch_base_kb"]), m["batch_queued"], m["batch_bytes_per_queued"]))
+        w("")
+
+    # ---------------------------------------------------------- bulkhead
+    if b:
+        w("## Bulkhead\n")
+        if b.get("skipped"):
+            w("Skipped: %s\n" % b["skipped"])
+        elif "runs" in b:
+            plot_bars("bulkhead", "Fast host p99 (8 connections, /text?n=64) under each condition",
+                      "p99 latency (ms, log)", [("%d. %s" % (i + 1, r["label"]), r["fast"]["p99_us"] / 1000)
+                                                for i, r in enumerate(b["runs"])])
+            w("fetchd with the default pool (16 threads) and `[pool.slow]` (threads %d, queue_limit %d, "
+              "`hosts = localhost`). Fast host: `http://127.0.0.1:PORT/text?n=64`, 8 wrk connections, %d s. "
+              "Slow host: `http://localhost:PORT/delay?ms=1000` (same upstream, the other name), %d "
+              "connections started 1.5 s before. Alone and loaded alternate twice; the last row is the "
+              "reference without the named pool."
+              % (b["slow_pool"]["threads"], b["slow_pool"]["queue_limit"], b["duration_s"], b["slow_connections"]))
+            w("")
+            w("| run | fast fetches/s | fast p50 | fast p99 | slow fetches/s | pools during the run (busy/queued) |")
+            w("|---|---|---|---|---|---|")
+            for i, r in enumerate(b["runs"]):
+                pools = ", ".join("%s %s/%s" % (k, v.get("busy"), v.get("queued")) for k, v in r["pools"].items())
+                w("| %d. %s | %.0f | %s | %s | %s | %s |" % (
+                    i + 1, r["label"], r["fast"]["rps"], us(r["fast"]["p50_us"]), us(r["fast"]["p99_us"]),
+                    "%.1f" % r["slow"]["rps"] if r["slow"] else "–", pools))
+            w("\nFast p99 under slow load vs alone (named pool, mean of both): %+.0f%%.\n" % (100 * b["rise"]))
+            w("![bulkhead](bulkhead.png)\n")
+
+    failed = [k for k, v in S.items() if isinstance(v, dict) and v.get("failed")]
+    for k in failed:
+        w("**Scenario %s failed:** %s\n" % (k, S[k]["failed"]))
+    for n in R.get("notes", []):
+        w("Note: %s\n" % n)
+
+    notes = os.path.join(BENCH, "notes.md")
+    if os.path.exists(notes):
+        w(open(notes).read())
+
+    with open(os.path.join(RES, "RESULTS.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
