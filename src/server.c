@@ -50,6 +50,7 @@ struct job {
 	struct pending *p;
 	struct snapshot *snap;
 	struct executor *ex; /* the pool it was submitted to */
+	size_t pool;	     /* its index in server.pools */
 	size_t index; /* in p's results */
 	struct event *deadline_ev;
 	bool finished;
@@ -396,9 +397,7 @@ static void job_done(struct executor_task *t)
 	struct metrics *m = &p->srv->metrics;
 	if (j->ft.err != ERR_NONE) {
 		m->fetch_failed++;
-		for (size_t k = 0; k < p->srv->n_pools; k++)
-			if (p->srv->pools[k] == j->ex)
-				m->pool_failed[k]++;
+		m->pool_failed[j->pool]++;
 	}
 	m->upstream_bytes += j->ft.bytes_in;
 	double waited = (double)(t->started_ns - t->submitted_ns) / 1e9;
@@ -451,9 +450,7 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 		} else {
 			/* a running fetch aborted for its client counts as a
 			 * cancellation of its pool too */
-			for (size_t k = 0; k < p->srv->n_pools; k++)
-				if (p->srv->pools[k] == j->ex)
-					p->srv->metrics.pool_aborted[k]++;
+			p->srv->metrics.pool_aborted[j->pool]++;
 			atomic_store(&j->ft.cancel, true);
 		}
 	}
@@ -588,7 +585,8 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
 	evtimer_add(j->deadline_ev, &tv);
 	p->items[i].job = j;
-	j->ex = srv->pools[pool_for(srv, req)];
+	j->pool = pool_for(srv, req);
+	j->ex = srv->pools[j->pool];
 	if (executor_submit(j->ex, &j->task) != 0) {
 		p->items[i].job = NULL;
 		job_free(j);
