@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "expect.h"
 #include "harness.h"
 
 #define TEST_TIMEOUT_S 120
@@ -90,74 +91,6 @@ static const char cp1252_undeclared_text[] =
 	"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w"
 
 /* ---- assertions on answers (the style of check_integration.c) ---- */
-
-static const char *body_of(const struct http_resp *r)
-{
-	return r->body != NULL ? r->body : "(no body)";
-}
-
-/* A short rendering of v for failure messages (one static buffer). */
-static const char *describe(const json_t *v)
-{
-	static char buf[512];
-	char *s;
-
-	if (v == NULL)
-		return "(absent)";
-	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	snprintf(buf, sizeof(buf), "%.500s", s != NULL ? s : "?");
-	free(s);
-	return buf;
-}
-
-#define expect_status(r, want)                                                                 \
-	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
-		      (int)(want), (r)->status, body_of(r))
-
-#define expect_str(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0, \
-			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),        \
-			      describe(v_), body_of(r));                                       \
-	} while (0)
-
-#define expect_int(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),         \
-			      "%s: want %lld, got %s; body: %.1000s", (path),                  \
-			      (long long)(want), describe(v_), body_of(r));                    \
-	} while (0)
-
-#define expect_bool(r, path, want)                                                             \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_boolean(v_) && json_is_true(v_) == (want),               \
-			      "%s: want %s, got %s; body: %.1000s", (path),                    \
-			      (want) ? "true" : "false", describe(v_), body_of(r));            \
-	} while (0)
-
-#define expect_null(r, path)                                                                   \
-	ck_assert_msg(json_is_null(json_path((r)->json, (path))),                              \
-		      "%s: want null, got %s; body: %.1000s", (path),                          \
-		      describe(json_path((r)->json, (path))), body_of(r))
-
-#define expect_absent(r, path)                                                                 \
-	ck_assert_msg(json_path((r)->json, (path)) == NULL,                                    \
-		      "%s: want absent, got %s; body: %.1000s", (path),                        \
-		      describe(json_path((r)->json, (path))), body_of(r))
-
-/* v equals the JSON text want ("" is the whole document). */
-#define expect_json(r, path, want)                                                             \
-	do {                                                                                   \
-		json_t *w_ = json_loads((want), JSON_DECODE_ANY, NULL);                        \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(w_ != NULL, "bad expectation %s", (want));                       \
-		ck_assert_msg(json_equal(v_, w_), "%s: want %s, got %s; body: %.1000s", (path), \
-			      (want), describe(v_), body_of(r));                               \
-		json_decref(w_);                                                               \
-	} while (0)
 
 /* ---- helpers ---- */
 

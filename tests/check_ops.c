@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "expect.h"
 #include "harness.h"
 
 #define TEST_TIMEOUT_S 120
@@ -31,44 +32,6 @@ static struct upstream up;
 static struct fetchd daemon_;
 
 /* ---- assertions on answers ---- */
-
-static const char *body_of(const struct http_resp *r)
-{
-	return r->body != NULL ? r->body : "(no body)";
-}
-
-static const char *describe(const json_t *v)
-{
-	static char buf[256];
-	char *s;
-
-	if (v == NULL)
-		return "(absent)";
-	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	snprintf(buf, sizeof(buf), "%.250s", s != NULL ? s : "?");
-	free(s);
-	return buf;
-}
-
-#define expect_status(r, want)                                                                 \
-	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
-		      (int)(want), (r)->status, body_of(r))
-
-#define expect_str(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0, \
-			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),        \
-			      describe(v_), body_of(r));                                       \
-	} while (0)
-
-#define expect_int(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),         \
-			      "%s: want %lld, got %s; body: %.1000s", (path),                  \
-			      (long long)(want), describe(v_), body_of(r));                    \
-	} while (0)
 
 /* An error document: error.code and error.message are non-empty strings. */
 #define expect_error_doc(r)                                                                    \

@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 
+#include "expect.h"
 #include "harness.h"
 
 #define TEST_TIMEOUT_S 120
@@ -53,82 +54,6 @@ static struct fetchd big_d;   /* --allow 127.0.0.1/32, default request size */
 static struct fetchd own_d;   /* started by the test itself */
 
 /* ---- assertions on answers ---- */
-
-static const char *body_of(const struct http_resp *r)
-{
-	return r->body != NULL ? r->body : "(no body)";
-}
-
-/* A short rendering of v for failure messages (one static buffer). */
-static const char *describe(const json_t *v)
-{
-	static char buf[256];
-	char *s;
-
-	if (v == NULL)
-		return "(absent)";
-	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	snprintf(buf, sizeof(buf), "%.250s", s != NULL ? s : "?");
-	free(s);
-	return buf;
-}
-
-#define expect_status(r, want)                                                                 \
-	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
-		      (int)(want), (r)->status, body_of(r))
-
-#define expect_str(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0, \
-			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),        \
-			      describe(v_), body_of(r));                                       \
-	} while (0)
-
-#define expect_int(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),         \
-			      "%s: want %lld, got %s; body: %.1000s", (path),                  \
-			      (long long)(want), describe(v_), body_of(r));                    \
-	} while (0)
-
-#define expect_bool(r, path, want)                                                             \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_boolean(v_) && json_is_true(v_) == (want),               \
-			      "%s: want %s, got %s; body: %.1000s", (path),                    \
-			      (want) ? "true" : "false", describe(v_), body_of(r));            \
-	} while (0)
-
-#define expect_absent(r, path)                                                                 \
-	ck_assert_msg(json_path((r)->json, (path)) == NULL,                                    \
-		      "%s: want absent, got %s; body: %.1000s", (path),                        \
-		      describe(json_path((r)->json, (path))), body_of(r))
-
-/* An error document with this HTTP status and code. */
-#define expect_error(r, http, code)                                                            \
-	do {                                                                                   \
-		expect_status((r), (http));                                                    \
-		expect_str((r), "error.code", (code));                                         \
-		ck_assert_msg(json_is_string(json_path((r)->json, "error.message")) &&         \
-				      json_string_length(json_path((r)->json, "error.message")) > 0, \
-			      "error.message missing; body: %.1000s", body_of(r));             \
-	} while (0)
-
-#define expect_message_has(r, needle)                                                          \
-	do {                                                                                   \
-		json_t *m_ = json_path((r)->json, "error.message");                            \
-		ck_assert_msg(json_is_string(m_) && strstr(json_string_value(m_), (needle)),   \
-			      "error.message should name \"%s\"; body: %.1000s", (needle),     \
-			      body_of(r));                                                     \
-	} while (0)
-
-/* 502/504 errors of a transfer carry the libcurl code. */
-#define expect_curl_code(r)                                                                    \
-	ck_assert_msg(json_is_integer(json_path((r)->json, "error.curl_code")) &&              \
-			      json_integer_value(json_path((r)->json, "error.curl_code")) > 0, \
-		      "error.curl_code missing; body: %.1000s", body_of(r))
 
 /* The upstream counter key was never hit. */
 #define expect_no_hits(key)                                                                    \

@@ -1,0 +1,93 @@
+/* Assertions on fetchd's JSON answers for the integration tests: each
+ * failure message names the field, what was wanted, what came back and the
+ * body. */
+#ifndef FETCHD_TESTS_EXPECT_H
+#define FETCHD_TESTS_EXPECT_H
+
+#include <check.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+
+/* The body for a failure message. */
+const char *body_of(const struct http_resp *r);
+
+/* A short rendering of v for failure messages (one static buffer). */
+const char *describe(const json_t *v);
+
+#define expect_status(r, want)                                                                 \
+	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
+		      (int)(want), (r)->status, body_of(r))
+
+#define expect_str(r, path, want)                                                              \
+	do {                                                                                   \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0, \
+			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),        \
+			      describe(v_), body_of(r));                                       \
+	} while (0)
+
+#define expect_int(r, path, want)                                                              \
+	do {                                                                                   \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),         \
+			      "%s: want %lld, got %s; body: %.1000s", (path),                  \
+			      (long long)(want), describe(v_), body_of(r));                    \
+	} while (0)
+
+#define expect_bool(r, path, want)                                                             \
+	do {                                                                                   \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(json_is_boolean(v_) && json_is_true(v_) == (want),               \
+			      "%s: want %s, got %s; body: %.1000s", (path),                    \
+			      (want) ? "true" : "false", describe(v_), body_of(r));            \
+	} while (0)
+
+#define expect_null(r, path)                                                                   \
+	ck_assert_msg(json_is_null(json_path((r)->json, (path))),                              \
+		      "%s: want null, got %s; body: %.1000s", (path),                          \
+		      describe(json_path((r)->json, (path))), body_of(r))
+
+#define expect_absent(r, path)                                                                 \
+	ck_assert_msg(json_path((r)->json, (path)) == NULL,                                    \
+		      "%s: want absent, got %s; body: %.1000s", (path),                        \
+		      describe(json_path((r)->json, (path))), body_of(r))
+
+/* v equals the JSON text want. */
+#define expect_json(r, path, want)                                                             \
+	do {                                                                                   \
+		json_t *w_ = json_loads((want), JSON_DECODE_ANY, NULL);                        \
+		json_t *v_ = json_path((r)->json, (path));                                     \
+		ck_assert_msg(w_ != NULL, "bad expectation %s", (want));                       \
+		ck_assert_msg(json_equal(v_, w_), "%s: want %s, got %s; body: %.1000s", (path), \
+			      (want), describe(v_), body_of(r));                               \
+		json_decref(w_);                                                               \
+	} while (0)
+
+/* An error document with this HTTP status and code. */
+#define expect_error(r, http, code)                                                            \
+	do {                                                                                   \
+		expect_status((r), (http));                                                    \
+		expect_str((r), "error.code", (code));                                         \
+		ck_assert_msg(json_is_string(json_path((r)->json, "error.message")) &&         \
+				      json_string_length(json_path((r)->json, "error.message")) > 0, \
+			      "error.message missing; body: %.1000s", body_of(r));             \
+	} while (0)
+
+#define expect_message_has(r, needle)                                                          \
+	do {                                                                                   \
+		json_t *m_ = json_path((r)->json, "error.message");                            \
+		ck_assert_msg(json_is_string(m_) && strstr(json_string_value(m_), (needle)),   \
+			      "error.message should name \"%s\"; body: %.1000s", (needle),     \
+			      body_of(r));                                                     \
+	} while (0)
+
+/* 502/504 errors carry the libcurl code. */
+#define expect_curl_code(r)                                                                    \
+	ck_assert_msg(json_is_integer(json_path((r)->json, "error.curl_code")) &&              \
+			      json_integer_value(json_path((r)->json, "error.curl_code")) > 0, \
+		      "error.curl_code missing; body: %.1000s", body_of(r))
+
+#endif
