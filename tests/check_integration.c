@@ -49,27 +49,11 @@ static void fetch_path(const struct fetchd *f, const struct upstream *u, const c
 	free(url);
 }
 
-static void get_ok(int port, const char *path, struct http_resp *r)
-{
-	ck_assert_msg(http_get(port, path, r) == 0, "GET %s failed", path);
-}
 
 /* A counter of the upstream's /stats?key= ("hits" or "held"); -1 on error. */
 static long upstream_counter(const struct upstream *u, const char *key, const char *field)
 {
-	char *path = str_printf("/stats?key=%s", key);
-	struct http_resp r;
-	long v = -1;
-
-	if (http_get(u->port, path, &r) == 0) {
-		json_t *j = json_object_get(r.json, field);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
-	free(path);
-	return v;
+	return upstream_stat(u->port, key, field);
 }
 
 static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
@@ -102,16 +86,8 @@ static bool counter_stays(const struct upstream *u, const char *key, const char 
 static long pool_stat(const struct fetchd *f, const char *field)
 {
 	char *path = str_printf("pools.default.%s", field);
-	struct http_resp r;
-	long v = -1;
+	long v = fetchd_stat(f->port, path);
 
-	if (http_get(f->port, "/v1/stats", &r) == 0) {
-		json_t *j = json_path(r.json, path);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
 	free(path);
 	return v;
 }
@@ -586,16 +562,8 @@ END_TEST
 static long named_pool_stat(const struct fetchd *f, const char *pool, const char *field)
 {
 	char *path = str_printf("pools.%s.%s", pool, field);
-	struct http_resp r;
-	long v = -1;
+	long v = fetchd_stat(f->port, path);
 
-	if (http_get(f->port, "/v1/stats", &r) == 0) {
-		json_t *j = json_path(r.json, path);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
 	free(path);
 	return v;
 }

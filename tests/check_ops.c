@@ -87,19 +87,7 @@ static void expect_fetch_ok(const struct fetchd *f, const struct upstream *u, co
 
 static long upstream_counter(const struct upstream *u, const char *key, const char *field)
 {
-	char *path = str_printf("/stats?key=%s", key);
-	struct http_resp r;
-	long v = -1;
-
-	if (http_get(u->port, path, &r) == 0) {
-		json_t *j = json_object_get(r.json, field);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
-	free(path);
-	return v;
+	return upstream_stat(u->port, key, field);
 }
 
 static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
@@ -119,16 +107,8 @@ static bool wait_counter(const struct upstream *u, const char *key, const char *
 static long pool_stat_port(int port, const char *field)
 {
 	char *path = str_printf("pools.default.%s", field);
-	struct http_resp r;
-	long v = -1;
+	long v = fetchd_stat(port, path);
 
-	if (http_get(port, "/v1/stats", &r) == 0) {
-		json_t *j = json_path(r.json, path);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
 	free(path);
 	return v;
 }

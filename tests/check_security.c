@@ -101,27 +101,11 @@ static void fetch_text(const struct fetchd *f, const char *body, struct http_res
 		      "POST /v1/fetch failed");
 }
 
-static void get_ok(int port, const char *path, struct http_resp *r)
-{
-	ck_assert_msg(http_get(port, path, r) == 0, "GET %.200s failed", path);
-}
 
 /* A counter of the upstream's /stats?key= ("hits" or "held"); -1 on error. */
 static long upstream_counter(const char *key, const char *field)
 {
-	char *path = str_printf("/stats?key=%s", key);
-	struct http_resp r;
-	long v = -1;
-
-	if (http_get(up.port, path, &r) == 0) {
-		json_t *j = json_object_get(r.json, field);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
-	free(path);
-	return v;
+	return upstream_stat(up.port, key, field);
 }
 
 static bool wait_counter(const char *key, const char *field, long want)
@@ -154,16 +138,8 @@ static bool counter_stays(const char *key, const char *field, long want)
 static long pool_stat(const struct fetchd *f, const char *field)
 {
 	char *path = str_printf("pools.default.%s", field);
-	struct http_resp r;
-	long v = -1;
+	long v = fetchd_stat(f->port, path);
 
-	if (http_get(f->port, "/v1/stats", &r) == 0) {
-		json_t *j = json_path(r.json, path);
-
-		if (json_is_integer(j))
-			v = (long)json_integer_value(j);
-		http_resp_free(&r);
-	}
 	free(path);
 	return v;
 }

@@ -20,3 +20,38 @@ const char *describe(const json_t *v)
 	free(s);
 	return buf;
 }
+
+void get_ok(int port, const char *path, struct http_resp *r)
+{
+	ck_assert_msg(http_get(port, path, r) == 0, "GET %.200s failed", path);
+}
+
+/* The integer at json path of GET port/url; -1 when absent. */
+static long integer_at(int port, const char *url, const char *path)
+{
+	struct http_resp r;
+	long v = -1;
+
+	if (http_get(port, url, &r) == 0) {
+		json_t *j = json_path(r.json, path);
+
+		if (json_is_integer(j))
+			v = (long)json_integer_value(j);
+		http_resp_free(&r);
+	}
+	return v;
+}
+
+long upstream_stat(int upstream_port, const char *key, const char *field)
+{
+	char *url = str_printf("/stats?key=%s", key);
+	long v = integer_at(upstream_port, url, field);
+
+	free(url);
+	return v;
+}
+
+long fetchd_stat(int fetchd_port, const char *path)
+{
+	return integer_at(fetchd_port, "/v1/stats", path);
+}

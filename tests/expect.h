@@ -17,6 +17,17 @@ const char *body_of(const struct http_resp *r);
 /* A short rendering of v for failure messages (one static buffer). */
 const char *describe(const json_t *v);
 
+/* GET 127.0.0.1:port/path; fails the test on a transport error. */
+void get_ok(int port, const char *path, struct http_resp *r);
+
+/* A counter of the test upstream's /stats?key=KEY ("hits" or "held");
+ * -1 on error. */
+long upstream_stat(int upstream_port, const char *key, const char *field);
+
+/* An integer of fetchd's /v1/stats at a json_path ("pools.default.busy");
+ * -1 when absent. */
+long fetchd_stat(int fetchd_port, const char *path);
+
 #define expect_status(r, want)                                                                 \
 	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
 		      (int)(want), (r)->status, body_of(r))
