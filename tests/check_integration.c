@@ -624,6 +624,30 @@ START_TEST(test_named_pool_isolates_its_hosts)
 }
 END_TEST
 
+/* The environment's proxy variables are never used: with http_proxy
+ * pointing at a closed port, fetches still go straight to the upstream. */
+START_TEST(test_environment_proxy_is_ignored)
+{
+	char *proxy = str_printf("http://127.0.0.1:%d", closed_port());
+	char *v1 = str_printf("http_proxy=%s", proxy), *v2 = str_printf("HTTP_PROXY=%s", proxy);
+	char *v3 = str_printf("all_proxy=%s", proxy);
+	const char *const env[] = {v1, v2, v3, NULL};
+	struct fetchd_opts o = {.allow_loopback = true, .env = env};
+	struct http_resp r;
+
+	fetchd_start_ex(&daemon_, &o);
+	fetch_path(&daemon_, &up, "/json", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_int(&r, "remote.port", up.port);
+	http_resp_free(&r);
+	free(v1);
+	free(v2);
+	free(v3);
+	free(proxy);
+}
+END_TEST
+
 START_TEST(test_overloaded_beyond_capacity_with_retry_after)
 {
 	struct bg_request *bg[4], *queued[2];
@@ -1432,6 +1456,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_healthz_answers_while_every_worker_is_busy);
 	tcase_add_test(tc, test_queued_fetch_waits_for_a_free_worker);
 	tcase_add_test(tc, test_named_pool_isolates_its_hosts);
+	tcase_add_test(tc, test_environment_proxy_is_ignored);
 	tcase_add_test(tc, test_overloaded_beyond_capacity_with_retry_after);
 	tcase_add_test(tc, test_disconnected_queued_fetch_is_never_sent);
 	tcase_add_test(tc, test_deadline_counts_queue_wait);
