@@ -58,51 +58,24 @@ static long upstream_counter(const struct upstream *u, const char *key, const ch
 
 static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
-
-	for (;;) {
-		if (upstream_counter(u, key, field) == want)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		sleep_ms(20);
-	}
+	return wait_upstream_stat(u->port, key, field, want, WAIT_MS);
 }
 
 /* The counter stays at want for SETTLE_MS. */
 static bool counter_stays(const struct upstream *u, const char *key, const char *field, long want)
 {
-	uint64_t end = now_ms() + SETTLE_MS;
-
-	do {
-		if (upstream_counter(u, key, field) != want)
-			return false;
-		sleep_ms(50);
-	} while (now_ms() < end);
-	return true;
+	return upstream_stat_stays(u->port, key, field, want, SETTLE_MS);
 }
 
 /* A value of /v1/stats for the default pool; -1 when absent. */
 static long pool_stat(const struct fetchd *f, const char *field)
 {
-	char *path = str_printf("pools.default.%s", field);
-	long v = fetchd_stat(f->port, path);
-
-	free(path);
-	return v;
+	return pool_stat_at(f->port, field);
 }
 
 static bool wait_pool_stat(const struct fetchd *f, const char *field, long at_least)
 {
-	uint64_t end = now_ms() + WAIT_MS;
-
-	for (;;) {
-		if (pool_stat(f, field) >= at_least)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		sleep_ms(20);
-	}
+	return wait_pool_stat_at_least(f->port, field, at_least, WAIT_MS);
 }
 
 /* Start n fetches of /hold?key=key and wait until the upstream holds all. */

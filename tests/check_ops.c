@@ -92,25 +92,13 @@ static long upstream_counter(const struct upstream *u, const char *key, const ch
 
 static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
-
-	for (;;) {
-		if (upstream_counter(u, key, field) == want)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		sleep_ms(20);
-	}
+	return wait_upstream_stat(u->port, key, field, want, WAIT_MS);
 }
 
 /* A value of /v1/stats pools.default on port; -1 when absent or on error. */
 static long pool_stat_port(int port, const char *field)
 {
-	char *path = str_printf("pools.default.%s", field);
-	long v = fetchd_stat(port, path);
-
-	free(path);
-	return v;
+	return pool_stat_at(port, field);
 }
 
 static long pool_stat(const struct fetchd *f, const char *field)

@@ -55,3 +55,50 @@ long fetchd_stat(int fetchd_port, const char *path)
 {
 	return integer_at(fetchd_port, "/v1/stats", path);
 }
+
+long pool_stat_at(int fetchd_port, const char *field)
+{
+	char *path = str_printf("pools.default.%s", field);
+	long v = fetchd_stat(fetchd_port, path);
+
+	free(path);
+	return v;
+}
+
+bool wait_upstream_stat(int upstream_port, const char *key, const char *field, long want,
+			unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (upstream_stat(upstream_port, key, field) != want) {
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+	return true;
+}
+
+bool upstream_stat_stays(int upstream_port, const char *key, const char *field, long want,
+			 unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	do {
+		if (upstream_stat(upstream_port, key, field) != want)
+			return false;
+		sleep_ms(20);
+	} while (now_ms() < end);
+	return true;
+}
+
+bool wait_pool_stat_at_least(int fetchd_port, const char *field, long at_least, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (pool_stat_at(fetchd_port, field) < at_least) {
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+	return true;
+}

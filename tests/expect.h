@@ -5,6 +5,7 @@
 #define FETCHD_TESTS_EXPECT_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -100,5 +101,17 @@ long fetchd_stat(int fetchd_port, const char *path);
 	ck_assert_msg(json_is_integer(json_path((r)->json, "error.curl_code")) &&              \
 			      json_integer_value(json_path((r)->json, "error.curl_code")) > 0, \
 		      "error.curl_code missing; body: %.1000s", body_of(r))
+
+/* Bounded polls, every 20 ms for at most ms milliseconds: the upstream
+ * counter reaches want; it stays at want the whole time; fetchd's default
+ * pool stat reaches at least at_least. */
+bool wait_upstream_stat(int upstream_port, const char *key, const char *field, long want,
+			unsigned ms);
+bool upstream_stat_stays(int upstream_port, const char *key, const char *field, long want,
+			 unsigned ms);
+bool wait_pool_stat_at_least(int fetchd_port, const char *field, long at_least, unsigned ms);
+
+/* fetchd's /v1/stats pools.default.FIELD; -1 when absent. */
+long pool_stat_at(int fetchd_port, const char *field);
 
 #endif
