@@ -13,173 +13,10 @@
 
 #include <jansson.h>
 
-#include "expect.h"
 #include "harness.h"
+#include "testlib.h"
 
 #define TEST_TIMEOUT_S 120
-#define WAIT_MS 20000 /* bound on waiting for a state (held, queued, ...) */
-#define SETTLE_MS 1000 /* how long "never happens" is watched */
-
-static struct upstream up;
-static struct fetchd daemon_;
-
-/* ---- assertions on answers ---- */
-
-/* ---- helpers ---- */
-
-static char *up_url(const struct upstream *u, const char *path)
-{
-	return str_printf("http://127.0.0.1:%d%s", u->port, path);
-}
-
-/* POST /v1/fetch with obj (stolen); the call itself must succeed. */
-static void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r)
-{
-	ck_assert_msg(obj != NULL, "json_pack failed");
-	ck_assert_msg(http_post_obj(f->port, "/v1/fetch", obj, r) == 0, "POST /v1/fetch failed");
-}
-
-/* Fetch one upstream path with GET and no options. */
-static void fetch_path(const struct fetchd *f, const struct upstream *u, const char *path,
-		       struct http_resp *r)
-{
-	char *url = up_url(u, path);
-
-	fetch(f, json_pack("{s:s}", "url", url), r);
-	free(url);
-}
-
-
-/* A counter of the upstream's /stats?key= ("hits" or "held"); -1 on error. */
-static long upstream_counter(const struct upstream *u, const char *key, const char *field)
-{
-	return upstream_stat(u->port, key, field);
-}
-
-static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
-{
-	return wait_upstream_stat(u->port, key, field, want, WAIT_MS);
-}
-
-/* The counter stays at want for SETTLE_MS. */
-static bool counter_stays(const struct upstream *u, const char *key, const char *field, long want)
-{
-	return upstream_stat_stays(u->port, key, field, want, SETTLE_MS);
-}
-
-/* A value of /v1/stats for the default pool; -1 when absent. */
-static long pool_stat(const struct fetchd *f, const char *field)
-{
-	return pool_stat_at(f->port, field);
-}
-
-static bool wait_pool_stat(const struct fetchd *f, const char *field, long at_least)
-{
-	return wait_pool_stat_at_least(f->port, field, at_least, WAIT_MS);
-}
-
-/* Start n fetches of /hold?key=key and wait until the upstream holds all. */
-static void hold_workers(const struct fetchd *f, const struct upstream *u, struct bg_request **bg,
-			 int n, const char *key)
-{
-	char *path = str_printf("/hold?key=%s", key);
-	char *url = up_url(u, path);
-
-	for (int i = 0; i < n; i++)
-		bg[i] = bg_post_obj(f->port, "/v1/fetch", json_pack("{s:s}", "url", url));
-	ck_assert_msg(wait_counter(u, key, "held", n), "upstream did not get %d held requests "
-		      "(held %ld)", n, upstream_counter(u, key, "held"));
-	free(url);
-	free(path);
-}
-
-/* Release every request held under key. */
-static void release(const struct upstream *u, const char *key, int n)
-{
-	char *path = n > 0 ? str_printf("/release?key=%s&n=%d", key, n)
-			   : str_printf("/release?key=%s", key);
-	struct http_resp r;
-
-	get_ok(u->port, path, &r);
-	expect_status(&r, 200);
-	http_resp_free(&r);
-	free(path);
-}
-
-/* Join n background fetches of /hold: each a 200 document with status 200. */
-static void join_held(struct bg_request **bg, int n)
-{
-	for (int i = 0; i < n; i++) {
-		struct http_resp r;
-
-		ck_assert_msg(bg_join(bg[i], &r) == 0, "held fetch %d failed", i);
-		expect_status(&r, 200);
-		expect_int(&r, "status", 200);
-		http_resp_free(&r);
-	}
-}
-
-static void expect_still_serving(const struct fetchd *f, const struct upstream *u)
-{
-	struct http_resp r;
-
-	get_ok(f->port, "/healthz", &r);
-	expect_status(&r, 200);
-	expect_str(&r, "status", "ok");
-	http_resp_free(&r);
-	fetch_path(f, u, "/json", &r);
-	expect_status(&r, 200);
-	expect_int(&r, "status", 200);
-	http_resp_free(&r);
-}
-
-/* Some line of log holds both a and b. */
-static bool log_has_line(const char *log, const char *a, const char *b)
-{
-	const char *line = log;
-
-	while (line != NULL && *line != '\0') {
-		const char *eol = strchr(line, '\n');
-		size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-		char *copy = strndup(line, len);
-		bool hit = copy != NULL && strstr(copy, a) != NULL && strstr(copy, b) != NULL;
-
-		free(copy);
-		if (hit)
-			return true;
-		line = eol != NULL ? eol + 1 : NULL;
-	}
-	return false;
-}
-
-/* ---- fixtures ---- */
-
-#define DEFAULT_THREADS 4
-
-static void setup_default(void)
-{
-	upstream_start(&up);
-	fetchd_start(&daemon_, "[pool]\nthreads = 4\n");
-}
-
-static void teardown_default(void)
-{
-	fetchd_stop(&daemon_);
-	upstream_stop(&up);
-}
-
-/* Tests that need their own fetchd configuration start it themselves. */
-static void setup_upstream_only(void)
-{
-	upstream_start(&up);
-	daemon_.pid = -1;
-}
-
-static void teardown_upstream_only(void)
-{
-	fetchd_stop(&daemon_);
-	upstream_stop(&up);
-}
 
 /* ---- 1. the document ---- */
 
@@ -500,7 +337,7 @@ START_TEST(test_healthz_answers_while_every_worker_is_busy)
 	ck_assert_msg(r.elapsed_ms < 2000, "/healthz took %.0f ms with the workers busy",
 		      r.elapsed_ms);
 	http_resp_free(&r);
-	release(&up, "k", 0);
+	release_held(&up, "k", 0);
 	join_held(bg, 4);
 }
 END_TEST
@@ -518,13 +355,13 @@ START_TEST(test_queued_fetch_waits_for_a_free_worker)
 	ck_assert_msg(counter_stays(&up, "five", "hits", 0),
 		      "a queued fetch reached the upstream while every worker was busy");
 	ck_assert_int_eq(upstream_counter(&up, "k", "hits"), 4);
-	release(&up, "k", 1);
+	release_held(&up, "k", 1);
 	ck_assert_msg(bg_join(fifth, &r) == 0, "the fifth fetch failed");
 	expect_status(&r, 200);
 	expect_int(&r, "status", 200);
 	expect_int(&r, "json.hits", 1);
 	http_resp_free(&r);
-	release(&up, "k", 0);
+	release_held(&up, "k", 0);
 	/* the released one and the three still held all answer 200 */
 	join_held(bg, 4);
 	free(url);
@@ -581,14 +418,14 @@ START_TEST(test_named_pool_isolates_its_hosts)
 	expect_str(&r, "error.code", "invalid_request");
 	http_resp_free(&r);
 	free(body);
-	release(&up, "slow", 0);
+	release_held(&up, "slow", 0);
 	ck_assert_int_eq(bg_join(held, &r), 0);
 	expect_int(&r, "status", 200);
 	expect_int(&r, "worker", 1);
 	http_resp_free(&r);
-	release(&up, "slow", 0);
+	release_held(&up, "slow", 0);
 	ck_assert_msg(wait_counter(&up, "slow", "hits", 2), "the queued slow fetch never ran");
-	release(&up, "slow", 0);
+	release_held(&up, "slow", 0);
 	ck_assert_int_eq(bg_join(queued, &r), 0);
 	expect_int(&r, "status", 200);
 	http_resp_free(&r);
@@ -647,7 +484,7 @@ START_TEST(test_overloaded_beyond_capacity_with_retry_after)
 	free(retry);
 	http_resp_free(&r);
 	ck_assert_int_eq(upstream_counter(&up, "q", "hits"), 0);
-	release(&up, "k", 0);
+	release_held(&up, "k", 0);
 	join_held(bg, 4);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_msg(bg_join(queued[i], &r) == 0, "queued fetch %d failed", i);
@@ -683,11 +520,11 @@ START_TEST(test_disconnected_queued_fetch_is_never_sent)
 		      "/v1/stats never counted the cancelled fetch (cancelled %ld)",
 		      pool_stat(&daemon_, "cancelled"));
 	ck_assert_int_eq(pool_stat(&daemon_, "queued"), 0);
-	release(&up, "k", 0);
+	release_held(&up, "k", 0);
 	join_held(bg, 4);
 	ck_assert_msg(counter_stays(&up, "q", "hits", 0),
 		      "the fetch of a client that went away was sent upstream");
-	expect_still_serving(&daemon_, &up);
+	expect_serving(&daemon_, &up);
 	free(req);
 	free(body);
 	free(url);
@@ -710,7 +547,7 @@ START_TEST(test_deadline_counts_queue_wait)
 	ck_assert_msg(r.elapsed_ms >= 400, "504 after %.0f ms, before the 0.5 s deadline",
 		      r.elapsed_ms);
 	http_resp_free(&r);
-	release(&up, "k", 0);
+	release_held(&up, "k", 0);
 	join_held(bg, 4);
 	ck_assert_msg(counter_stays(&up, "d", "hits", 0),
 		      "a fetch that timed out in the queue was sent upstream");
@@ -728,7 +565,7 @@ START_TEST(test_running_fetch_times_out_with_curl_code)
 	expect_curl_code(&r);
 	ck_assert_msg(r.elapsed_ms < 9000, "the timeout took %.0f ms", r.elapsed_ms);
 	http_resp_free(&r);
-	expect_still_serving(&daemon_, &up);
+	expect_serving(&daemon_, &up);
 	free(url);
 }
 END_TEST
@@ -811,7 +648,7 @@ START_TEST(test_bad_input_is_400_naming_the_field)
 		http_resp_free(&r);
 		free(body);
 	}
-	expect_still_serving(&daemon_, &up);
+	expect_serving(&daemon_, &up);
 	free(url);
 }
 END_TEST
@@ -944,7 +781,7 @@ START_TEST(test_broken_upstreams_are_502_upstream_error)
 		expect_curl_code(&r);
 		http_resp_free(&r);
 	}
-	expect_still_serving(&daemon_, &up);
+	expect_serving(&daemon_, &up);
 }
 END_TEST
 
@@ -1424,7 +1261,7 @@ static Suite *integration_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("own_config");
-	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_upstream_only);
+	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_default);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_healthz_answers_while_every_worker_is_busy);
 	tcase_add_test(tc, test_queued_fetch_waits_for_a_free_worker);
@@ -1443,13 +1280,6 @@ static Suite *integration_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	harness_init();
-	sr = srunner_create(integration_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(integration_suite(), CK_NORMAL);
 }

@@ -13,16 +13,13 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "expect.h"
 #include "harness.h"
+#include "testlib.h"
 
 #define TEST_TIMEOUT_S 120
 #define TIMING_TEST_TIMEOUT_S 300
 #define BIG_BODY 8388608 /* 8 MiB, under the default max_response_bytes (10M) */
 #define TIMING_RUNS 3
-
-static struct upstream up;
-static struct fetchd daemon_;
 
 /* ---- the fixtures' bodies as text (what fetchd must decode them to) ---- */
 
@@ -90,21 +87,7 @@ static const char cp1252_undeclared_text[] =
 	"vb6/wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj5OXm5+jp6uvs7e7v8PHy8/T19vf4+foA" \
 	"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w"
 
-/* ---- assertions on answers (the style of check_integration.c) ---- */
-
 /* ---- helpers ---- */
-
-static char *up_url(const struct upstream *u, const char *path)
-{
-	return str_printf("http://127.0.0.1:%d%s", u->port, path);
-}
-
-/* POST /v1/fetch with obj (stolen); the call itself must succeed. */
-static void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r)
-{
-	ck_assert_msg(obj != NULL, "json_pack failed");
-	ck_assert_msg(http_post_obj(f->port, "/v1/fetch", obj, r) == 0, "POST /v1/fetch failed");
-}
 
 /* Fetch one upstream path; body_mode and fields (JSON text) may be NULL
  * for the defaults. The answer must be a 200 document. */
@@ -128,7 +111,8 @@ static void fetch_opts(const char *path, const char *body_mode, const char *fiel
 	expect_status(r, 200);
 }
 
-static void fetch_path(const char *path, struct http_resp *r)
+/* The same with the defaults. */
+static void fetch_doc(const char *path, struct http_resp *r)
 {
 	fetch_opts(path, NULL, NULL, r);
 }
@@ -189,27 +173,13 @@ static size_t cp1252_to_utf8(unsigned char b, char *out)
 	return 3;
 }
 
-/* ---- fixtures ---- */
-
-static void setup_default(void)
-{
-	upstream_start(&up);
-	fetchd_start(&daemon_, "[pool]\nthreads = 4\n");
-}
-
-static void teardown_default(void)
-{
-	fetchd_stop(&daemon_);
-	upstream_stop(&up);
-}
-
 /* ---- 1. charsets: declared, <meta>, BOM, XML declaration, sniffed ---- */
 
 START_TEST(test_latin1_declared_page)
 {
 	struct http_resp r;
 
-	fetch_path("/fixture?name=latin1-declared", &r);
+	fetch_doc("/fixture?name=latin1-declared", &r);
 	expect_str(&r, "headers.content-type", "text/html; charset=ISO-8859-1");
 	expect_str(&r, "encoding", "iso-8859-1");
 	expect_str(&r, "apparent_encoding", "windows-1252");
@@ -226,7 +196,7 @@ START_TEST(test_cp1251_charset_only_in_meta)
 {
 	struct http_resp r;
 
-	fetch_path("/fixture?name=cp1251-meta", &r);
+	fetch_doc("/fixture?name=cp1251-meta", &r);
 	expect_str(&r, "headers.content-type", "text/html");
 	expect_null(&r, "encoding");
 	expect_str(&r, "apparent_encoding", "windows-1251");
@@ -242,7 +212,7 @@ START_TEST(test_utf8_bom_is_dropped_from_text)
 {
 	struct http_resp r;
 
-	fetch_path("/fixture?name=utf8-bom", &r);
+	fetch_doc("/fixture?name=utf8-bom", &r);
 	expect_null(&r, "encoding");
 	expect_str(&r, "apparent_encoding", "utf-8");
 	expect_str(&r, "text", "héllo");
@@ -262,7 +232,7 @@ START_TEST(test_xml_encoding_declaration)
 {
 	struct http_resp r;
 
-	fetch_path("/fixture?name=xml-decl", &r);
+	fetch_doc("/fixture?name=xml-decl", &r);
 	expect_str(&r, "headers.content-type", "application/xml");
 	expect_null(&r, "encoding");
 	expect_str(&r, "apparent_encoding", "windows-1252");
@@ -278,7 +248,7 @@ START_TEST(test_undeclared_utf8)
 {
 	struct http_resp r;
 
-	fetch_path("/fixture?name=utf8-undeclared", &r);
+	fetch_doc("/fixture?name=utf8-undeclared", &r);
 	expect_null(&r, "encoding");
 	expect_str(&r, "apparent_encoding", "utf-8");
 	expect_str(&r, "text", utf8_undeclared_text);
@@ -291,7 +261,7 @@ START_TEST(test_undeclared_windows_1252)
 {
 	struct http_resp r;
 
-	fetch_path("/fixture?name=cp1252-undeclared", &r);
+	fetch_doc("/fixture?name=cp1252-undeclared", &r);
 	expect_null(&r, "encoding");
 	expect_str(&r, "apparent_encoding", "windows-1252");
 	expect_str(&r, "text", cp1252_undeclared_text);
@@ -327,7 +297,7 @@ START_TEST(test_json_body_is_parsed)
 {
 	struct http_resp r;
 
-	fetch_path("/json", &r);
+	fetch_doc("/json", &r);
 	expect_str(&r, "headers.content-type", "application/json");
 	expect_null(&r, "encoding");
 	expect_str(&r, "apparent_encoding", "utf-8");
@@ -345,7 +315,7 @@ START_TEST(test_problem_json_is_parsed)
 {
 	struct http_resp r;
 
-	fetch_path("/problem", &r);
+	fetch_doc("/problem", &r);
 	expect_int(&r, "status", 422);
 	expect_str(&r, "reason", "Unprocessable Content");
 	expect_bool(&r, "ok", false);
@@ -365,7 +335,7 @@ START_TEST(test_binary_body_is_base64_only)
 {
 	struct http_resp r;
 
-	fetch_path("/bytes?n=300", &r);
+	fetch_doc("/bytes?n=300", &r);
 	expect_str(&r, "headers.content-type", "application/octet-stream");
 	expect_null(&r, "encoding");
 	expect_str(&r, "content_base64", BYTES300_BASE64);
@@ -388,7 +358,7 @@ START_TEST(test_gzip_body_decompressed_or_raw)
 	for (int i = 0; i < 100; i++)
 		memcpy(want + i * 11, "hello gzip\n", 11);
 	want[1100] = '\0';
-	fetch_path("/gzip", &r);
+	fetch_doc("/gzip", &r);
 	expect_str(&r, "headers.content-encoding", "gzip");
 	expect_null(&r, "encoding");
 	expect_str(&r, "text", want);
@@ -423,7 +393,7 @@ START_TEST(test_br_body_decompressed_or_raw)
 	for (int i = 0; i < 100; i++)
 		memcpy(want + i * 13, "hello brotli\n", 13);
 	want[1300] = '\0';
-	fetch_path("/fixture?name=br", &r);
+	fetch_doc("/fixture?name=br", &r);
 	expect_str(&r, "headers.content-encoding", "br");
 	expect_str(&r, "encoding", "utf-8");
 	expect_str(&r, "text", want);
@@ -451,7 +421,7 @@ START_TEST(test_cookies_from_every_hop_of_a_3_hop_chain)
 	json_t *got, *sent;
 	char *want_url = up_url(&up, "/cookie-chain?n=3&i=4");
 
-	fetch_path("/cookie-chain?n=3", &r);
+	fetch_doc("/cookie-chain?n=3", &r);
 	expect_int(&r, "status", 200);
 	expect_str(&r, "url", want_url);
 	expect_json(&r, "cookies", "{\"c1\": \"1\", \"c2\": \"2\", \"c3\": \"3\"}");
@@ -492,7 +462,7 @@ START_TEST(test_link_header_with_two_links)
 				" \"prev\": {\"url\": \"%s\", \"rel\": \"prev\"}}",
 				prev);
 
-	fetch_path("/link", &r);
+	fetch_doc("/link", &r);
 	expect_json(&r, "links", want);
 	http_resp_free(&r);
 	free(want);
@@ -722,7 +692,7 @@ START_TEST(test_full_document_has_exactly_the_documented_fields)
 			json_object_del(want, "text");
 		if (cases[c].extra != NULL)
 			json_object_set_new(want, cases[c].extra, json_true());
-		fetch_path(cases[c].path, &r);
+		fetch_doc(cases[c].path, &r);
 		json_object_foreach(r.json, key, v)
 			ck_assert_msg(json_object_get(want, key) != NULL,
 				      "%s: unexpected field \"%s\"; body: %.1000s", cases[c].path,
@@ -841,36 +811,30 @@ START_TEST(test_consecutive_fetches_on_one_worker_share_no_cookies)
 	struct http_resp r;
 
 	fetchd_start(&daemon_, "[pool]\nthreads = 1\n");
-	fetch_path("/cookie?name=a&value=1", &r);
+	fetch_doc("/cookie?name=a&value=1", &r);
 	expect_json(&r, "cookies", "{\"a\": \"1\"}");
 	expect_null(&r, "json.cookie");
 	expect_int(&r, "worker", 1);
 	http_resp_free(&r);
 
-	fetch_path("/cookie", &r);
+	fetch_doc("/cookie", &r);
 	expect_int(&r, "worker", 1);
 	expect_null(&r, "json.cookie");
 	expect_json(&r, "cookies", "{}");
 	http_resp_free(&r);
 
 	/* nor do the cookies of a whole redirect chain */
-	fetch_path("/cookie-chain?n=3", &r);
+	fetch_doc("/cookie-chain?n=3", &r);
 	expect_json(&r, "cookies", "{\"c1\": \"1\", \"c2\": \"2\", \"c3\": \"3\"}");
 	expect_int(&r, "worker", 1);
 	http_resp_free(&r);
-	fetch_path("/cookie-chain?n=0", &r);
+	fetch_doc("/cookie-chain?n=0", &r);
 	expect_int(&r, "worker", 1);
 	expect_json(&r, "json", "{\"cookie\": null, \"hops\": 0}");
 	expect_json(&r, "cookies", "{}");
 	http_resp_free(&r);
 }
 END_TEST
-
-static void setup_upstream_only(void)
-{
-	upstream_start(&up);
-	daemon_.pid = -1;
-}
 
 static Suite *materialize_suite(void)
 {
@@ -916,13 +880,6 @@ static Suite *materialize_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	harness_init();
-	sr = srunner_create(materialize_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(materialize_suite(), CK_NORMAL);
 }

@@ -20,16 +20,12 @@
 
 #include <jansson.h>
 
-#include "expect.h"
 #include "harness.h"
+#include "testlib.h"
 
 #define TEST_TIMEOUT_S 120
-#define WAIT_MS 20000  /* bound on waiting for a state (held, queued, reloaded, ...) */
 #define EXIT_MS 60000  /* bound on a draining fetchd's exit */
-#define SETTLE_MS 500  /* how long "does not happen yet" is watched */
-
-static struct upstream up;
-static struct fetchd daemon_;
+#define NOT_YET_MS 500 /* how long "does not happen yet" is watched */
 
 /* ---- assertions on answers ---- */
 
@@ -47,11 +43,6 @@ static struct fetchd daemon_;
 
 /* ---- helpers ---- */
 
-static char *up_url(const struct upstream *u, const char *path)
-{
-	return str_printf("http://127.0.0.1:%d%s", u->port, path);
-}
-
 static char *fetch_body(const struct upstream *u, const char *path)
 {
 	char *url = up_url(u, path);
@@ -64,17 +55,6 @@ static char *fetch_body(const struct upstream *u, const char *path)
 	return body;
 }
 
-/* POST /v1/fetch of an upstream path; the call itself must succeed. */
-static void fetch_path(const struct fetchd *f, const struct upstream *u, const char *path,
-		       struct http_resp *r)
-{
-	char *body = fetch_body(u, path);
-
-	ck_assert_msg(http_post_json(f->port, "/v1/fetch", body, r) == 0,
-		      "POST /v1/fetch (%s) failed", path);
-	free(body);
-}
-
 static void expect_fetch_ok(const struct fetchd *f, const struct upstream *u, const char *path)
 {
 	struct http_resp r;
@@ -83,27 +63,6 @@ static void expect_fetch_ok(const struct fetchd *f, const struct upstream *u, co
 	expect_status(&r, 200);
 	expect_int(&r, "status", 200);
 	http_resp_free(&r);
-}
-
-static long upstream_counter(const struct upstream *u, const char *key, const char *field)
-{
-	return upstream_stat(u->port, key, field);
-}
-
-static bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
-{
-	return wait_upstream_stat(u->port, key, field, want, WAIT_MS);
-}
-
-/* A value of /v1/stats pools.default on port; -1 when absent or on error. */
-static long pool_stat_port(int port, const char *field)
-{
-	return pool_stat_at(port, field);
-}
-
-static long pool_stat(const struct fetchd *f, const char *field)
-{
-	return pool_stat_port(f->port, field);
 }
 
 /* Wait until pools.default.field == want. */
@@ -143,26 +102,6 @@ static bool wait_log_count(const struct fetchd *f, const char *needle, int at_le
 			return false;
 		sleep_ms(20);
 	}
-}
-
-/* Some line of the log holds both a and b. */
-static bool log_has_line(const struct fetchd *f, const char *a, const char *b)
-{
-	char *log = fetchd_log(f);
-	const char *line = log;
-	bool hit = false;
-
-	while (!hit && line != NULL && *line != '\0') {
-		const char *eol = strchr(line, '\n');
-		size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-		char *copy = strndup(line, len);
-
-		hit = copy != NULL && strstr(copy, a) != NULL && strstr(copy, b) != NULL;
-		free(copy);
-		line = eol != NULL ? eol + 1 : NULL;
-	}
-	free(log);
-	return hit;
 }
 
 static void dump_log(const struct fetchd *f)
@@ -270,20 +209,6 @@ static bool wait_connect_refused(int port)
 			return false;
 		sleep_ms(20);
 	}
-}
-
-/* ---- fixtures ---- */
-
-static void setup(void)
-{
-	upstream_start(&up);
-	daemon_.pid = -1;
-}
-
-static void teardown(void)
-{
-	fetchd_stop(&daemon_);
-	upstream_stop(&up);
 }
 
 /* ---- 1. SIGTERM / SIGINT drain ---- */
@@ -419,7 +344,7 @@ START_TEST(test_drain_timeout_aborts_with_error_documents_and_exits_0)
 	ck_assert_msg(wait_connect_refused(daemon_.port),
 		      "new connections are still accepted after SIGTERM");
 	/* before shutdown_timeout the in-flight fetches are left running */
-	end = t0 + SETTLE_MS;
+	end = t0 + NOT_YET_MS;
 	while (now_ms() < end) {
 		ck_assert_msg(upstream_counter(&up, "x", "held") == 4,
 			      "an in-flight fetch was dropped %llu ms after SIGTERM, before "
@@ -736,7 +661,7 @@ START_TEST(test_sighup_rejects_broken_file_and_keeps_config)
 	ck_assert_msg(wait_log_count(&daemon_, "reload rejected", 1),
 		      "no \"reload rejected\" in the log after a bad value");
 	where = str_printf("%s:5:", daemon_.conf_path);
-	if (!log_has_line(&daemon_, where, "queue_limit")) {
+	if (!fetchd_log_has_line(&daemon_, where, "queue_limit")) {
 		dump_log(&daemon_);
 		ck_abort_msg("the log has no line naming \"%s\" and queue_limit", where);
 	}
@@ -751,7 +676,7 @@ START_TEST(test_sighup_rejects_broken_file_and_keeps_config)
 	ck_assert_msg(wait_log_count(&daemon_, "reload rejected", 2),
 		      "no second \"reload rejected\" in the log after an unknown key");
 	where = str_printf("%s:6:", daemon_.conf_path);
-	if (!log_has_line(&daemon_, where, "queue_limt")) {
+	if (!fetchd_log_has_line(&daemon_, where, "queue_limt")) {
 		dump_log(&daemon_);
 		ck_abort_msg("the log has no line naming \"%s\" and queue_limt", where);
 	}
@@ -765,7 +690,7 @@ START_TEST(test_sighup_rejects_broken_file_and_keeps_config)
 	ck_assert_msg(wait_log_count(&daemon_, "reload rejected", 3),
 		      "no third \"reload rejected\" in the log after a syntax error");
 	where = str_printf("%s:4:", daemon_.conf_path);
-	if (!log_has_line(&daemon_, where, "reload")) {
+	if (!fetchd_log_has_line(&daemon_, where, "reload")) {
 		dump_log(&daemon_);
 		ck_abort_msg("the log has no reload line naming \"%s\"", where);
 	}
@@ -1088,7 +1013,7 @@ START_TEST(test_reuse_port_two_instances_share_the_port)
 
 	/* 50 fresh connections (each HTTP call is a new curl handle) */
 	for (int i = 0; i < 50; i++) {
-		long t = pool_stat_port(daemon_.port, "threads");
+		long t = pool_stat(&daemon_, "threads");
 
 		if (t == 3)
 			n3++;
@@ -1130,7 +1055,7 @@ static Suite *ops_suite(void)
 	Suite *s = suite_create("ops");
 	TCase *tc = tcase_create("drain");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_default);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_sigterm_drains_in_flight_and_queued_then_exits_0);
 	tcase_add_test(tc, test_sigint_drains_like_sigterm);
@@ -1138,7 +1063,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reload");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_default);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_sighup_resizes_pool_under_load_without_failures);
 	tcase_add_test(tc, test_sighup_queue_limit_is_enforced);
@@ -1147,7 +1072,7 @@ static Suite *ops_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("systemd");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_default);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_sd_notify_ready_status_reloading_stopping_watchdog);
 	tcase_add_test(tc, test_sd_notify_no_watchdog_without_watchdog_usec);
@@ -1158,13 +1083,6 @@ static Suite *ops_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	harness_init();
-	sr = srunner_create(ops_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(ops_suite(), CK_NORMAL);
 }

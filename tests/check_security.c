@@ -35,19 +35,16 @@
 
 #include <jansson.h>
 
-#include "expect.h"
 #include "harness.h"
+#include "testlib.h"
 
 #define TEST_TIMEOUT_S 120
-#define WAIT_MS 20000  /* bound on waiting for a state (held, queued, ...) */
-#define SETTLE_MS 1000 /* how long "never happens" is watched */
 #define QUICK_MS 9000  /* a 1 s deadline must be answered well before this */
 
 /* Set by main() when this process runs in a private network namespace
  * whose only interface is lo. */
 static bool in_netns;
 
-static struct upstream up;
 static struct fetchd guard_d; /* loopback denied (no --allow) */
 static struct fetchd main_d;  /* --allow 127.0.0.1/32, small pool, small limits */
 static struct fetchd big_d;   /* --allow 127.0.0.1/32, default request size */
@@ -58,35 +55,23 @@ static struct fetchd own_d;   /* started by the test itself */
 /* The upstream counter key was never hit. */
 #define expect_no_hits(key)                                                                    \
 	do {                                                                                   \
-		long h_ = upstream_counter((key), "hits");                                     \
+		long h_ = upstream_counter(&up, (key), "hits");                                \
 		ck_assert_msg(h_ == 0, "upstream key '%s' was hit %ld times; want never",      \
 			      (key), h_);                                                      \
 	} while (0)
 
 /* ---- helpers ---- */
 
-static char *up_url(const char *path)
-{
-	return str_printf("http://127.0.0.1:%d%s", up.port, path);
-}
-
 /* An upstream URL that answers 302 with Location: target. */
 static char *redirect_to(const char *target)
 {
 	char *enc = url_encode(target);
 	char *path = str_printf("/redirect?status=302&to=%s", enc);
-	char *url = up_url(path);
+	char *url = up_url(&up, path);
 
 	free(path);
 	free(enc);
 	return url;
-}
-
-/* POST /v1/fetch with obj (stolen); the call itself must succeed. */
-static void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r)
-{
-	ck_assert_msg(obj != NULL, "json_pack failed");
-	ck_assert_msg(http_post_obj(f->port, "/v1/fetch", obj, r) == 0, "POST /v1/fetch failed");
 }
 
 static void fetch_url(const struct fetchd *f, const char *url, struct http_resp *r)
@@ -99,35 +84,6 @@ static void fetch_text(const struct fetchd *f, const char *body, struct http_res
 {
 	ck_assert_msg(http_post_json(f->port, "/v1/fetch", body, r) == 0,
 		      "POST /v1/fetch failed");
-}
-
-
-/* A counter of the upstream's /stats?key= ("hits" or "held"); -1 on error. */
-static long upstream_counter(const char *key, const char *field)
-{
-	return upstream_stat(up.port, key, field);
-}
-
-static bool wait_counter(const char *key, const char *field, long want)
-{
-	return wait_upstream_stat(up.port, key, field, want, WAIT_MS);
-}
-
-/* The counter stays at want for SETTLE_MS. */
-static bool counter_stays(const char *key, const char *field, long want)
-{
-	return upstream_stat_stays(up.port, key, field, want, SETTLE_MS);
-}
-
-/* A value of /v1/stats for the default pool; -1 when absent. */
-static long pool_stat(const struct fetchd *f, const char *field)
-{
-	return pool_stat_at(f->port, field);
-}
-
-static bool wait_pool_stat(const struct fetchd *f, const char *field, long at_least)
-{
-	return wait_pool_stat_at_least(f->port, field, at_least, WAIT_MS);
 }
 
 /* busy and queued both 0 (polled, bounded). */
@@ -144,77 +100,13 @@ static bool wait_idle(const struct fetchd *f)
 	}
 }
 
-/* Start n fetches of /hold?key=key and wait until the upstream holds all. */
-static void hold_workers(const struct fetchd *f, struct bg_request **bg, int n, const char *key)
-{
-	char *path = str_printf("/hold?key=%s", key);
-	char *url = up_url(path);
-
-	for (int i = 0; i < n; i++)
-		bg[i] = bg_post_obj(f->port, "/v1/fetch", json_pack("{s:s}", "url", url));
-	ck_assert_msg(wait_counter(key, "held", n),
-		      "upstream did not get %d held requests (held %ld)", n,
-		      upstream_counter(key, "held"));
-	free(url);
-	free(path);
-}
-
-/* Release every request held under key; returns how many were. */
-static long release_key(const char *key)
-{
-	char *path = str_printf("/release?key=%s", key);
-	struct http_resp r;
-	long n = -1;
-
-	get_ok(up.port, path, &r);
-	expect_status(&r, 200);
-	if (json_is_integer(json_object_get(r.json, "released")))
-		n = (long)json_integer_value(json_object_get(r.json, "released"));
-	http_resp_free(&r);
-	free(path);
-	return n;
-}
-
-/* Join n background fetches of /hold: each a 200 document with status 200. */
-static void join_held(struct bg_request **bg, int n)
-{
-	for (int i = 0; i < n; i++) {
-		struct http_resp r;
-
-		ck_assert_msg(bg_join(bg[i], &r) == 0, "held fetch %d failed", i);
-		expect_status(&r, 200);
-		expect_int(&r, "status", 200);
-		http_resp_free(&r);
-	}
-}
-
-/* /healthz is ok and a normal fetch of /json is answered correctly. */
-static void expect_serving(const struct fetchd *f)
-{
-	char *url = up_url("/json");
-	struct http_resp r;
-
-	get_ok(f->port, "/healthz", &r);
-	expect_status(&r, 200);
-	expect_str(&r, "status", "ok");
-	http_resp_free(&r);
-	fetch_url(f, url, &r);
-	expect_status(&r, 200);
-	expect_int(&r, "status", 200);
-	expect_str(&r, "json.hello", "world");
-	expect_int(&r, "json.n", 1);
-	expect_str(&r, "url", url);
-	http_resp_free(&r);
-	free(url);
-}
-
 /* The end state of a shared daemon after every case of its TCase. */
 static void expect_clean_daemon(const struct fetchd *f)
 {
 	char *log;
 
 	ck_assert_msg(kill(f->pid, 0) == 0, "fetchd (pid %d) is gone", (int)f->pid);
-	expect_serving(f);
+	expect_serving(f, &up);
 	ck_assert_msg(wait_idle(f), "fetchd leaked work: busy %ld, queued %ld",
 		      pool_stat(f, "busy"), pool_stat(f, "queued"));
 	log = fetchd_log(f);
@@ -461,7 +353,7 @@ static void main_teardown(void)
 static void main_settle(void)
 {
 	for (size_t i = 0; i < sizeof(hold_keys) / sizeof(hold_keys[0]); i++)
-		release_key(hold_keys[i]);
+		release_held(&up, hold_keys[i], 0);
 	ck_assert_msg(wait_idle(&main_d), "the main fetchd is not idle before the case");
 }
 
@@ -612,7 +504,7 @@ START_TEST(test_guard_daemon_still_serves_and_is_idle)
 {
 	/* loopback is denied here, so the normal fetch is the denial itself;
 	 * the full /json check runs on the daemons that allow the upstream */
-	char *url = up_url("/json");
+	char *url = up_url(&up, "/json");
 	struct http_resp r;
 
 	ck_assert_msg(kill(guard_d.pid, 0) == 0, "fetchd is gone");
@@ -763,7 +655,7 @@ END_TEST
 
 START_TEST(test_crlf_in_header_value_is_400)
 {
-	char *url = up_url("/count?key=crlf-value");
+	char *url = up_url(&up, "/count?key=crlf-value");
 	struct http_resp r;
 
 	fetch(&main_d,
@@ -783,7 +675,7 @@ END_TEST
 
 START_TEST(test_crlf_and_colon_in_header_name_is_400)
 {
-	char *url = up_url("/count?key=crlf-name");
+	char *url = up_url(&up, "/count?key=crlf-name");
 	struct http_resp r;
 
 	fetch(&main_d, json_pack("{s:s, s:{s:s}}", "url", url, "headers", "X-A\r\nB", "v"), &r);
@@ -801,9 +693,9 @@ END_TEST
 
 START_TEST(test_raw_cr_or_lf_in_url_is_400)
 {
-	char *a = up_url("/count?key=crlf-url\r\nX-Injected: 1");
-	char *b = up_url("/count?key=crlf-url\nX-Injected: 1");
-	char *c = up_url("/count?key=crlf-url HTTP/1.1\r\nX-Injected: 1\r\n\r\n");
+	char *a = up_url(&up, "/count?key=crlf-url\r\nX-Injected: 1");
+	char *b = up_url(&up, "/count?key=crlf-url\nX-Injected: 1");
+	char *c = up_url(&up, "/count?key=crlf-url HTTP/1.1\r\nX-Injected: 1\r\n\r\n");
 	struct http_resp r;
 
 	fetch_url(&main_d, a, &r);
@@ -824,7 +716,7 @@ END_TEST
 
 START_TEST(test_get_form_url_decoding_to_crlf_is_400)
 {
-	char *url = up_url("/count?key=crlf-get\r\nX-Injected: 1");
+	char *url = up_url(&up, "/count?key=crlf-get\r\nX-Injected: 1");
 	char *enc = url_encode(url);
 	char *path = str_printf("/v1/fetch?url=%s", enc);
 	struct http_resp r;
@@ -841,7 +733,7 @@ END_TEST
 
 START_TEST(test_crlf_in_method_is_400)
 {
-	char *url = up_url("/count?key=crlf-method");
+	char *url = up_url(&up, "/count?key=crlf-method");
 	struct http_resp r;
 
 	fetch(&main_d, json_pack("{s:s, s:s}", "url", url, "method", "GET\r\n"), &r);
@@ -859,7 +751,7 @@ END_TEST
 
 START_TEST(test_nul_in_header_or_url_is_400_not_invalid_json)
 {
-	char *url = up_url("/count?key=nul");
+	char *url = up_url(&up, "/count?key=nul");
 	char *hdr = str_printf("{\"url\":\"%s\",\"headers\":{\"X-A\":\"a\\u0000b\"}}", url);
 	char *name = str_printf("{\"url\":\"%s\",\"headers\":[[\"X-A\\u0000B\",\"v\"]]}", url);
 	char *in_url = str_printf("{\"url\":\"%s\\u0000x\"}", url);
@@ -884,7 +776,7 @@ END_TEST
 
 START_TEST(test_encoded_crlf_in_url_stays_encoded)
 {
-	char *url = up_url("/echo?q=%0D%0AX-Injected:%201");
+	char *url = up_url(&up, "/echo?q=%0D%0AX-Injected:%201");
 	struct http_resp r;
 	json_t *q;
 
@@ -902,7 +794,7 @@ END_TEST
 
 START_TEST(test_crlf_in_params_is_encoded)
 {
-	char *url = up_url("/echo");
+	char *url = up_url(&up, "/echo");
 	struct http_resp r;
 	json_t *q;
 
@@ -952,7 +844,7 @@ START_TEST(test_request_body_over_max_request_bytes_is_413)
 	close(fd);
 	free(head);
 	free(body);
-	expect_serving(&main_d);
+	expect_serving(&main_d, &up);
 }
 END_TEST
 
@@ -976,7 +868,7 @@ START_TEST(test_chunked_request_body_over_max_request_bytes_is_413)
 	status = raw_read_status(fd, WAIT_MS);
 	ck_assert_msg(status == 413, "200 KB chunked body: want 413, got %d", status);
 	close(fd);
-	expect_serving(&main_d);
+	expect_serving(&main_d, &up);
 }
 END_TEST
 
@@ -1001,7 +893,7 @@ START_TEST(test_oversized_request_headers_are_rejected)
 	close(fd);
 	free(req);
 	free(value);
-	expect_serving(&main_d);
+	expect_serving(&main_d, &up);
 }
 END_TEST
 
@@ -1009,7 +901,7 @@ END_TEST
 
 START_TEST(test_endless_body_is_502_response_too_large)
 {
-	char *url = up_url("/endless");
+	char *url = up_url(&up, "/endless");
 	struct http_resp r;
 
 	fetch_url(&main_d, url, &r);
@@ -1023,7 +915,7 @@ END_TEST
 
 START_TEST(test_endless_body_with_max_bytes_is_truncated_200)
 {
-	char *url = up_url("/endless");
+	char *url = up_url(&up, "/endless");
 	struct http_resp r;
 
 	fetch(&main_d, json_pack("{s:s, s:i}", "url", url, "max_bytes", 1000), &r);
@@ -1040,7 +932,7 @@ END_TEST
 
 START_TEST(test_declared_length_over_limit_is_502_response_too_large)
 {
-	char *url = up_url("/bytes?n=2097152");
+	char *url = up_url(&up, "/bytes?n=2097152");
 	struct http_resp r;
 
 	fetch_url(&main_d, url, &r);
@@ -1052,7 +944,7 @@ END_TEST
 
 START_TEST(test_slow_upstream_is_504_at_the_deadline)
 {
-	char *url = up_url("/delay?ms=10000");
+	char *url = up_url(&up, "/delay?ms=10000");
 	struct http_resp r;
 
 	fetch(&main_d, json_pack("{s:s, s:i}", "url", url, "timeout", 1), &r);
@@ -1066,17 +958,17 @@ END_TEST
 
 START_TEST(test_hanging_upstream_is_504_and_the_connection_is_dropped)
 {
-	char *url = up_url("/hold?key=hang");
+	char *url = up_url(&up, "/hold?key=hang");
 	struct http_resp r;
 
 	fetch(&main_d, json_pack("{s:s, s:i}", "url", url, "timeout", 1), &r);
 	expect_error(&r, 504, "upstream_timeout");
 	ck_assert_msg(r.elapsed_ms < QUICK_MS, "a 1 s deadline took %.0f ms", r.elapsed_ms);
 	http_resp_free(&r);
-	ck_assert_int_eq(upstream_counter("hang", "hits"), 1);
-	ck_assert_msg(wait_counter("hang", "held", 0),
+	ck_assert_int_eq(upstream_counter(&up, "hang", "hits"), 1);
+	ck_assert_msg(wait_counter(&up, "hang", "held", 0),
 		      "fetchd kept the timed-out connection open (held %ld)",
-		      upstream_counter("hang", "held"));
+		      upstream_counter(&up, "hang", "held"));
 	free(url);
 }
 END_TEST
@@ -1085,7 +977,7 @@ static const char *const broken_paths[] = {"/reset", "/reset-mid", "/lie?n=10000
 
 START_TEST(test_broken_upstream_is_502_upstream_error)
 {
-	char *url = up_url(broken_paths[_i]);
+	char *url = up_url(&up, broken_paths[_i]);
 	struct http_resp r;
 
 	fetch_url(&main_d, url, &r);
@@ -1146,11 +1038,11 @@ END_TEST
 START_TEST(test_client_gone_while_queued_is_never_sent)
 {
 	struct bg_request *bg[2];
-	char *url = up_url("/count?key=dcq");
+	char *url = up_url(&up, "/count?key=dcq");
 	long cancelled;
 	int fd;
 
-	hold_workers(&main_d, bg, 2, "dcq-hold");
+	hold_workers(&main_d, &up, bg, 2, "dcq-hold");
 	cancelled = pool_stat(&main_d, "cancelled");
 	ck_assert_msg(cancelled >= 0, "/v1/stats has no pools.default.cancelled");
 	fd = raw_fetch(main_d.port, url);
@@ -1160,9 +1052,9 @@ START_TEST(test_client_gone_while_queued_is_never_sent)
 		      "/v1/stats never counted the cancelled fetch (cancelled %ld, was %ld)",
 		      pool_stat(&main_d, "cancelled"), cancelled);
 	ck_assert_int_eq(pool_stat(&main_d, "queued"), 0);
-	release_key("dcq-hold");
+	release_held(&up, "dcq-hold", 0);
 	join_held(bg, 2);
-	ck_assert_msg(counter_stays("dcq", "hits", 0),
+	ck_assert_msg(counter_stays(&up, "dcq", "hits", 0),
 		      "the fetch of a client that went away was sent upstream");
 	free(url);
 }
@@ -1170,23 +1062,23 @@ END_TEST
 
 START_TEST(test_client_gone_while_running_aborts_the_fetch)
 {
-	char *url = up_url("/hold?key=dcr");
+	char *url = up_url(&up, "/hold?key=dcr");
 	long cancelled, failed;
 	int fd;
 
 	cancelled = pool_stat(&main_d, "cancelled");
 	failed = pool_stat(&main_d, "failed");
 	fd = raw_fetch(main_d.port, url);
-	ck_assert_msg(wait_counter("dcr", "held", 1), "the raw fetch did not reach the upstream");
+	ck_assert_msg(wait_counter(&up, "dcr", "held", 1), "the raw fetch did not reach the upstream");
 	ck_assert_msg(pool_stat(&main_d, "busy") >= 1, "no busy worker while the fetch runs");
 	close(fd);
 	/* the worker aborts the transfer: the upstream sees its client go */
-	ck_assert_msg(wait_counter("dcr", "held", 0),
+	ck_assert_msg(wait_counter(&up, "dcr", "held", 0),
 		      "fetchd kept fetching for a client that went away (held %ld)",
-		      upstream_counter("dcr", "held"));
+		      upstream_counter(&up, "dcr", "held"));
 	ck_assert_msg(wait_idle(&main_d), "the aborted fetch left busy %ld, queued %ld",
 		      pool_stat(&main_d, "busy"), pool_stat(&main_d, "queued"));
-	ck_assert_int_eq(upstream_counter("dcr", "hits"), 1);
+	ck_assert_int_eq(upstream_counter(&up, "dcr", "hits"), 1);
 	ck_assert_msg(pool_stat(&main_d, "cancelled") >= cancelled + 1,
 		      "/v1/stats cancelled does not count the aborted running fetch "
 		      "(cancelled %ld -> %ld, failed %ld -> %ld)",
@@ -1204,7 +1096,7 @@ END_TEST
 START_TEST(test_queue_flood_admits_exactly_capacity)
 {
 	struct bg_request *bg[FLOOD];
-	char *url = up_url("/hold?key=flood");
+	char *url = up_url(&up, "/hold?key=flood");
 	long rejected = pool_stat(&main_d, "rejected");
 	int ok = 0, overloaded = 0;
 	uint64_t end;
@@ -1217,20 +1109,20 @@ START_TEST(test_queue_flood_admits_exactly_capacity)
 	ck_assert_msg(wait_pool_stat(&main_d, "rejected", rejected + FLOOD - FLOOD_CAPACITY),
 		      "rejected %ld, want %ld", pool_stat(&main_d, "rejected"),
 		      rejected + FLOOD - FLOOD_CAPACITY);
-	ck_assert_msg(wait_counter("flood", "held", 2), "held %ld, want 2",
-		      upstream_counter("flood", "held"));
+	ck_assert_msg(wait_counter(&up, "flood", "held", 2), "held %ld, want 2",
+		      upstream_counter(&up, "flood", "held"));
 	ck_assert_int_eq(pool_stat(&main_d, "busy"), 2);
 	ck_assert_int_eq(pool_stat(&main_d, "queued"), 4);
 	ck_assert_int_eq(pool_stat(&main_d, "rejected"), rejected + FLOOD - FLOOD_CAPACITY);
-	ck_assert_msg(counter_stays("flood", "hits", 2), "the queue leaked to the upstream");
+	ck_assert_msg(counter_stays(&up, "flood", "hits", 2), "the queue leaked to the upstream");
 	/* the queued ones are held in turn: release until all six went */
 	end = now_ms() + WAIT_MS;
-	while (upstream_counter("flood", "hits") < FLOOD_CAPACITY ||
-	       upstream_counter("flood", "held") > 0) {
+	while (upstream_counter(&up, "flood", "hits") < FLOOD_CAPACITY ||
+	       upstream_counter(&up, "flood", "held") > 0) {
 		ck_assert_msg(now_ms() < end, "the flood did not drain (hits %ld, held %ld)",
-			      upstream_counter("flood", "hits"),
-			      upstream_counter("flood", "held"));
-		release_key("flood");
+			      upstream_counter(&up, "flood", "hits"),
+			      upstream_counter(&up, "flood", "held"));
+		release_held(&up, "flood", 0);
 		sleep_ms(20);
 	}
 	for (int i = 0; i < FLOOD; i++) {
@@ -1255,7 +1147,7 @@ START_TEST(test_queue_flood_admits_exactly_capacity)
 	}
 	ck_assert_int_eq(ok, FLOOD_CAPACITY);
 	ck_assert_int_eq(overloaded, FLOOD - FLOOD_CAPACITY);
-	ck_assert_int_eq(upstream_counter("flood", "hits"), FLOOD_CAPACITY);
+	ck_assert_int_eq(upstream_counter(&up, "flood", "hits"), FLOOD_CAPACITY);
 	free(url);
 }
 END_TEST
@@ -1291,7 +1183,7 @@ static char *nested_request(const char *url, int depth, const char *open, const 
 
 static void check_nested(const char *open, const char *close_)
 {
-	char *url = up_url("/count?key=nested");
+	char *url = up_url(&up, "/count?key=nested");
 	char *body = nested_request(url, 100000, open, close_);
 	struct http_resp r;
 	const char *code;
@@ -1304,7 +1196,7 @@ static void check_nested(const char *open, const char *close_)
 		      "want invalid_json or invalid_request: %.1000s", body_of(&r));
 	http_resp_free(&r);
 	expect_no_hits("nested");
-	expect_serving(&big_d);
+	expect_serving(&big_d, &up);
 	free(body);
 	free(url);
 }
@@ -1324,7 +1216,7 @@ END_TEST
 START_TEST(test_header_value_of_100k_is_400)
 {
 	size_t n = 100 * 1024;
-	char *url = up_url("/count?key=bighdr");
+	char *url = up_url(&up, "/count?key=bighdr");
 	char *value = malloc(n + 1);
 	struct http_resp r;
 
@@ -1353,7 +1245,7 @@ START_TEST(test_url_of_100k_is_400)
 	url = str_printf("http://127.0.0.1:%d/count?key=bigurl&pad=%s", up.port, pad);
 	fetch_url(&big_d, url, &r);
 	ck_assert_msg(r.status == 400, "a 100 KB URL: want 400, got %ld (upstream hits %ld); "
-		      "body: %.300s", r.status, upstream_counter("bigurl", "hits"), body_of(&r));
+		      "body: %.300s", r.status, upstream_counter(&up, "bigurl", "hits"), body_of(&r));
 	expect_str(&r, "error.code", "invalid_request");
 	http_resp_free(&r);
 	expect_no_hits("bigurl");
@@ -1364,7 +1256,7 @@ END_TEST
 
 START_TEST(test_thousand_headers_is_400)
 {
-	char *url = up_url("/count?key=manyhdr");
+	char *url = up_url(&up, "/count?key=manyhdr");
 	json_t *list = json_array(), *obj;
 	struct http_resp r;
 
@@ -1389,7 +1281,7 @@ END_TEST
 
 START_TEST(test_deny_wins_over_allow)
 {
-	char *url = up_url("/count?key=denywins");
+	char *url = up_url(&up, "/count?key=denywins");
 	struct http_resp r;
 
 	fetchd_start_opts(&own_d, "[security]\ndeny = 127.0.0.1/32\n", true);
@@ -1410,7 +1302,7 @@ END_TEST
 
 START_TEST(test_allow_hosts_refuses_other_hosts_before_connecting)
 {
-	char *url = up_url("/count?key=allowhosts");
+	char *url = up_url(&up, "/count?key=allowhosts");
 	struct http_resp r;
 
 	fetchd_start_opts(&own_d, "[security]\nallow_hosts = example.invalid\n", true);
@@ -1672,15 +1564,8 @@ static Suite *security_suite(void)
 
 int main(int argc, char **argv)
 {
-	SRunner *sr;
-	int failed;
-
 	(void)argc;
 	enter_private_netns(argv);
 	harness_init();
-	sr = srunner_create(security_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(security_suite(), CK_ENV);
 }

@@ -1,8 +1,11 @@
-/* Assertions on fetchd's JSON answers for the integration tests: each
- * failure message names the field, what was wanted, what came back and the
- * body. */
-#ifndef FETCHD_TESTS_EXPECT_H
-#define FETCHD_TESTS_EXPECT_H
+/* The assertion and polling layer shared by the integration tests
+ * (check_integration, check_materialize, check_ops, check_security), on top
+ * of harness.h (processes and HTTP): assertions on fetchd's JSON answers,
+ * whose failure messages name the field, what was wanted, what came back and
+ * the body; fetches through fetchd; bounded polls of the upstream's and
+ * fetchd's counters; held upstream requests; fetchd's log; running a suite. */
+#ifndef FETCHD_TESTS_TESTLIB_H
+#define FETCHD_TESTS_TESTLIB_H
 
 #include <check.h>
 #include <stdbool.h>
@@ -11,6 +14,11 @@
 #include <jansson.h>
 
 #include "harness.h"
+
+/* Bound on waiting for a state (held, queued, reloaded, ...), in ms. */
+#define WAIT_MS 20000
+/* How long counter_stays watches that "never happens", in ms. */
+#define SETTLE_MS 1000
 
 /* The body for a failure message. */
 const char *body_of(const struct http_resp *r);
@@ -113,5 +121,73 @@ bool wait_pool_stat_at_least(int fetchd_port, const char *field, long at_least, 
 
 /* fetchd's /v1/stats pools.default.FIELD; -1 when absent. */
 long pool_stat_at(int fetchd_port, const char *field);
+
+/* ---- the processes of the fixtures ---- */
+
+/* The upstream of every test, and the fetchd of the fixtures below. */
+extern struct upstream up;
+extern struct fetchd daemon_;
+
+/* [pool] threads of setup_default's fetchd. */
+#define DEFAULT_THREADS 4
+
+/* Checked fixtures: start up and daemon_ (with DEFAULT_THREADS workers);
+ * start only up, for tests that start daemon_ with their own config; stop
+ * whichever of the two runs. */
+void setup_default(void);
+void setup_upstream_only(void);
+void teardown_default(void);
+
+/* ---- fetches and the upstream ---- */
+
+/* http://127.0.0.1:PORT/path of the upstream u (malloc'd). */
+char *up_url(const struct upstream *u, const char *path);
+
+/* POST /v1/fetch with obj (stolen); the call itself must succeed. */
+void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r);
+
+/* POST /v1/fetch of one upstream path with GET and no options; the call
+ * itself must succeed. */
+void fetch_path(const struct fetchd *f, const struct upstream *u, const char *path,
+		struct http_resp *r);
+
+/* The upstream's /stats?key=KEY counter ("hits" or "held"); -1 on error. */
+long upstream_counter(const struct upstream *u, const char *key, const char *field);
+/* The counter reaches want within WAIT_MS. */
+bool wait_counter(const struct upstream *u, const char *key, const char *field, long want);
+/* The counter stays at want for SETTLE_MS. */
+bool counter_stays(const struct upstream *u, const char *key, const char *field, long want);
+
+/* A value of fetchd's /v1/stats for the default pool; -1 when absent. */
+long pool_stat(const struct fetchd *f, const char *field);
+/* pools.default.FIELD reaches at least at_least within WAIT_MS. */
+bool wait_pool_stat(const struct fetchd *f, const char *field, long at_least);
+
+/* Start n fetches of /hold?key=key through f and wait until the upstream
+ * holds all of them; fails the test otherwise. */
+void hold_workers(const struct fetchd *f, const struct upstream *u, struct bg_request **bg, int n,
+		  const char *key);
+/* Release n requests held under key, every one when n <= 0; the upstream
+ * must answer 200. Returns how many it released, -1 when it does not say. */
+long release_held(const struct upstream *u, const char *key, int n);
+/* Join n background fetches of /hold: each a 200 document with status 200. */
+void join_held(struct bg_request **bg, int n);
+
+/* /healthz is ok and a normal fetch of the upstream's /json is answered
+ * correctly. */
+void expect_serving(const struct fetchd *f, const struct upstream *u);
+
+/* ---- fetchd's log ---- */
+
+/* Some line of log holds both a and b. */
+bool log_has_line(const char *log, const char *a, const char *b);
+/* The same for everything fetchd f has logged so far. */
+bool fetchd_log_has_line(const struct fetchd *f, const char *a, const char *b);
+
+/* ---- running ---- */
+
+/* Run every test of s with this output mode; EXIT_SUCCESS when none
+ * failed, else EXIT_FAILURE. */
+int run_suite(Suite *s, enum print_output mode);
 
 #endif

@@ -1,0 +1,276 @@
+#include "testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct upstream up;
+struct fetchd daemon_;
+
+void setup_default(void)
+{
+	char *conf = str_printf("[pool]\nthreads = %d\n", DEFAULT_THREADS);
+
+	upstream_start(&up);
+	fetchd_start(&daemon_, conf);
+	free(conf);
+}
+
+void setup_upstream_only(void)
+{
+	upstream_start(&up);
+	daemon_.pid = -1;
+}
+
+void teardown_default(void)
+{
+	fetchd_stop(&daemon_);
+	upstream_stop(&up);
+}
+
+const char *body_of(const struct http_resp *r)
+{
+	return r->body != NULL ? r->body : "(no body)";
+}
+
+const char *describe(const json_t *v)
+{
+	static char buf[256];
+	char *s;
+
+	if (v == NULL)
+		return "(absent)";
+	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	snprintf(buf, sizeof(buf), "%.250s", s != NULL ? s : "?");
+	free(s);
+	return buf;
+}
+
+void get_ok(int port, const char *path, struct http_resp *r)
+{
+	ck_assert_msg(http_get(port, path, r) == 0, "GET %.200s failed", path);
+}
+
+/* The integer at json path of GET port/url; -1 when absent. */
+static long integer_at(int port, const char *url, const char *path)
+{
+	struct http_resp r;
+	long v = -1;
+
+	if (http_get(port, url, &r) == 0) {
+		json_t *j = json_path(r.json, path);
+
+		if (json_is_integer(j))
+			v = (long)json_integer_value(j);
+		http_resp_free(&r);
+	}
+	return v;
+}
+
+long upstream_stat(int upstream_port, const char *key, const char *field)
+{
+	char *url = str_printf("/stats?key=%s", key);
+	long v = integer_at(upstream_port, url, field);
+
+	free(url);
+	return v;
+}
+
+long fetchd_stat(int fetchd_port, const char *path)
+{
+	return integer_at(fetchd_port, "/v1/stats", path);
+}
+
+long pool_stat_at(int fetchd_port, const char *field)
+{
+	char *path = str_printf("pools.default.%s", field);
+	long v = fetchd_stat(fetchd_port, path);
+
+	free(path);
+	return v;
+}
+
+bool wait_upstream_stat(int upstream_port, const char *key, const char *field, long want,
+			unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (upstream_stat(upstream_port, key, field) != want) {
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+	return true;
+}
+
+bool upstream_stat_stays(int upstream_port, const char *key, const char *field, long want,
+			 unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	do {
+		if (upstream_stat(upstream_port, key, field) != want)
+			return false;
+		sleep_ms(20);
+	} while (now_ms() < end);
+	return true;
+}
+
+bool wait_pool_stat_at_least(int fetchd_port, const char *field, long at_least, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (pool_stat_at(fetchd_port, field) < at_least) {
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+	return true;
+}
+
+char *up_url(const struct upstream *u, const char *path)
+{
+	return str_printf("http://127.0.0.1:%d%s", u->port, path);
+}
+
+void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r)
+{
+	ck_assert_msg(obj != NULL, "json_pack failed");
+	ck_assert_msg(http_post_obj(f->port, "/v1/fetch", obj, r) == 0, "POST /v1/fetch failed");
+}
+
+void fetch_path(const struct fetchd *f, const struct upstream *u, const char *path,
+		struct http_resp *r)
+{
+	char *url = up_url(u, path);
+	json_t *obj = json_pack("{s:s}", "url", url);
+
+	ck_assert_msg(obj != NULL, "json_pack failed");
+	ck_assert_msg(http_post_obj(f->port, "/v1/fetch", obj, r) == 0,
+		      "POST /v1/fetch (%s) failed", path);
+	free(url);
+}
+
+long upstream_counter(const struct upstream *u, const char *key, const char *field)
+{
+	return upstream_stat(u->port, key, field);
+}
+
+bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
+{
+	return wait_upstream_stat(u->port, key, field, want, WAIT_MS);
+}
+
+bool counter_stays(const struct upstream *u, const char *key, const char *field, long want)
+{
+	return upstream_stat_stays(u->port, key, field, want, SETTLE_MS);
+}
+
+long pool_stat(const struct fetchd *f, const char *field)
+{
+	return pool_stat_at(f->port, field);
+}
+
+bool wait_pool_stat(const struct fetchd *f, const char *field, long at_least)
+{
+	return wait_pool_stat_at_least(f->port, field, at_least, WAIT_MS);
+}
+
+void hold_workers(const struct fetchd *f, const struct upstream *u, struct bg_request **bg, int n,
+		  const char *key)
+{
+	char *path = str_printf("/hold?key=%s", key);
+	char *url = up_url(u, path);
+
+	for (int i = 0; i < n; i++)
+		bg[i] = bg_post_obj(f->port, "/v1/fetch", json_pack("{s:s}", "url", url));
+	ck_assert_msg(wait_counter(u, key, "held", n),
+		      "upstream did not get %d held requests (held %ld)", n,
+		      upstream_counter(u, key, "held"));
+	free(url);
+	free(path);
+}
+
+long release_held(const struct upstream *u, const char *key, int n)
+{
+	char *path = n > 0 ? str_printf("/release?key=%s&n=%d", key, n)
+			   : str_printf("/release?key=%s", key);
+	struct http_resp r;
+	long released = -1;
+
+	get_ok(u->port, path, &r);
+	expect_status(&r, 200);
+	if (json_is_integer(json_object_get(r.json, "released")))
+		released = (long)json_integer_value(json_object_get(r.json, "released"));
+	http_resp_free(&r);
+	free(path);
+	return released;
+}
+
+void join_held(struct bg_request **bg, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct http_resp r;
+
+		ck_assert_msg(bg_join(bg[i], &r) == 0, "held fetch %d failed", i);
+		expect_status(&r, 200);
+		expect_int(&r, "status", 200);
+		http_resp_free(&r);
+	}
+}
+
+void expect_serving(const struct fetchd *f, const struct upstream *u)
+{
+	char *url = up_url(u, "/json");
+	struct http_resp r;
+
+	get_ok(f->port, "/healthz", &r);
+	expect_status(&r, 200);
+	expect_str(&r, "status", "ok");
+	http_resp_free(&r);
+	fetch(f, json_pack("{s:s}", "url", url), &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_str(&r, "json.hello", "world");
+	expect_int(&r, "json.n", 1);
+	expect_str(&r, "url", url);
+	http_resp_free(&r);
+	free(url);
+}
+
+bool log_has_line(const char *log, const char *a, const char *b)
+{
+	const char *line = log;
+
+	while (line != NULL && *line != '\0') {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+		char *copy = strndup(line, len);
+		bool hit = copy != NULL && strstr(copy, a) != NULL && strstr(copy, b) != NULL;
+
+		free(copy);
+		if (hit)
+			return true;
+		line = eol != NULL ? eol + 1 : NULL;
+	}
+	return false;
+}
+
+bool fetchd_log_has_line(const struct fetchd *f, const char *a, const char *b)
+{
+	char *log = fetchd_log(f);
+	bool hit = log_has_line(log, a, b);
+
+	free(log);
+	return hit;
+}
+
+int run_suite(Suite *s, enum print_output mode)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, mode);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
