@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "charset.h"
 #include "links.h"
 
@@ -30,34 +31,6 @@ json_t *materialize_utf8_string(const char *bytes, size_t len)
 	str = json_stringn(text, n);
 	free(text);
 	return str;
-}
-
-static char *base64_encode(const unsigned char *in, size_t len, size_t *out_len)
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((len + 2) / 3 * 4 + 1), *p = out;
-	size_t i;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		*p++ = alphabet[v >> 18];
-		*p++ = alphabet[(v >> 12) & 63];
-		*p++ = alphabet[(v >> 6) & 63];
-		*p++ = alphabet[v & 63];
-	}
-	if (i < len) {
-		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
-		*p++ = alphabet[v >> 18];
-		*p++ = alphabet[(v >> 12) & 63];
-		*p++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-		*p++ = '=';
-	}
-	*p = '\0';
-	*out_len = (size_t)(p - out);
-	return out;
 }
 
 /* The media type of a Content-Type value, without parameters, in buf. */

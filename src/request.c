@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "config.h"
 
 #define REQUEST_MAX_HEADERS 100
@@ -482,66 +483,6 @@ static bool request_has_header(const struct fetch_request *r, const char *name)
 
 /* ---- body ---- */
 
-static int request_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Standard base64 (RFC 4648 section 4) with padding and no whitespace.
- * Returns a malloc'd buffer, or NULL with *bad set on invalid input. */
-static char *request_b64_decode(const char *s, size_t n, size_t *out_len, bool *bad)
-{
-	size_t pad = 0, o = 0;
-	char *out = NULL;
-
-	*bad = false;
-	if (n % 4 != 0)
-		goto invalid;
-	if (n > 0 && s[n - 1] == '=')
-		pad++;
-	if (n > 1 && s[n - 2] == '=')
-		pad++;
-	out = malloc(n / 4 * 3 + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		bool last = i + 4 == n;
-
-		for (int k = 0; k < 4; k++) {
-			if (last && s[i + k] == '=' && k >= 4 - (int)pad) {
-				v[k] = 0;
-				continue;
-			}
-			v[k] = request_b64_value((unsigned char)s[i + k]);
-			if (v[k] < 0)
-				goto invalid;
-		}
-		out[o++] = (char)((v[0] << 2) | (v[1] >> 4));
-		if (!last || pad < 2)
-			out[o++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
-		if (!last || pad < 1)
-			out[o++] = (char)(((v[2] & 3) << 6) | v[3]);
-	}
-	out[o] = '\0';
-	*out_len = o;
-	return out;
-invalid:
-	free(out);
-	*bad = true;
-	return NULL;
-}
-
 static int request_bind_body(struct fetch_request *r, const json_t *obj, struct request_error *err)
 {
 	const json_t *body = json_object_get(obj, "body");
@@ -564,7 +505,7 @@ static int request_bind_body(struct fetch_request *r, const json_t *obj, struct 
 		if (!json_is_string(b64))
 			return request_fail(err, ERR_INVALID_REQUEST,
 					    "field 'body_base64' must be a string");
-		r->body = request_b64_decode(json_string_value(b64), json_string_length(b64),
+		r->body = base64_decode(json_string_value(b64), json_string_length(b64),
 					     &r->body_len, &bad);
 		if (r->body == NULL && bad)
 			return request_fail(err, ERR_INVALID_REQUEST,

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "base64.h"
 #include "harness.h"
 #include "testlib.h"
 
@@ -1002,6 +1003,7 @@ END_TEST
 
 START_TEST(test_binary_body_is_base64_without_text)
 {
+	bool bad = false;
 	struct http_resp r;
 	unsigned char *raw;
 	size_t len = 0;
@@ -1013,7 +1015,8 @@ START_TEST(test_binary_body_is_base64_without_text)
 	expect_absent(&r, "text");
 	b64 = json_path(r.json, "content_base64");
 	ck_assert_msg(json_is_string(b64), "content_base64: %s", describe(b64));
-	raw = base64_decode(json_string_value(b64), &len);
+	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64),
+					     &len, &bad);
 	ck_assert_msg(raw != NULL && len == 300, "content_base64 decodes to %zu bytes", len);
 	for (size_t i = 0; i < len; i++)
 		ck_assert_msg((size_t)raw[i] == i % 251, "byte %zu: want %zu, got %u", i, i % 251,
@@ -1025,6 +1028,7 @@ END_TEST
 
 START_TEST(test_gzip_decompressed_or_kept_raw)
 {
+	bool bad = false;
 	char *url = up_url(&up, "/gzip");
 	char want[1101];
 	struct http_resp r;
@@ -1047,7 +1051,8 @@ START_TEST(test_gzip_decompressed_or_kept_raw)
 	b64 = json_path(r.json, "content_base64");
 	ck_assert_msg(json_is_string(b64), "content_base64: %s; body: %.1000s", describe(b64),
 		      body_of(&r));
-	raw = base64_decode(json_string_value(b64), &len);
+	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64),
+					     &len, &bad);
 	ck_assert_msg(raw != NULL && len > 2 && raw[0] == 0x1f && raw[1] == 0x8b,
 		      "the raw body is not gzip");
 	expect_int(&r, "size", (long long)len);

@@ -90,56 +90,6 @@ char *url_encode(const char *s)
 	return out;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-unsigned char *base64_decode(const char *s, size_t *out_len)
-{
-	size_t n = strlen(s), o = 0;
-	unsigned char *out;
-
-	if (n % 4 != 0)
-		return NULL;
-	out = malloc(n / 4 * 3 + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4], pad = 0;
-
-		for (int k = 0; k < 4; k++) {
-			if (s[i + k] == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			v[k] = b64_value((unsigned char)s[i + k]);
-			if (v[k] < 0 || pad > 0) {
-				free(out);
-				return NULL;
-			}
-		}
-		out[o++] = (unsigned char)((v[0] << 2) | (v[1] >> 4));
-		if (pad < 2)
-			out[o++] = (unsigned char)(((v[1] & 15) << 4) | (v[2] >> 2));
-		if (pad < 1)
-			out[o++] = (unsigned char)(((v[2] & 3) << 6) | v[3]);
-	}
-	*out_len = o;
-	return out;
-}
-
 json_t *json_path(json_t *root, const char *path)
 {
 	char part[128];

@@ -130,8 +130,6 @@ int raw_send(int fd, const void *data, size_t len);
 char *url_encode(const char *s);
 /* asprintf that fails the test instead of returning NULL. */
 char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Standard base64 decode (malloc'd), NULL when invalid. */
-unsigned char *base64_decode(const char *s, size_t *out_len);
 
 /* A port on 127.0.0.1 that nothing listens on (bound, then closed). */
 int closed_port(void);
