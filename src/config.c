@@ -36,7 +36,6 @@ enum config_type {
 	CONFIG_T_CIDRS,
 	CONFIG_T_HOSTS,
 	CONFIG_T_SCHEMES,
-	CONFIG_T_UNSUPPORTED,
 };
 
 /* One key: where it lives in struct fetchd_config and its valid range
@@ -60,11 +59,13 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	CONFIG_LIST("server", "listen", CONFIG_T_LISTEN, listen, n_listen),
 	CONFIG_KEY("server", "reuse_port", CONFIG_T_BOOL, reuse_port, 0, 0),
-	{ "server", "max_connections", CONFIG_T_UNSUPPORTED, 0, 0, 0, 0 },
+	CONFIG_KEY("server", "max_connections", CONFIG_T_UINT, max_connections, 1, 1000000),
 	CONFIG_KEY("server", "max_request_bytes", CONFIG_T_SIZE, max_request_bytes, 1, UINT64_MAX),
 	CONFIG_KEY("server", "max_batch", CONFIG_T_UINT, max_batch, 1, 10000),
 	CONFIG_KEY("server", "max_pending_bytes", CONFIG_T_SIZE, max_pending_bytes, 1, UINT64_MAX),
 	CONFIG_KEY("server", "idle_timeout", CONFIG_T_DURATION, idle_timeout_ms, 1,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("server", "request_timeout", CONFIG_T_DURATION, request_timeout_ms, 1,
 		   CONFIG_MS_PER_DAY),
 	CONFIG_KEY("server", "auth_token_file", CONFIG_T_PATH, auth_token_file, 0, 0),
 	CONFIG_KEY("server", "shutdown_timeout", CONFIG_T_DURATION, shutdown_timeout_ms, 0,
@@ -77,6 +78,9 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("fetch", "connect_timeout", CONFIG_T_DURATION, connect_timeout_ms, 1,
 		   CONFIG_MS_PER_DAY),
 	CONFIG_KEY("fetch", "timeout", CONFIG_T_DURATION, timeout_ms, 1, CONFIG_MS_PER_DAY),
+	CONFIG_KEY("fetch", "low_speed_limit", CONFIG_T_SIZE, low_speed_limit, 0, UINT32_MAX),
+	CONFIG_KEY("fetch", "low_speed_time", CONFIG_T_DURATION, low_speed_time_ms, 1000,
+		   CONFIG_MS_PER_DAY),
 	CONFIG_KEY("fetch", "max_response_bytes", CONFIG_T_SIZE, max_response_bytes, 1,
 		   UINT64_MAX),
 	CONFIG_KEY("fetch", "max_redirects", CONFIG_T_UINT, max_redirects, 0, 100),
@@ -132,7 +136,9 @@ struct fetchd_config *config_new(void)
 	cfg->max_request_bytes = UINT64_C(1) << 20;
 	cfg->max_batch = 64;
 	cfg->max_pending_bytes = UINT64_C(256) << 20;
+	cfg->max_connections = 4096;
 	cfg->idle_timeout_ms = 60 * 1000;
+	cfg->request_timeout_ms = 30 * 1000;
 	cfg->auth_token_file = NULL;
 	cfg->shutdown_timeout_ms = 30 * 1000;
 
@@ -142,6 +148,8 @@ struct fetchd_config *config_new(void)
 	cfg->schemes = CONFIG_SCHEME_HTTP | CONFIG_SCHEME_HTTPS;
 	cfg->connect_timeout_ms = 5 * 1000;
 	cfg->timeout_ms = 30 * 1000;
+	cfg->low_speed_limit = 100;
+	cfg->low_speed_time_ms = 15 * 1000;
 	cfg->max_response_bytes = UINT64_C(10) << 20;
 	cfg->max_redirects = 10;
 	cfg->user_agent = strdup("fetchd/" PACKAGE_VERSION);
@@ -667,9 +675,6 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 	case CONFIG_T_SCHEMES:
 		return config_set_list(cfg, k, value, replace, msg, msglen);
 
-	case CONFIG_T_UNSUPPORTED:
-		snprintf(msg, msglen, "%s.%s: not supported yet", k->section, k->name);
-		return -1;
 	}
 	snprintf(msg, msglen, "%s.%s: unknown key", k->section, k->name);
 	return -1;

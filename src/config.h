@@ -35,10 +35,12 @@ struct fetchd_config {
 	char **listen; /* "127.0.0.1:8080", "[::1]:8080" */
 	size_t n_listen;
 	bool reuse_port;
+	unsigned max_connections; /* past it, stop accepting until one closes */
 	uint64_t max_request_bytes;
 	unsigned max_batch;
 	uint64_t max_pending_bytes;
 	uint64_t idle_timeout_ms;
+	uint64_t request_timeout_ms; /* first byte of a request to its last */
 	char *auth_token_file; /* NULL: no auth */
 	uint64_t shutdown_timeout_ms;
 
@@ -52,6 +54,8 @@ struct fetchd_config {
 	unsigned schemes; /* enum config_scheme bits */
 	uint64_t connect_timeout_ms;
 	uint64_t timeout_ms;
+	uint64_t low_speed_limit;   /* bytes/s; 0: no low-speed abort */
+	uint64_t low_speed_time_ms; /* ... sustained this long */
 	uint64_t max_response_bytes;
 	unsigned max_redirects;
 	char *user_agent;

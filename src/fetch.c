@@ -614,6 +614,11 @@ static void setup_hop(CURL *c, struct transfer *tr, const char *url, const char 
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
 								       : remaining_ms));
+	/* an upstream that drips bytes frees its worker before the deadline */
+	if (cfg->low_speed_limit > 0) {
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)cfg->low_speed_limit);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(cfg->low_speed_time_ms / 1000));
+	}
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
 	if (cfg->ca_file != NULL)
@@ -802,6 +807,15 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 				fail(t, ERR_DESTINATION_DENIED, message, cc, errbuf);
 			} else if (atomic_load(&t->cancel)) {
 				fail(t, ERR_UPSTREAM_ERROR, "the fetch was cancelled", cc, errbuf);
+			} else if (cc == CURLE_OPERATION_TIMEDOUT &&
+				   strncmp(errbuf, "Operation too slow", 18) == 0) {
+				/* curl's words for its low-speed limit */
+				snprintf(message, sizeof(message),
+					 "the upstream sent less than %llu bytes/s for %llu s "
+					 "([fetch] low_speed_limit)",
+					 (unsigned long long)t->cfg->low_speed_limit,
+					 (unsigned long long)(t->cfg->low_speed_time_ms / 1000));
+				fail(t, ERR_UPSTREAM_TIMEOUT, message, cc, errbuf);
 			} else if (cc == CURLE_ABORTED_BY_CALLBACK ||
 				   err == ERR_UPSTREAM_TIMEOUT) {
 				fail(t, ERR_UPSTREAM_TIMEOUT,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -174,6 +175,26 @@ out:;
 #endif
 }
 
+/* max_connections client sockets, one upstream socket per worker and a
+ * few of our own: raise the soft descriptor limit toward the hard one
+ * (a shell's 1024 would cap max_connections far below its default). */
+static void raise_fd_limit(const struct fetchd_config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections + cfg->threads + 64;
+
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		want += cfg->pools[i].threads;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		log_warn("max_connections = %u wants about %llu file descriptors, the limit is "
+			 "%llu: fetchd pauses accepting when they run out",
+			 cfg->max_connections, (unsigned long long)want,
+			 (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -241,6 +262,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cfg);
 
 	if (evthread_use_pthreads() != 0)
 		fatal("evthread_use_pthreads failed");

@@ -152,6 +152,22 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 	     "fetchd_pending_bytes %llu\n",
 	     (unsigned long long)m->client_cancelled, (unsigned long long)m->upstream_bytes,
 	     (unsigned long long)m->response_bytes, (unsigned long long)pending_bytes);
+	emit(&t,
+	     "# HELP fetchd_connections Client connections open.\n"
+	     "# TYPE fetchd_connections gauge\n"
+	     "fetchd_connections %llu\n"
+	     "# HELP fetchd_connections_accepted_total Client connections accepted.\n"
+	     "# TYPE fetchd_connections_accepted_total counter\n"
+	     "fetchd_connections_accepted_total %llu\n"
+	     "# HELP fetchd_accept_paused_total Times max_connections stopped accepting.\n"
+	     "# TYPE fetchd_accept_paused_total counter\n"
+	     "fetchd_accept_paused_total %llu\n"
+	     "# HELP fetchd_request_timeouts_total Connections closed: a request took longer "
+	     "than request_timeout to arrive.\n"
+	     "# TYPE fetchd_request_timeouts_total counter\n"
+	     "fetchd_request_timeouts_total %llu\n",
+	     (unsigned long long)m->connections_open, (unsigned long long)m->connections_accepted,
+	     (unsigned long long)m->accept_paused, (unsigned long long)m->request_timeouts);
 	emit_histogram(&t, "fetchd_fetch_duration_seconds",
 		       "Time a worker spent on a fetch, redirects and materialization included.",
 		       &m->fetch_duration);

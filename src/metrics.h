@@ -27,6 +27,11 @@ struct metrics {
 	uint64_t upstream_bytes;   /* body bytes received from upstreams */
 	uint64_t response_bytes;   /* bytes of documents written to clients */
 	uint64_t client_cancelled; /* fetches whose client went away */
+	/* client connections (copied from the connections module) */
+	uint64_t connections_open;
+	uint64_t connections_accepted;
+	uint64_t accept_paused;
+	uint64_t request_timeouts;
 	struct histogram fetch_duration; /* worker start -> document ready */
 	struct histogram queue_wait;	 /* submit -> worker start */
 };

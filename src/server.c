@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "connections.h"
 #include "errors.h"
 #include "executor.h"
 #include "fetch.h"
@@ -84,6 +85,7 @@ struct server {
 	struct snapshot *snap; /* the running configuration */
 	const struct fetchd_config *cfg; /* = snap->cfg */
 	struct evhttp *http;
+	struct connections *conns; /* max_connections, request_timeout */
 	/* pools[0] is [pool], then the [pool.NAME]s in config order */
 	struct executor *pools[1 + CONFIG_MAX_POOLS];
 	size_t n_pools;
@@ -789,10 +791,17 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 					      (json_int_t)(st.cancelled +
 							   srv->metrics.pool_aborted[i])));
 	}
+	struct connections_stats cs;
+
+	connections_get_stats(srv->conns, &cs);
 	reply_json(req, 200,
-		   json_pack("{s:s, s:f, s:o?, s:{s:o, s:o}, s:I, s:I}", "version", PACKAGE_VERSION,
-			     "uptime_s", (double)(executor_now_ns() - srv->started_ns) / 1e9,
-			     "pools", pools, "latency", "fetch",
+		   json_pack("{s:s, s:f, s:o?, s:{s:I, s:i, s:I, s:I, s:I}, s:{s:o, s:o}, s:I, s:I}",
+			     "version", PACKAGE_VERSION, "uptime_s",
+			     (double)(executor_now_ns() - srv->started_ns) / 1e9, "pools", pools,
+			     "connections", "open", (json_int_t)cs.open, "max",
+			     (int)srv->cfg->max_connections, "accepted", (json_int_t)cs.accepted,
+			     "accept_paused", (json_int_t)cs.accept_paused, "request_timeouts",
+			     (json_int_t)cs.request_timeouts, "latency", "fetch",
 			     latency_object(&srv->metrics.fetch_duration), "queue_wait",
 			     latency_object(&srv->metrics.queue_wait), "client_cancelled",
 			     (json_int_t)srv->metrics.client_cancelled, "pending_bytes",
@@ -812,6 +821,13 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 		st[i].cancelled += srv->metrics.pool_aborted[i];
 		names[i] = pool_name(srv, i);
 	}
+	struct connections_stats cs;
+
+	connections_get_stats(srv->conns, &cs);
+	srv->metrics.connections_open = cs.open;
+	srv->metrics.connections_accepted = cs.accepted;
+	srv->metrics.accept_paused = cs.accept_paused;
+	srv->metrics.request_timeouts = cs.request_timeouts;
 	srv->metrics.response_bytes = srv->docs->written_bytes;
 	text = metrics_render(&srv->metrics, names, st, srv->n_pools, srv->docs->bytes, &len);
 	if (text == NULL || buf == NULL ||
@@ -877,6 +893,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "/";
+	connections_request_read(srv->conns, req);
 	/* /healthz stays open so load balancers need no token */
 	if (srv->auth_token != NULL && strcmp(path, "/healthz") != 0 && !authorized(srv, req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
@@ -924,6 +941,8 @@ static void apply_http_limits(struct server *srv, const struct fetchd_config *cf
 
 	evhttp_set_max_body_size(srv->http, (ev_ssize_t)cfg->max_request_bytes);
 	evhttp_set_timeout_tv(srv->http, &idle);
+	if (srv->conns != NULL)
+		connections_set_limits(srv->conns, cfg->max_connections, cfg->request_timeout_ms);
 }
 
 struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
@@ -955,6 +974,15 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
+	srv->conns = connections_new(base, srv->http, cfg->max_connections,
+				     cfg->request_timeout_ms);
+	if (srv->conns == NULL) {
+		evhttp_free(srv->http);
+		free(srv->snap);
+		free(srv->docs);
+		free(srv);
+		return NULL;
+	}
 	apply_http_limits(srv, cfg);
 	evhttp_set_gencb(srv->http, dispatch, srv);
 	return srv;
@@ -1086,6 +1114,7 @@ int server_start(struct server *srv)
 		format_sockaddr(&srv->self[i], name, sizeof(name));
 		log_info("listening on %s", name);
 	}
+	connections_set_listeners(srv->conns, srv->listeners, srv->n_bound);
 	if (cfg->auth_token_file != NULL &&
 	    (srv->auth_token = load_token(cfg->auth_token_file)) == NULL)
 		return -1;
@@ -1177,6 +1206,7 @@ void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
 	srv->draining = true;
 	srv->drained = drained;
 	srv->drained_arg = arg;
+	connections_set_listeners(srv->conns, NULL, 0);
 	for (size_t i = 0; i < srv->n_bound; i++)
 		evhttp_del_accept_socket(srv->http, srv->bound[i]);
 	srv->n_bound = 0;
@@ -1303,8 +1333,10 @@ void server_free(struct server *srv)
 		event_free(srv->drain_timer);
 	if (srv->drain_check)
 		event_free(srv->drain_check);
-	/* evhttp_free frees the bound listeners */
+	/* evhttp_free frees the bound listeners, then closes the connections */
+	connections_set_listeners(srv->conns, NULL, 0);
 	evhttp_free(srv->http);
+	connections_free(srv->conns);
 	free(srv->listeners);
 	free(srv->bound);
 	free(srv->self);

@@ -412,10 +412,32 @@ START_TEST(test_threads_1024_and_queue_limit_1000000_are_accepted)
 }
 END_TEST
 
-START_TEST(test_max_connections_is_not_supported_yet)
+START_TEST(test_connection_limits_are_read)
 {
-	ck_assert_int_eq(load_text("[server]\nmax_connections = 4096\n"), 1);
-	expect_error(2, "server.max_connections: not supported yet");
+	ck_assert_int_eq(load_text("[server]\nmax_connections = 100\nrequest_timeout = 2s\n"
+				   "[fetch]\nlow_speed_limit = 1K\nlow_speed_time = 3s\n"),
+			 0);
+	ck_assert_uint_eq(cfg->max_connections, 100);
+	ck_assert_uint_eq(cfg->request_timeout_ms, 2000);
+	ck_assert_uint_eq(cfg->low_speed_limit, 1024);
+	ck_assert_uint_eq(cfg->low_speed_time_ms, 3000);
+}
+END_TEST
+
+START_TEST(test_connection_limit_defaults)
+{
+	ck_assert_uint_eq(cfg->max_connections, 4096);
+	ck_assert_uint_eq(cfg->request_timeout_ms, 30000);
+	ck_assert_uint_eq(cfg->low_speed_limit, 100);
+	ck_assert_uint_eq(cfg->low_speed_time_ms, 15000);
+}
+END_TEST
+
+START_TEST(test_connection_limits_out_of_range_are_reported)
+{
+	ck_assert_int_eq(load_text("[server]\nmax_connections = 0\nrequest_timeout = 0s\n"
+				   "[fetch]\nlow_speed_time = 500ms\n"),
+			 3);
 }
 END_TEST
 
@@ -612,10 +634,6 @@ START_TEST(test_config_set_unknown_names_are_errors)
 	ck_assert_str_eq(msg, "unknown section [nope]");
 	ck_assert_int_eq(config_set(cfg, "pool.a", "speed", "1", false, msg, sizeof(msg)), -1);
 	ck_assert_str_eq(msg, "pool.a.speed: unknown key (a pool has threads, queue_limit, hosts)");
-	ck_assert_int_eq(config_set(cfg, "server", "max_connections", "1", false, msg,
-				    sizeof(msg)),
-			 -1);
-	ck_assert_str_eq(msg, "server.max_connections: not supported yet");
 }
 END_TEST
 
@@ -796,7 +814,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_all_errors_are_reported_not_only_the_first);
 	tcase_add_test(tc, test_numbers_reject_garbage_sign_and_range);
 	tcase_add_test(tc, test_threads_1024_and_queue_limit_1000000_are_accepted);
-	tcase_add_test(tc, test_max_connections_is_not_supported_yet);
+	tcase_add_test(tc, test_connection_limits_are_read);
+	tcase_add_test(tc, test_connection_limit_defaults);
+	tcase_add_test(tc, test_connection_limits_out_of_range_are_reported);
 	tcase_add_test(tc, test_unix_listen_is_not_supported_yet);
 	tcase_add_test(tc, test_named_pool_sections_are_parsed);
 	tcase_add_test(tc, test_named_pool_errors_name_the_line);

@@ -1277,6 +1277,39 @@ START_TEST(test_big_daemon_still_serves_and_is_idle)
 }
 END_TEST
 
+/* An upstream that drips its body is cut off by the low-speed limit long
+ * before the fetch's own deadline, and the error says why. */
+START_TEST(test_dripping_body_is_cut_off_by_low_speed_limit)
+{
+	struct toy t;
+	char *url;
+	struct http_resp r;
+	json_t *msg;
+
+	fetchd_start_opts(&own_d, "[fetch]\nlow_speed_limit = 1K\nlow_speed_time = 1s\n", true);
+	toy_start(&t, TOY_DRIP_BODY);
+	url = str_printf("http://127.0.0.1:%d/", t.port);
+	fetch(&own_d, json_pack("{s:s, s:f}", "url", url, "timeout", 25.0), &r);
+	expect_error(&r, 504, "upstream_timeout");
+	msg = json_path(r.json, "error.message");
+	ck_assert_msg(json_is_string(msg) && strstr(json_string_value(msg), "low_speed_limit"),
+		      "the error does not name the low-speed limit: %.500s", body_of(&r));
+	ck_assert_msg(r.elapsed_ms < 10000, "cut off after %.0f ms; the limit is 1 s",
+		      r.elapsed_ms);
+	http_resp_free(&r);
+	ck_assert_msg(toy_wait_peer_closed(&t),
+		      "fetchd kept the connection to the dripping upstream open");
+	toy_stop(&t);
+	free(url);
+	/* a fast upstream is unaffected */
+	url = up_url(&up, "/text?n=5000");
+	fetch_url(&own_d, url, &r);
+	ck_assert_int_eq(r.status, 200);
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
 /* ---- 9. [security] deny, allow_hosts ---- */
 
 START_TEST(test_deny_wins_over_allow)
@@ -1554,6 +1587,7 @@ static Suite *security_suite(void)
 	tcase_add_checked_fixture(tc, own_setup, own_teardown);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_deny_wins_over_allow);
+	tcase_add_test(tc, test_dripping_body_is_cut_off_by_low_speed_limit);
 	tcase_add_test(tc, test_allow_hosts_refuses_other_hosts_before_connecting);
 	tcase_add_test(tc, test_allow_hosts_applies_to_redirect_hops);
 	if (in_netns)
