@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "config.h"
 #include "connections.h"
 #include "errors.h"
@@ -1073,41 +1074,90 @@ static void free_token(char *token)
 	}
 }
 
+/* Bind the config's listen address i. */
+static struct evconnlistener *listen_on(struct server *srv, size_t i)
+{
+	const struct fetchd_config *cfg = srv->cfg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+	struct evconnlistener *l;
+
+	if (parse_listen(cfg->listen[i], &ss, &len) != 0) {
+		log_error("listen %s: not a valid address", cfg->listen[i]);
+		return NULL;
+	}
+	if (cfg->reuse_port)
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	l = evconnlistener_new_bind(srv->base, NULL, NULL, flags, 1024, (struct sockaddr *)&ss,
+				    (int)len);
+	if (l == NULL)
+		log_error("listen %s: %s", cfg->listen[i], strerror(errno));
+	return l;
+}
+
+/* Take over a listening TCP socket systemd passed (socket activation). */
+static struct evconnlistener *listen_on_passed(struct server *srv, evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int type = 0, listening = 0;
+	socklen_t ilen = sizeof(int);
+	struct evconnlistener *l;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) != 0 || type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0 || !listening ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		log_error("socket activation: descriptor %d is not a listening TCP socket", fd);
+		return NULL;
+	}
+	if (evutil_make_socket_nonblocking(fd) != 0 || evutil_make_socket_closeonexec(fd) != 0) {
+		log_error("socket activation: descriptor %d: %s", fd, strerror(errno));
+		return NULL;
+	}
+	/* backlog 0: already listening */
+	l = evconnlistener_new(srv->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+			       0, fd);
+	if (l == NULL)
+		log_error("socket activation: descriptor %d: %s", fd, strerror(errno));
+	return l;
+}
+
 int server_start(struct server *srv)
 {
 	const struct fetchd_config *cfg = srv->cfg;
-	size_t n = cfg->n_listen;
+	int passed = activation_listen_fds();
+	size_t n = passed > 0 ? (size_t)passed : cfg->n_listen;
 
+	if (passed < 0) {
+		log_error("socket activation: LISTEN_PID/LISTEN_FDS are malformed");
+		return -1;
+	}
+	if (passed > 0)
+		log_info("socket activation: systemd passed %d socket%s; [server] listen is not "
+			 "used",
+			 passed, passed == 1 ? "" : "s");
 	srv->listeners = calloc(n, sizeof(*srv->listeners));
 	srv->bound = calloc(n, sizeof(*srv->bound));
 	srv->self = calloc(n, sizeof(*srv->self));
 	if (srv->listeners == NULL || srv->bound == NULL || srv->self == NULL)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+		socklen_t len = sizeof(srv->self[i]);
 		char name[128];
 
-		if (parse_listen(cfg->listen[i], &ss, &len) != 0) {
-			log_error("listen %s: not a valid address", cfg->listen[i]);
+		srv->listeners[i] =
+			passed > 0 ? listen_on_passed(srv, ACTIVATION_FD_START + (evutil_socket_t)i)
+				   : listen_on(srv, i);
+		if (srv->listeners[i] == NULL)
 			return -1;
-		}
-		if (cfg->reuse_port)
-			flags |= LEV_OPT_REUSEABLE_PORT;
-		srv->listeners[i] = evconnlistener_new_bind(srv->base, NULL, NULL, flags, 1024,
-							    (struct sockaddr *)&ss, (int)len);
-		if (srv->listeners[i] == NULL) {
-			log_error("listen %s: %s", cfg->listen[i], strerror(errno));
-			return -1;
-		}
 		srv->bound[i] = evhttp_bind_listener(srv->http, srv->listeners[i]);
 		if (srv->bound[i] == NULL) {
-			log_error("listen %s: cannot attach HTTP", cfg->listen[i]);
+			log_error("listen: cannot attach HTTP");
 			return -1;
 		}
 		srv->n_bound++;
-		len = sizeof(srv->self[i]);
 		getsockname(evconnlistener_get_fd(srv->listeners[i]),
 			    (struct sockaddr *)&srv->self[i], &len);
 		srv->n_self++;

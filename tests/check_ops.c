@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1050,6 +1052,58 @@ START_TEST(test_reuse_port_two_instances_share_the_port)
 }
 END_TEST
 
+/* A listening socket on 127.0.0.1 and an ephemeral port. */
+static int listening_socket(int *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(fd, 16) == 0 &&
+			      getsockname(fd, (struct sockaddr *)&sin, &len) == 0,
+		      "bind/listen: %s", strerror(errno));
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* systemd socket activation: fetchd serves on the socket it is handed
+ * (descriptor 3, LISTEN_FDS=1, LISTEN_PID) instead of binding [server]
+ * listen, and drains and exits 0 as usual. */
+START_TEST(test_socket_activation_serves_on_the_passed_socket)
+{
+	struct fetchd f;
+	int port, lfd = listening_socket(&port);
+	struct fetchd_opts o = {.activation_fd = lfd, .allow_loopback = true};
+	struct http_resp r;
+
+	fetchd_start_ex(&f, &o);
+	close(lfd); /* fetchd holds the only copy now */
+	ck_assert_int_eq(f.port, port);
+	ck_assert_msg(fetchd_log_has_line(&f, "socket activation", "passed 1 socket"),
+		      "fetchd did not say it was socket-activated");
+	get_ok(f.port, "/healthz", &r);
+	http_resp_free(&r);
+	expect_fetch_ok(&f, &up, "/text?n=100");
+	fetchd_stop(&f);
+}
+END_TEST
+
+START_TEST(test_socket_activation_refuses_a_socket_that_is_not_listening)
+{
+	struct fetchd f;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct fetchd_opts o = {.activation_fd = fd};
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	fprintf(stderr, "check_ops: fetchd must refuse a passed socket that does not listen; "
+			"its error is expected here\n");
+	ck_assert_msg(fetchd_try_start(&f, &o) != 0,
+		      "fetchd started on a passed socket that is not listening");
+	close(fd);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
@@ -1077,6 +1131,8 @@ static Suite *ops_suite(void)
 	tcase_add_test(tc, test_sd_notify_ready_status_reloading_stopping_watchdog);
 	tcase_add_test(tc, test_sd_notify_no_watchdog_without_watchdog_usec);
 	tcase_add_test(tc, test_reuse_port_two_instances_share_the_port);
+	tcase_add_test(tc, test_socket_activation_serves_on_the_passed_socket);
+	tcase_add_test(tc, test_socket_activation_refuses_a_socket_that_is_not_listening);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -381,6 +381,25 @@ static void fetchd_release_files(struct fetchd *f)
 	f->started = false;
 }
 
+/* "LISTEN_PID=" and room for a pid, which the child writes itself. */
+static char listen_pid_env[32] = "LISTEN_PID=";
+
+/* pid in decimal at out (async-signal-safe: used between fork and exec). */
+static void put_pid(char *out, pid_t pid)
+{
+	char digits[16];
+	int n = 0;
+	unsigned long v = (unsigned long)pid;
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0 && n < (int)sizeof(digits));
+	while (n > 0)
+		*out++ = digits[--n];
+	*out = '\0';
+}
+
 /* Start fetchd; 0 when it listens. Otherwise -1 with *why (malloc'd) and
  * fetchd's log in *log_out (malloc'd), and nothing left behind. */
 static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **why,
@@ -427,7 +446,23 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 		argv[argc++] = (char *)"127.0.0.1/32";
 	}
 	argv[argc] = NULL;
-	envp = build_env(o->env);
+	if (o->activation_fd > 0) {
+		size_t n = 0;
+		const char **extra;
+
+		while (o->env != NULL && o->env[n] != NULL)
+			n++;
+		extra = calloc(n + 3, sizeof(*extra));
+		ck_assert_msg(extra != NULL, "out of memory");
+		if (n > 0)
+			memcpy(extra, o->env, n * sizeof(*extra));
+		extra[n] = "LISTEN_FDS=1";
+		extra[n + 1] = listen_pid_env; /* its digits are written in the child */
+		envp = build_env(extra);
+		free(extra);
+	} else {
+		envp = build_env(o->env);
+	}
 
 	f->pid = fork();
 	if (f->pid == -1) {
@@ -439,6 +474,11 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 		child_tie_to_parent(parent);
 		if (dup2(f->log_fd, STDOUT_FILENO) == -1 || dup2(f->log_fd, STDERR_FILENO) == -1)
 			_exit(127);
+		if (o->activation_fd > 0) {
+			if (dup2(o->activation_fd, 3) == -1)
+				_exit(127);
+			put_pid(listen_pid_env + strlen("LISTEN_PID="), getpid());
+		}
 		execve(bin, argv, envp);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);

@@ -45,6 +45,9 @@ struct fetchd_opts {
 	 * rewrite it (fetchd_write_config) and send SIGHUP; removed by
 	 * fetchd_stop */
 	bool keep_config;
+	/* > 0: a listening socket handed to fetchd as systemd's socket
+	 * activation does (as descriptor 3, with LISTEN_FDS=1 and LISTEN_PID) */
+	int activation_fd;
 };
 
 /* One HTTP answer. json is the parsed body, NULL when it is not JSON. */
