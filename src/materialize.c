@@ -1,6 +1,8 @@
 /* The response document, built on the worker thread: every field a
  * blocking client computes lazily is computed here, so the loop thread
- * only writes bytes. */
+ * only writes bytes. The JSON text is written directly (src/jsonw.c), in
+ * the bytes jansson's json_dumps gave when the document was a json_t tree:
+ * same key order, same merging of repeated keys, same numbers. */
 #include "materialize.h"
 
 #include <ctype.h>
@@ -12,6 +14,7 @@
 
 #include "base64.h"
 #include "charset.h"
+#include "jsonw.h"
 #include "links.h"
 
 json_t *materialize_utf8_string(const char *bytes, size_t len)
@@ -122,137 +125,302 @@ static const char *hop_header(const struct response_hop *h, const char *name)
 	return NULL;
 }
 
-static int set_new(json_t *obj, const char *key, json_t *value)
+/* An upstream string (see materialize_utf8_string) as a JSON string. */
+static void put_upstream(struct jsonw *w, const char *bytes, size_t len)
 {
-	return value == NULL ? -1 : json_object_set_new(obj, key, value);
+	size_t n;
+	char *text;
+
+	if (charset_utf8_valid((const unsigned char *)bytes, len)) {
+		jsonw_string(w, bytes, len);
+		return;
+	}
+	text = charset_decode((const unsigned char *)bytes, len, "windows-1252", &n);
+	if (text == NULL) {
+		w->oom = true;
+		return;
+	}
+	jsonw_string(w, text, n);
+	free(text);
 }
 
-/* {"lower-case-name": "value, value"}; names and values made valid UTF-8. */
-static json_t *headers_object(const struct response_hop *h)
+/* The UTF-8 form of upstream bytes, malloc'd (length in *n); NULL on out
+ * of memory. */
+static char *upstream_utf8(const char *bytes, size_t len, size_t *n)
 {
-	json_t *obj = json_object();
+	char *s;
 
-	if (obj == NULL)
-		return NULL;
+	if (!charset_utf8_valid((const unsigned char *)bytes, len))
+		return charset_decode((const unsigned char *)bytes, len, "windows-1252", n);
+	s = malloc(len + 1);
+	if (s != NULL) {
+		memcpy(s, bytes, len);
+		s[len] = '\0';
+		*n = len;
+	}
+	return s;
+}
+
+struct key {
+	const char *s;
+	size_t n;
+};
+
+static bool key_eq(const struct key *a, const struct key *b)
+{
+	return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+}
+
+/* The value of a "headers" key: jansson's tree joined the UTF-8 form of
+ * what it had with ", " and the next raw value, then made that UTF-8 again
+ * (so a later latin-1 value re-reads the earlier ones as latin-1 too). When
+ * every value is UTF-8 that is plain concatenation. */
+static void put_joined(struct jsonw *w, const struct response_hop *h, const struct key *keys,
+		       size_t first)
+{
+	bool all_utf8 = true;
+	char *cur = NULL;
+	size_t cur_len = 0;
+
+	for (size_t i = first; i < h->n_headers && all_utf8; i++)
+		if (key_eq(&keys[i], &keys[first]))
+			all_utf8 = charset_utf8_valid((const unsigned char *)h->headers[i].value,
+						      strlen(h->headers[i].value));
+	if (all_utf8) {
+		jsonw_string_open(w);
+		for (size_t i = first; i < h->n_headers; i++) {
+			if (!key_eq(&keys[i], &keys[first]))
+				continue;
+			if (i != first)
+				jsonw_string_part(w, ", ", 2);
+			jsonw_string_part(w, h->headers[i].value, strlen(h->headers[i].value));
+		}
+		jsonw_string_close(w);
+		return;
+	}
+	for (size_t i = first; i < h->n_headers; i++) {
+		const char *v = h->headers[i].value;
+		size_t vn = strlen(v);
+		char *joined, *next;
+
+		if (!key_eq(&keys[i], &keys[first]))
+			continue;
+		if (cur == NULL) {
+			cur = upstream_utf8(v, vn, &cur_len);
+			if (cur == NULL)
+				goto oom;
+			continue;
+		}
+		joined = malloc(cur_len + 2 + vn);
+		if (joined == NULL)
+			goto oom;
+		memcpy(joined, cur, cur_len);
+		memcpy(joined + cur_len, ", ", 2);
+		memcpy(joined + cur_len + 2, v, vn);
+		next = upstream_utf8(joined, cur_len + 2 + vn, &cur_len);
+		free(joined);
+		free(cur);
+		cur = next;
+		if (cur == NULL)
+			goto oom;
+	}
+	jsonw_string(w, cur, cur_len);
+	free(cur);
+	return;
+oom:
+	free(cur);
+	w->oom = true;
+}
+
+/* {"lower-case-name": "value, value"} in the order names first appear;
+ * names and values made valid UTF-8. */
+static void put_headers(struct jsonw *w, const struct response_hop *h)
+{
+	struct key *keys = NULL;
+	size_t total = 0, used = 0;
+	char *text;
+
+	jsonw_raw(w, "{", 1);
+	if (h->n_headers == 0)
+		goto out;
+	/* every name's lower-case UTF-8 form, in one block: latin-1 bytes take
+	 * at most 3 bytes each as UTF-8 */
+	for (size_t i = 0; i < h->n_headers; i++)
+		total += strlen(h->headers[i].name) * 3 + 1;
+	keys = malloc(h->n_headers * sizeof(*keys) + total);
+	if (keys == NULL) {
+		w->oom = true;
+		return;
+	}
+	text = (char *)(keys + h->n_headers);
 	for (size_t i = 0; i < h->n_headers; i++) {
-		json_t *name_json = materialize_utf8_string(h->headers[i].name,
-							    strlen(h->headers[i].name));
-		const char *value = h->headers[i].value;
-		json_t *old, *joined;
-		char *lower;
+		const char *name = h->headers[i].name;
+		size_t len = strlen(name), n = len;
+		char *conv = NULL;
 
-		if (name_json == NULL)
-			goto fail;
-		lower = strdup(json_string_value(name_json));
-		json_decref(name_json);
-		if (lower == NULL)
-			goto fail;
-		for (char *p = lower; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-		old = json_object_get(obj, lower);
-		if (old == NULL) {
-			joined = materialize_utf8_string(value, strlen(value));
-		} else {
-			size_t a = json_string_length(old), b = strlen(value);
-			char *buf = malloc(a + 2 + b);
-
-			if (buf == NULL) {
-				free(lower);
-				goto fail;
+		if (!charset_utf8_valid((const unsigned char *)name, len)) {
+			conv = charset_decode((const unsigned char *)name, len, "windows-1252", &n);
+			if (conv == NULL || n > len * 3) {
+				free(conv);
+				w->oom = true;
+				goto out;
 			}
-			memcpy(buf, json_string_value(old), a);
-			memcpy(buf + a, ", ", 2);
-			memcpy(buf + a + 2, value, b);
-			joined = materialize_utf8_string(buf, a + 2 + b);
-			free(buf);
+			name = conv;
 		}
-		if (set_new(obj, lower, joined) != 0) {
-			free(lower);
-			goto fail;
+		for (size_t k = 0; k < n; k++) {
+			char c = name[k];
+			text[used + k] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 		}
-		free(lower);
+		/* jansson keys end at the first NUL */
+		keys[i].s = text + used;
+		keys[i].n = strnlen(text + used, n);
+		used += n;
+		free(conv);
 	}
-	return obj;
-fail:
-	json_decref(obj);
-	return NULL;
+	for (size_t i = 0; i < h->n_headers; i++) {
+		size_t j;
+
+		for (j = 0; j < i && !key_eq(&keys[j], &keys[i]); j++)
+			;
+		if (j < i)
+			continue; /* joined into the first one */
+		jsonw_sep(w);
+		jsonw_string(w, keys[i].s, keys[i].n);
+		jsonw_raw(w, ":", 1);
+		put_joined(w, h, keys, i);
+	}
+out:
+	free(keys);
+	jsonw_raw(w, "}", 1);
 }
 
-static json_t *header_list_array(const struct response_hop *h)
+static void put_header_list(struct jsonw *w, const struct response_hop *h)
 {
-	json_t *arr = json_array();
-
-	for (size_t i = 0; arr != NULL && i < h->n_headers; i++) {
-		json_t *pair = json_pack(
-			"[o?o?]",
-			materialize_utf8_string(h->headers[i].name, strlen(h->headers[i].name)),
-			materialize_utf8_string(h->headers[i].value, strlen(h->headers[i].value)));
-
-		if (pair == NULL || json_array_append_new(arr, pair) != 0) {
-			json_decref(arr);
-			return NULL;
-		}
+	jsonw_raw(w, "[", 1);
+	for (size_t i = 0; i < h->n_headers; i++) {
+		jsonw_sep(w);
+		jsonw_raw(w, "[", 1);
+		put_upstream(w, h->headers[i].name, strlen(h->headers[i].name));
+		jsonw_raw(w, ",", 1);
+		put_upstream(w, h->headers[i].value, strlen(h->headers[i].value));
+		jsonw_raw(w, "]", 1);
 	}
-	return arr;
+	jsonw_raw(w, "]", 1);
 }
 
-static json_t *history_array(const struct fetch_response *resp)
+static void put_history(struct jsonw *w, const struct fetch_response *resp)
 {
-	json_t *arr = json_array();
-
-	for (size_t i = 0; arr != NULL && i + 1 < resp->n_hops; i++) {
+	jsonw_raw(w, "[", 1);
+	for (size_t i = 0; i + 1 < resp->n_hops; i++) {
 		const struct response_hop *h = &resp->hops[i];
-		json_t *item = json_pack(
-			"{s:o?, s:i, s:o?, s:o?}", "url",
-			materialize_utf8_string(h->url, strlen(h->url)), "status", (json_int_t)h->status,
-			"reason", materialize_utf8_string(h->reason, strlen(h->reason)), "headers",
-			headers_object(h));
 
-		if (item == NULL || json_array_append_new(arr, item) != 0) {
-			json_decref(arr);
-			return NULL;
-		}
+		jsonw_sep(w);
+		jsonw_raw(w, "{\"url\":", 7);
+		put_upstream(w, h->url, strlen(h->url));
+		jsonw_raw(w, ",\"status\":", 10);
+		jsonw_int(w, h->status);
+		jsonw_raw(w, ",\"reason\":", 10);
+		put_upstream(w, h->reason, strlen(h->reason));
+		jsonw_raw(w, ",\"headers\":", 11);
+		put_headers(w, h);
+		jsonw_raw(w, "}", 1);
 	}
-	return arr;
+	jsonw_raw(w, "]", 1);
 }
 
 /* Netscape cookie-file lines (domain, flag, path, secure, expiry, name,
  * value), as libcurl's CURLINFO_COOKIELIST gives them; later lines of the
- * same name win. */
-static json_t *cookies_object(const struct fetch_response *resp)
+ * same name win, in the place the name first took. */
+static void put_cookies(struct jsonw *w, const struct fetch_response *resp)
 {
-	json_t *obj = json_object();
+	struct cookie {
+		char *name, *value;
+		size_t name_len, value_len;
+	} *c = NULL;
+	size_t n = 0;
 
-	for (size_t i = 0; obj != NULL && i < resp->n_cookies; i++) {
-		const char *line = resp->cookies[i], *field[7];
+	jsonw_raw(w, "{", 1);
+	if (resp->n_cookies == 0)
+		goto out;
+	c = calloc(resp->n_cookies, sizeof(*c));
+	if (c == NULL) {
+		w->oom = true;
+		goto out;
+	}
+	for (size_t i = 0; i < resp->n_cookies; i++) {
+		const char *p = resp->cookies[i], *field[7];
 		size_t len[7];
-		int n = 0;
-		const char *p = line;
+		int nf = 0;
 
-		while (n < 7) {
+		while (nf < 7) {
 			const char *tab = strchr(p, '\t');
 
-			field[n] = p;
-			len[n] = tab ? (size_t)(tab - p) : strlen(p);
-			n++;
+			field[nf] = p;
+			len[nf] = tab ? (size_t)(tab - p) : strlen(p);
+			nf++;
 			if (tab == NULL)
 				break;
 			p = tab + 1;
 		}
-		if (n < 6)
+		if (nf < 6)
 			continue;
-		if (n == 6) { /* no value */
+		if (nf == 6) { /* no value */
 			field[6] = "";
 			len[6] = 0;
 		}
-		json_t *name = materialize_utf8_string(field[5], len[5]);
-		json_t *value = materialize_utf8_string(field[6], len[6]);
-		if (name != NULL && value != NULL)
-			json_object_set(obj, json_string_value(name), value);
-		json_decref(name);
-		json_decref(value);
+		c[n].name = upstream_utf8(field[5], len[5], &c[n].name_len);
+		c[n].value = upstream_utf8(field[6], len[6], &c[n].value_len);
+		if (c[n].name == NULL || c[n].value == NULL) {
+			/* jansson's tree skipped a cookie it could not allocate */
+			free(c[n].name);
+			free(c[n].value);
+			continue;
+		}
+		/* jansson keys end at the first NUL */
+		c[n].name_len = strlen(c[n].name);
+		n++;
 	}
-	return obj;
+	for (size_t i = 0; i < n; i++) {
+		struct key ki = {c[i].name, c[i].name_len};
+		size_t j, last = i;
+
+		for (j = 0; j < i; j++) {
+			struct key kj = {c[j].name, c[j].name_len};
+			if (key_eq(&kj, &ki))
+				break;
+		}
+		if (j < i)
+			continue;
+		for (j = i + 1; j < n; j++) {
+			struct key kj = {c[j].name, c[j].name_len};
+			if (key_eq(&kj, &ki))
+				last = j;
+		}
+		jsonw_sep(w);
+		jsonw_string(w, c[i].name, c[i].name_len);
+		jsonw_raw(w, ":", 1);
+		jsonw_string(w, c[last].value, c[last].value_len);
+	}
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].name);
+		free(c[i].value);
+	}
+	free(c);
+	jsonw_raw(w, "}", 1);
+}
+
+/* A jansson value dumped in place (the links object, the parsed body). */
+static void put_json(struct jsonw *w, const json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
+
+	if (s == NULL) {
+		w->oom = true;
+		return;
+	}
+	jsonw_raw(w, s, strlen(s));
+	free(s);
 }
 
 static double round3(double v)
@@ -269,10 +437,31 @@ static const char *text_charset(const char *declared, const char *apparent)
 	return name ? name : apparent;
 }
 
+/* The text field: UTF-8 without a BOM is written from the body itself,
+ * anything else through charset_decode. */
+static void put_text(struct jsonw *w, const unsigned char *body, size_t len, const char *charset)
+{
+	size_t n;
+	char *text;
+
+	if (charset != NULL && strcmp(charset, "utf-8") == 0 &&
+	    !(len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) && charset_utf8_valid(body, len)) {
+		jsonw_string(w, (const char *)body, len);
+		return;
+	}
+	text = charset_decode(body, len, charset, &n);
+	if (text == NULL) {
+		w->oom = true;
+		return;
+	}
+	jsonw_string(w, text, n);
+	free(text);
+}
+
 /* text / content_base64 / json for the final body; apparent_encoding is
  * computed only when asked for or needed to decode the text. */
-static int add_body_fields(json_t *doc, const struct fetch_response *resp, unsigned fields,
-			   enum body_mode mode, const char *content_type, const char *declared)
+static void put_body_fields(struct jsonw *w, const struct fetch_response *resp, unsigned fields,
+			    enum body_mode mode, const char *content_type, const char *declared)
 {
 	const unsigned char *body = resp->body ? resp->body : (const unsigned char *)"";
 	size_t len = resp->body_len, bom_len = 0;
@@ -306,31 +495,27 @@ static int add_body_fields(json_t *doc, const struct fetch_response *resp, unsig
 	    (want_text && (declared == NULL || charset_whatwg_name(declared) == NULL)))
 		apparent = charset_detect(body, len, &bom_len);
 	if (fields & FIELD_APPARENT_ENCODING) {
-		if (set_new(doc, "apparent_encoding", json_string(apparent)) != 0)
-			return -1;
+		jsonw_key(w, "apparent_encoding");
+		if (apparent != NULL)
+			jsonw_string(w, apparent, strlen(apparent));
+		else
+			w->oom = true;
 	}
 	if (want_text) {
-		size_t n;
-		char *text = charset_decode(body, len, text_charset(declared, apparent), &n);
-		json_t *s;
-
-		if (text == NULL)
-			return -1;
-		s = json_stringn_nocheck(text, n); /* charset_decode gives valid UTF-8 */
-		free(text);
-		if (set_new(doc, "text", s) != 0)
-			return -1;
+		jsonw_key(w, "text");
+		put_text(w, body, len, text_charset(declared, apparent));
 	}
 	if (want_base64) {
 		size_t n;
 		char *b64 = base64_encode(body, len, &n);
 
-		if (b64 == NULL)
-			return -1;
-		json_t *s = json_stringn_nocheck(b64, n);
+		if (b64 == NULL) {
+			w->oom = true;
+			return;
+		}
+		jsonw_key(w, "content_base64");
+		jsonw_string(w, b64, n);
 		free(b64);
-		if (set_new(doc, "content_base64", s) != 0)
-			return -1;
 	}
 	if ((fields & FIELD_JSON) && mode != BODY_MODE_NONE && mode != BODY_MODE_BASE64 &&
 	    materialize_is_json_type(content_type) && !resp->truncated) {
@@ -340,10 +525,12 @@ static int add_body_fields(json_t *doc, const struct fetch_response *resp, unsig
 		json_t *parsed = json_loadb((const char *)body + skip, len - skip,
 					    JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 
-		if (parsed != NULL && json_object_set_new(doc, "json", parsed) != 0)
-			return -1;
+		if (parsed != NULL) {
+			jsonw_key(w, "json");
+			put_json(w, parsed);
+			json_decref(parsed);
+		}
 	}
-	return 0;
 }
 
 /* All values of the headers named name, joined by ", " (malloc'd), or
@@ -374,76 +561,163 @@ static char *hop_header_joined(const struct response_hop *h, const char *name)
 	return out;
 }
 
+static void put_links(struct jsonw *w, const struct response_hop *final)
+{
+	char *link = hop_header_joined(final, "Link");
+	json_t *links;
+
+	if (link == NULL) {
+		jsonw_raw(w, "{}", 2);
+		return;
+	}
+	links = links_parse(link, final->url);
+	free(link);
+	if (links == NULL) {
+		w->oom = true;
+		return;
+	}
+	put_json(w, links);
+	json_decref(links);
+}
+
+static void put_timing(struct jsonw *w, const struct response_timing *t)
+{
+	jsonw_raw(w, "{\"queued_ms\":", 13);
+	jsonw_real(w, round3(t->queued_ms));
+	jsonw_raw(w, ",\"dns_ms\":", 10);
+	jsonw_real(w, round3(t->dns_ms));
+	jsonw_raw(w, ",\"connect_ms\":", 14);
+	jsonw_real(w, round3(t->connect_ms));
+	jsonw_raw(w, ",\"tls_ms\":", 10);
+	jsonw_real(w, round3(t->tls_ms));
+	jsonw_raw(w, ",\"ttfb_ms\":", 11);
+	jsonw_real(w, round3(t->ttfb_ms));
+	jsonw_raw(w, ",\"total_ms\":", 12);
+	jsonw_real(w, round3(t->total_ms));
+	jsonw_raw(w, "}", 1);
+}
+
+/* Room for the whole document in one allocation, most of the time. */
+static size_t size_hint(const struct fetch_response *resp)
+{
+	size_t n = 1024 + resp->body_len + resp->body_len / 3;
+
+	for (size_t i = 0; i < resp->n_hops; i++) {
+		const struct response_hop *h = &resp->hops[i];
+
+		n += strlen(h->url) * 2;
+		for (size_t k = 0; k < h->n_headers; k++)
+			n += (strlen(h->headers[k].name) + strlen(h->headers[k].value)) * 2 + 16;
+	}
+	return n;
+}
+
 char *materialize_document(const struct fetch_response *resp, unsigned fields,
 			   enum body_mode mode, size_t *len)
 {
 	const struct response_hop *final = &resp->hops[resp->n_hops - 1];
 	const char *content_type = hop_header(final, "Content-Type");
-	json_t *doc = json_object();
-	char *out = NULL;
-	int rc = 0;
+	struct jsonw w;
+	char *declared, *out;
+	size_t cap;
 
-	if (doc == NULL)
+	/* jansson refused a string that is not UTF-8 (json_string) */
+	if ((fields & FIELD_HTTP_VERSION) &&
+	    !charset_utf8_valid((const unsigned char *)final->http_version,
+				strlen(final->http_version)))
 		return NULL;
-	if (fields & FIELD_URL)
-		rc |= set_new(doc, "url", materialize_utf8_string(final->url, strlen(final->url)));
-	if (fields & FIELD_STATUS)
-		rc |= set_new(doc, "status", json_integer(final->status));
-	if (fields & FIELD_REASON)
-		rc |= set_new(doc, "reason",
-			      materialize_utf8_string(final->reason, strlen(final->reason)));
-	if (fields & FIELD_OK)
-		rc |= set_new(doc, "ok", json_boolean(final->status < 400));
-	if (fields & FIELD_HTTP_VERSION)
-		rc |= set_new(doc, "http_version", json_string(final->http_version));
-	if (fields & FIELD_HEADERS)
-		rc |= set_new(doc, "headers", headers_object(final));
-	if (fields & FIELD_HEADER_LIST)
-		rc |= set_new(doc, "header_list", header_list_array(final));
-	if (fields & FIELD_HISTORY)
-		rc |= set_new(doc, "history", history_array(resp));
-	char *declared = materialize_charset(content_type);
-	if (fields & FIELD_ENCODING)
-		rc |= set_new(doc, "encoding",
-			      declared ? materialize_utf8_string(declared, strlen(declared))
-				       : json_null());
-	if (add_body_fields(doc, resp, fields, mode, content_type, declared) != 0)
-		rc = -1;
+	jsonw_init(&w, size_hint(resp));
+	jsonw_raw(&w, "{", 1);
+	if (fields & FIELD_URL) {
+		jsonw_key(&w, "url");
+		put_upstream(&w, final->url, strlen(final->url));
+	}
+	if (fields & FIELD_STATUS) {
+		jsonw_key(&w, "status");
+		jsonw_int(&w, final->status);
+	}
+	if (fields & FIELD_REASON) {
+		jsonw_key(&w, "reason");
+		put_upstream(&w, final->reason, strlen(final->reason));
+	}
+	if (fields & FIELD_OK) {
+		jsonw_key(&w, "ok");
+		jsonw_bool(&w, final->status < 400);
+	}
+	if (fields & FIELD_HTTP_VERSION) {
+		jsonw_key(&w, "http_version");
+		jsonw_string(&w, final->http_version, strlen(final->http_version));
+	}
+	if (fields & FIELD_HEADERS) {
+		jsonw_key(&w, "headers");
+		put_headers(&w, final);
+	}
+	if (fields & FIELD_HEADER_LIST) {
+		jsonw_key(&w, "header_list");
+		put_header_list(&w, final);
+	}
+	if (fields & FIELD_HISTORY) {
+		jsonw_key(&w, "history");
+		put_history(&w, resp);
+	}
+	declared = materialize_charset(content_type);
+	if (fields & FIELD_ENCODING) {
+		jsonw_key(&w, "encoding");
+		if (declared != NULL)
+			put_upstream(&w, declared, strlen(declared));
+		else
+			jsonw_null(&w);
+	}
+	put_body_fields(&w, resp, fields, mode, content_type, declared);
 	free(declared);
-	if (fields & FIELD_COOKIES)
-		rc |= set_new(doc, "cookies", cookies_object(resp));
+	if (fields & FIELD_COOKIES) {
+		jsonw_key(&w, "cookies");
+		put_cookies(&w, resp);
+	}
 	if (fields & FIELD_LINKS) {
-		char *link = hop_header_joined(final, "Link");
+		jsonw_key(&w, "links");
+		put_links(&w, final);
+	}
+	if (fields & FIELD_SIZE) {
+		jsonw_key(&w, "size");
+		jsonw_int(&w, (long long)resp->body_len);
+	}
+	if (fields & FIELD_TRUNCATED) {
+		jsonw_key(&w, "truncated");
+		jsonw_bool(&w, resp->truncated);
+	}
+	if (fields & FIELD_ELAPSED_MS) {
+		jsonw_key(&w, "elapsed_ms");
+		jsonw_real(&w, round3(resp->timing.total_ms));
+	}
+	if (fields & FIELD_TIMING) {
+		jsonw_key(&w, "timing");
+		put_timing(&w, &resp->timing);
+	}
+	if (fields & FIELD_REMOTE) {
+		jsonw_key(&w, "remote");
+		jsonw_raw(&w, "{\"ip\":", 6);
+		if (resp->remote_ip != NULL)
+			jsonw_string(&w, resp->remote_ip, strlen(resp->remote_ip));
+		else
+			jsonw_null(&w);
+		jsonw_raw(&w, ",\"port\":", 8);
+		jsonw_int(&w, resp->remote_port);
+		jsonw_raw(&w, "}", 1);
+	}
+	if (fields & FIELD_WORKER) {
+		jsonw_key(&w, "worker");
+		jsonw_int(&w, resp->worker);
+	}
+	jsonw_raw(&w, "}", 1);
+	cap = w.cap;
+	out = jsonw_finish(&w, len);
+	/* a generous hint (escaping, base64) left much unused: give it back */
+	if (out != NULL && cap - *len > 65536) {
+		char *fit = realloc(out, *len + 1);
 
-		rc |= set_new(doc, "links", link ? links_parse(link, final->url) : json_object());
-		free(link);
+		if (fit != NULL)
+			out = fit;
 	}
-	if (fields & FIELD_SIZE)
-		rc |= set_new(doc, "size", json_integer((json_int_t)resp->body_len));
-	if (fields & FIELD_TRUNCATED)
-		rc |= set_new(doc, "truncated", json_boolean(resp->truncated));
-	if (fields & FIELD_ELAPSED_MS)
-		rc |= set_new(doc, "elapsed_ms", json_real(round3(resp->timing.total_ms)));
-	if (fields & FIELD_TIMING)
-		rc |= set_new(doc, "timing",
-			      json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "queued_ms",
-					round3(resp->timing.queued_ms), "dns_ms",
-					round3(resp->timing.dns_ms), "connect_ms",
-					round3(resp->timing.connect_ms), "tls_ms",
-					round3(resp->timing.tls_ms), "ttfb_ms",
-					round3(resp->timing.ttfb_ms), "total_ms",
-					round3(resp->timing.total_ms)));
-	if (fields & FIELD_REMOTE)
-		rc |= set_new(doc, "remote",
-			      json_pack("{s:s?, s:i}", "ip", resp->remote_ip, "port",
-					(json_int_t)resp->remote_port));
-	if (fields & FIELD_WORKER)
-		rc |= set_new(doc, "worker", json_integer(resp->worker));
-	if (rc == 0) {
-		out = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
-		if (out != NULL)
-			*len = strlen(out);
-	}
-	json_decref(doc);
 	return out;
 }

@@ -99,6 +99,78 @@ START_TEST(test_latin1_header_value_is_read_as_iso_8859_1)
 }
 END_TEST
 
+/* The document is written directly, not dumped by jansson: it must still
+ * be exactly what jansson writes for the same values (re-dumping the
+ * parsed document gives the same bytes), with repeated headers joined in
+ * the place the name first took, latin-1 made UTF-8, control characters
+ * escaped and later cookies of a name winning. */
+START_TEST(test_document_bytes_are_what_jansson_would_write)
+{
+	struct header_field h0[] = {{(char *)"Location", (char *)"/next"}};
+	struct header_field h1[] = {
+		{(char *)"Content-Type", (char *)"text/plain; charset=utf-8"},
+		{(char *)"X-Dup", (char *)"one"},
+		{(char *)"X-Ctl", (char *)"a\tb\x01\"q\"\\"},
+		{(char *)"x-dup", (char *)"two"},
+		{(char *)"X-Latin", (char *)"caf\xe9"},
+		{(char *)"X-Mixed", (char *)"\xc3\xa9"},
+		{(char *)"x-mixed", (char *)"\xe9"},
+	};
+	struct response_hop hops[] = {
+		{.url = (char *)"http://h.example/a", .status = 302, .reason = (char *)"Found",
+		 .http_version = (char *)"1.1", .headers = h0, .n_headers = 1},
+		{.url = (char *)"http://h.example/next", .status = 200, .reason = (char *)"OK",
+		 .http_version = (char *)"1.1", .headers = h1, .n_headers = 7},
+	};
+	char *cookies[] = {(char *)"h.example\tFALSE\t/\tFALSE\t0\tsid\told",
+			   (char *)"h.example\tFALSE\t/\tFALSE\t0\tlang\tfr",
+			   (char *)"h.example\tFALSE\t/\tFALSE\t0\tsid\tnew"};
+	struct fetch_response resp = {.hops = hops,
+				      .n_hops = 2,
+				      .body = (const unsigned char *)"line\n\"two\"\0" "end",
+				      .body_len = 14,
+				      .cookies = cookies,
+				      .n_cookies = 3,
+				      .timing = {.queued_ms = 0.0191, .dns_ms = 0, .connect_ms = 1.25,
+						 .ttfb_ms = 12.3456, .total_ms = 1234567.8915},
+				      .remote_ip = "127.0.0.1",
+				      .remote_port = 8080,
+				      .worker = 3};
+	size_t len;
+	char *doc = materialize_document(&resp, FIELD_ALL, BODY_MODE_AUTO, &len);
+	json_t *parsed, *headers;
+	char *again;
+
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_uint_eq(strlen(doc), len);
+	parsed = json_loadb(doc, len, JSON_ALLOW_NUL, NULL);
+	ck_assert_ptr_nonnull(parsed);
+	again = json_dumps(parsed, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	ck_assert_ptr_nonnull(again);
+	ck_assert_str_eq(doc, again);
+	headers = json_object_get(parsed, "headers");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "x-dup")), "one, two");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "x-ctl")), "a\tb\x01\"q\"\\");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "x-latin")), "caf\xc3\xa9");
+	/* the join is re-read as latin-1 as a whole, as before */
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "x-mixed")),
+			 "\xc3\x83\xc2\xa9, \xc3\xa9");
+	ck_assert_ptr_nonnull(strstr(doc, "\"headers\":{\"content-type\":\"text/plain; "
+					  "charset=utf-8\",\"x-dup\":\"one, two\",\"x-ctl\""));
+	ck_assert_ptr_nonnull(strstr(doc, "\"cookies\":{\"sid\":\"new\",\"lang\":\"fr\"}"));
+	ck_assert_ptr_nonnull(strstr(doc, "\"text\":\"line\\n\\\"two\\\"\\u0000end\""));
+	ck_assert_ptr_nonnull(strstr(doc, "\"timing\":{\"queued_ms\":0.019,\"dns_ms\":0.0,"
+					  "\"connect_ms\":1.25,\"tls_ms\":0.0,\"ttfb_ms\":12.346,"
+					  "\"total_ms\":1234567.892}"));
+	ck_assert_ptr_nonnull(strstr(doc, "\"history\":[{\"url\":\"http://h.example/a\","
+					  "\"status\":302,\"reason\":\"Found\",\"headers\":"
+					  "{\"location\":\"/next\"}}]"));
+	free(again);
+	json_decref(parsed);
+	free(doc);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("document");
@@ -112,6 +184,7 @@ int main(void)
 	tcase_add_test(tc, test_fields_select_only_what_was_asked);
 	tcase_add_test(tc, test_body_mode_none_gives_neither_text_nor_base64);
 	tcase_add_test(tc, test_latin1_header_value_is_read_as_iso_8859_1);
+	tcase_add_test(tc, test_document_bytes_are_what_jansson_would_write);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
