@@ -600,13 +600,18 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 
 /* ---- routes ---- */
 
+/* Parse the client's body, then drop it: a request waiting in the queue
+ * would otherwise keep its body's buffer (a chain of 1 KiB or more) until
+ * it is answered. */
 static json_t *read_body(struct evhttp_request *req, struct request_error *err)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *data = (const char *)evbuffer_pullup(in, -1);
+	json_t *obj = request_parse_body(data ? data : "", len, err);
 
-	return request_parse_body(data ? data : "", len, err);
+	evbuffer_drain(in, len);
+	return obj;
 }
 
 static void handle_fetch_object(struct server *srv, struct evhttp_request *req, json_t *obj)
