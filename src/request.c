@@ -58,6 +58,7 @@ void request_free(struct fetch_request *r)
 	if (r == NULL)
 		return;
 	free(r->url);
+	free(r->host);
 	free(r->method);
 	for (size_t i = 0; i < r->n_headers; i++) {
 		free(r->headers[i].name);
@@ -333,6 +334,11 @@ static int request_bind_url(struct fetch_request *r, const json_t *url, const js
 	part = NULL;
 	if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || part[0] == '\0') {
 		request_fail(err, ERR_INVALID_REQUEST, "field 'url' has no host");
+		goto done;
+	}
+	r->host = strdup(part);
+	if (r->host == NULL) {
+		request_oom(err);
 		goto done;
 	}
 	curl_free(part);

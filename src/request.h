@@ -56,6 +56,7 @@ struct fetch_header {
  * already capped by the configuration. */
 struct fetch_request {
 	char *url;    /* absolute http(s) URL, params appended */
+	char *host;   /* its host, as libcurl's URL parser gives it */
 	char *method; /* upper-case */
 	struct fetch_header *headers;
 	size_t n_headers;

@@ -559,7 +559,7 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		return;
 	}
 	if (!p->batch)
-		url_host(req->url, p->host, sizeof(p->host));
+		snprintf(p->host, sizeof(p->host), "%s", req->host);
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		request_free(req);
