@@ -107,6 +107,7 @@ struct server {
 	struct doc_account *docs; /* documents handed to libevent, not yet written */
 	struct metrics metrics;
 	uint64_t next_request_id;
+	unsigned pid; /* getpid() is a system call: once, for request ids */
 };
 
 static void pending_maybe_drained(struct server *srv);
@@ -243,7 +244,7 @@ static void request_id(struct server *srv, struct evhttp_request *req, char *id,
 		memcpy(id, h, n + 1);
 		return;
 	}
-	snprintf(id, len, "%08x%08llx", (unsigned)getpid() ^ (unsigned)srv->started_ns,
+	snprintf(id, len, "%08x%08llx", srv->pid ^ (unsigned)srv->started_ns,
 		 (unsigned long long)++srv->next_request_id);
 }
 
@@ -969,6 +970,7 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 	srv->docs->srv = srv;
 	srv->cfg = cfg;
 	srv->started_ns = executor_now_ns();
+	srv->pid = (unsigned)getpid();
 	srv->http = evhttp_new(base);
 	if (srv->http == NULL) {
 		free(srv->snap);
