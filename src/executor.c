@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -178,6 +179,15 @@ static void *executor_worker_main(void *arg)
 	void *ctx = NULL;
 	int wake;
 
+	/* SCHED_BATCH: a worker whose fetch becomes ready does not preempt the
+	 * thread running on its CPU (the loop, most often); it runs when that
+	 * one sleeps or its slice ends. Lowering one's own policy needs no
+	 * privilege; if it fails, nothing changes. */
+	{
+		struct sched_param sp = {.sched_priority = 0};
+
+		pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+	}
 	if (ex->init != NULL)
 		ctx = ex->init(w->id, ex->arg);
 
