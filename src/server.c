@@ -33,6 +33,12 @@
 
 #define MAX_HEADERS_SIZE (64 * 1024)
 
+/* A request still unanswered after this long starts watching its client's
+ * socket for a close (EV_CLOSED). Most fetches finish sooner and never pay
+ * for the watch (an event and its epoll changes); a client that goes away
+ * is still noticed within this much of its going. */
+#define WATCH_CLIENT_AFTER_NS (20 * UINT64_C(1000000))
+
 struct pending;
 
 /* One configuration with the rules built from it. Jobs hold a reference,
@@ -62,7 +68,10 @@ struct job {
 struct pending {
 	struct server *srv;
 	struct evhttp_request *req;
-	struct event *close_ev; /* EV_CLOSED on the client's socket */
+	evutil_socket_t fd;	/* the client's socket, -1 if unknown */
+	struct event *close_ev; /* EV_CLOSED on it, once the request is not new */
+	TAILQ_ENTRY(pending) unwatched; /* while in server.unwatched */
+	bool in_unwatched;
 	bool gone;		/* the client went away: nobody to answer */
 	bool batch;
 	size_t n_items, n_left;
@@ -96,6 +105,9 @@ struct server {
 	struct evhttp_bound_socket **bound;
 	size_t n_bound;
 	struct pending *pendings; /* every client request not yet answered */
+	/* pendings not yet watching their client, oldest first */
+	TAILQ_HEAD(, pending) unwatched;
+	struct event *watch_timer;
 	bool draining;
 	void (*drained)(void *);
 	void *drained_arg;
@@ -260,6 +272,8 @@ static void pending_free(struct pending *p)
 		srv->pendings = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	if (p->in_unwatched)
+		TAILQ_REMOVE(&srv->unwatched, p, unwatched);
 	if (p->close_ev)
 		event_free(p->close_ev);
 	for (size_t i = 0; i < p->n_items; i++)
@@ -460,6 +474,33 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Requests old enough start watching their clients' sockets. */
+static void watch_clients(evutil_socket_t unused, short what, void *arg)
+{
+	struct server *srv = arg;
+	uint64_t now = executor_now_ns();
+	struct pending *p;
+
+	(void)unused;
+	(void)what;
+	while ((p = TAILQ_FIRST(&srv->unwatched)) != NULL) {
+		if (now - p->start_ns < WATCH_CLIENT_AFTER_NS) {
+			uint64_t wait = WATCH_CLIENT_AFTER_NS - (now - p->start_ns);
+			struct timeval tv = {0, (suseconds_t)(wait / 1000)};
+
+			evtimer_add(srv->watch_timer, &tv);
+			return;
+		}
+		TAILQ_REMOVE(&srv->unwatched, p, unwatched);
+		p->in_unwatched = false;
+		/* without the event (out of memory), a gone client is only
+		 * noticed when its answer cannot be written */
+		p->close_ev = event_new(srv->base, p->fd, EV_CLOSED, pending_client_closed, p);
+		if (p->close_ev != NULL)
+			event_add(p->close_ev, NULL);
+	}
+}
+
 static struct pending *pending_new(struct server *srv, struct evhttp_request *req, size_t n,
 				   bool batch)
 {
@@ -485,17 +526,20 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 	request_id(srv, req, p->id, sizeof(p->id));
 	if (conn != NULL)
 		fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
-	if (fd >= 0)
-		p->close_ev = event_new(srv->base, fd, EV_CLOSED, pending_client_closed, p);
-	if (p->items == NULL || (fd >= 0 && p->close_ev == NULL)) {
-		if (p->close_ev)
-			event_free(p->close_ev);
-		free(p->items);
+	p->fd = fd;
+	if (p->items == NULL) {
 		free(p);
 		return NULL;
 	}
-	if (p->close_ev)
-		event_add(p->close_ev, NULL);
+	if (fd >= 0) {
+		if (TAILQ_EMPTY(&srv->unwatched)) {
+			struct timeval tv = {0, (suseconds_t)(WATCH_CLIENT_AFTER_NS / 1000)};
+
+			evtimer_add(srv->watch_timer, &tv);
+		}
+		TAILQ_INSERT_TAIL(&srv->unwatched, p, unwatched);
+		p->in_unwatched = true;
+	}
 	p->next = srv->pendings;
 	if (p->next)
 		p->next->prev = p;
@@ -971,8 +1015,14 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 	srv->cfg = cfg;
 	srv->started_ns = executor_now_ns();
 	srv->pid = (unsigned)getpid();
+	TAILQ_INIT(&srv->unwatched);
+	srv->watch_timer = evtimer_new(base, watch_clients, srv);
 	srv->http = evhttp_new(base);
-	if (srv->http == NULL) {
+	if (srv->http == NULL || srv->watch_timer == NULL) {
+		if (srv->http != NULL)
+			evhttp_free(srv->http);
+		if (srv->watch_timer != NULL)
+			event_free(srv->watch_timer);
 		free(srv->snap);
 		free(srv->docs);
 		free(srv);
@@ -986,6 +1036,7 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 				     cfg->request_timeout_ms);
 	if (srv->conns == NULL) {
 		evhttp_free(srv->http);
+		event_free(srv->watch_timer);
 		free(srv->snap);
 		free(srv->docs);
 		free(srv);
@@ -1390,6 +1441,7 @@ void server_free(struct server *srv)
 		event_free(srv->drain_timer);
 	if (srv->drain_check)
 		event_free(srv->drain_check);
+	event_free(srv->watch_timer);
 	/* evhttp_free frees the bound listeners, then closes the connections */
 	connections_set_listeners(srv->conns, NULL, 0);
 	evhttp_free(srv->http);
