@@ -176,6 +176,34 @@ static const char *status_reason(int status)
 	}
 }
 
+/* evhttp_send_reply, then the write itself, now. libevent 2.1 only queues
+ * a reply: the socket is written on the loop's next turn, once epoll has
+ * reported it writable, which costs an epoll round and two epoll_ctl per
+ * answer. The reply is tried here at once; when all of it fits in the
+ * socket, evhttp is told (its write callback) that the answer is out, as
+ * the loop would have. A reply that does not fit, or a write error, is left
+ * to libevent, which retries or fails it as before. */
+static void send_reply_now(struct evhttp_request *req, int status, const char *reason,
+			   struct evbuffer *body)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct evbuffer *out;
+	evutil_socket_t fd;
+
+	evhttp_send_reply(req, status, reason, body);
+	/* req may be gone now; evcon and bev are not: freeing them takes a
+	 * write or an event, and neither happened */
+	if (bev == NULL || (fd = bufferevent_getfd(bev)) < 0)
+		return;
+	out = bufferevent_get_output(bev);
+	if (evbuffer_get_length(out) == 0 || evbuffer_write(out, fd) <= 0 ||
+	    evbuffer_get_length(out) != 0)
+		return;
+	/* may free the connection (Connection: close): nothing after this */
+	bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
 /* Send doc (malloc'd, taken over) with status. With srv, the document
  * counts against max_pending_bytes until libevent has written it. */
 static void reply_send(struct server *srv, struct evhttp_request *req, int status, char *doc,
@@ -195,7 +223,7 @@ static void reply_send(struct server *srv, struct evhttp_request *req, int statu
 	}
 	if (rc != 0)
 		free(doc);
-	evhttp_send_reply(req, status, status_reason(status), buf);
+	send_reply_now(req, status, status_reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
 }
@@ -287,6 +315,15 @@ static void pending_free(struct pending *p)
  * gone, let libevent fail the write and free the connection). */
 static void pending_finish(struct pending *p)
 {
+	/* the watch goes before the reply, which may close the socket */
+	if (p->in_unwatched) {
+		TAILQ_REMOVE(&p->srv->unwatched, p, unwatched);
+		p->in_unwatched = false;
+	}
+	if (p->close_ev != NULL) {
+		event_free(p->close_ev);
+		p->close_ev = NULL;
+	}
 	evhttp_add_header(evhttp_request_get_output_headers(p->req), "X-Request-Id", p->id);
 	if (!p->batch) {
 		struct item *it = &p->items[0];
@@ -323,7 +360,7 @@ static void pending_finish(struct pending *p)
 		access_log(p, 200, ERR_NONE, total);
 		evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
 				  "application/json; charset=utf-8");
-		evhttp_send_reply(p->req, 200, "OK", buf);
+		send_reply_now(p->req, 200, "OK", buf);
 		evbuffer_free(buf);
 	}
 	pending_free(p);
@@ -891,7 +928,7 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
-	evhttp_send_reply(req, 200, "OK", buf);
+	send_reply_now(req, 200, "OK", buf);
 	evbuffer_free(buf);
 }
 
