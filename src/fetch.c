@@ -872,9 +872,11 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 			     CURLE_OK, NULL);
 			goto out;
 		}
-		host = url_get(url, CURLUPART_HOST, 0);
-		if (host == NULL ||
-		    !netguard_host_allowed(cfg->allow_hosts, cfg->n_allow_hosts, host)) {
+		/* parsing the URL again costs: only with host patterns to match */
+		host = cfg->n_allow_hosts > 0 ? url_get(url, CURLUPART_HOST, 0) : NULL;
+		if (cfg->n_allow_hosts > 0 &&
+		    (host == NULL ||
+		     !netguard_host_allowed(cfg->allow_hosts, cfg->n_allow_hosts, host))) {
 			snprintf(message, sizeof(message),
 				 "host '%s' (hop %u) is not in [security] allow_hosts",
 				 host ? host : "?", hop);

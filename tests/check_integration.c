@@ -1227,6 +1227,27 @@ START_TEST(test_stats_reports_pool_counters)
 }
 END_TEST
 
+/* The URL a document reports is the one curl fetched, normalized: scheme
+ * case, dot segments and the empty path, however the request spelled it. */
+START_TEST(test_document_url_is_the_normalized_one)
+{
+	char *url = str_printf("HTTP://127.0.0.1:%d/a/../text?n=3", up.port);
+	char *want = str_printf("http://127.0.0.1:%d/text?n=3", up.port);
+	struct http_resp r;
+	json_t *got;
+
+	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
+	ck_assert_int_eq(r.status, 200);
+	got = json_path(r.json, "url");
+	ck_assert_msg(json_is_string(got) && strcmp(json_string_value(got), want) == 0,
+		      "url %s, want %s", describe(got), want);
+	ck_assert_str_eq(json_string_value(json_path(r.json, "text")), "aaa");
+	http_resp_free(&r);
+	free(url);
+	free(want);
+}
+END_TEST
+
 static Suite *integration_suite(void)
 {
 	Suite *s = suite_create("integration");
@@ -1235,6 +1256,7 @@ static Suite *integration_suite(void)
 	tcase_add_checked_fixture(tc, setup_default, teardown_default);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_get_fetch_returns_full_document);
+	tcase_add_test(tc, test_document_url_is_the_normalized_one);
 	tcase_add_test(tc, test_post_fetch_sends_method_headers_and_body);
 	tcase_add_test(tc, test_redirect_chain_307_301_302_records_history_in_order);
 	tcase_add_test(tc, test_redirect_method_rules_follow_fetch_standard);

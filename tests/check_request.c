@@ -249,6 +249,20 @@ START_TEST(test_upper_case_scheme_is_accepted)
 	struct fetch_request *r = bind_ok("{\"url\": \"HTTPS://example.org/x\"}");
 
 	ck_assert_str_eq(r->url, "https://example.org/x");
+	ck_assert_str_eq(r->host, "example.org");
+	request_free(r);
+	/* a plain printable-ASCII URL without params is kept as given: curl
+	 * normalizes it again when it fetches */
+	r = bind_ok("{\"url\": \"http://example.org/a/../b\"}");
+	ck_assert_str_eq(r->url, "http://example.org/a/../b");
+	request_free(r);
+	/* one slash after the scheme is curl's to fix */
+	r = bind_ok("{\"url\": \"http:/example.org/x\"}");
+	ck_assert_str_eq(r->url, "http://example.org/x");
+	request_free(r);
+	/* with params the URL is rebuilt by curl */
+	r = bind_ok("{\"url\": \"HTTPS://example.org/x\", \"params\": {\"a\": \"b\"}}");
+	ck_assert_str_eq(r->url, "https://example.org/x?a=b");
 	request_free(r);
 }
 END_TEST
