@@ -610,6 +610,15 @@ static bool keep_string(char **slot, const char *value)
 	return value == NULL || copy != NULL;
 }
 
+/* An upstream that drips bytes frees its worker before the deadline. Set
+ * on every hop, plain ones too: a reload may have changed it. */
+static void set_low_speed(CURL *c, const struct fetchd_config *cfg)
+{
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)cfg->low_speed_limit);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+			 cfg->low_speed_limit > 0 ? (long)(cfg->low_speed_time_ms / 1000) : 0L);
+}
+
 /* Configure the easy handle for one hop, starting from curl_easy_reset. */
 static void setup_hop_full(struct fetch_worker *w, const char *url, const char *method,
 			   bool with_body, struct curl_slist *headers, bool has_user_agent,
@@ -658,11 +667,7 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
 								       : remaining_ms));
-	/* an upstream that drips bytes frees its worker before the deadline */
-	if (cfg->low_speed_limit > 0) {
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)cfg->low_speed_limit);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(cfg->low_speed_time_ms / 1000));
-	}
+	set_low_speed(c, cfg);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
 	if (cfg->ca_file != NULL)
@@ -724,6 +729,7 @@ static void setup_hop(struct fetch_worker *w, const char *url, const char *metho
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
 								       : remaining_ms));
+	set_low_speed(c, cfg);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
 }

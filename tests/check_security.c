@@ -1310,6 +1310,45 @@ START_TEST(test_dripping_body_is_cut_off_by_low_speed_limit)
 }
 END_TEST
 
+/* The low-speed limit comes from the running configuration: a worker
+ * whose handle already served plain fetches picks up a reloaded one. */
+START_TEST(test_low_speed_limit_set_by_reload_reaches_a_warm_worker)
+{
+	struct fetchd_opts o = {.extra_config = "[pool]\nthreads = 1\n[fetch]\nlow_speed_limit = 0\n",
+				.allow_loopback = true,
+				.keep_config = true};
+	struct toy t;
+	char *url = up_url(&up, "/text?n=100");
+	struct http_resp r;
+	uint64_t until;
+
+	fetchd_start_ex(&own_d, &o);
+	for (int i = 0; i < 3; i++) {
+		fetch_url(&own_d, url, &r);
+		ck_assert_int_eq(r.status, 200);
+		http_resp_free(&r);
+	}
+	free(url);
+	fetchd_write_config(&own_d, "[pool]\nthreads = 1\n[fetch]\nlow_speed_limit = 1K\n"
+				    "low_speed_time = 1s\n");
+	ck_assert_int_eq(fetchd_signal(&own_d, SIGHUP), 0);
+	until = now_ms() + 10000;
+	while (!fetchd_log_has_line(&own_d, "reloaded", "threads") && now_ms() < until)
+		sleep_ms(20);
+	ck_assert_msg(fetchd_log_has_line(&own_d, "reloaded", "threads"), "no reload logged");
+	toy_start(&t, TOY_DRIP_BODY);
+	url = str_printf("http://127.0.0.1:%d/", t.port);
+	fetch(&own_d, json_pack("{s:s, s:f}", "url", url, "timeout", 25.0), &r);
+	expect_error(&r, 504, "upstream_timeout");
+	ck_assert_msg(r.elapsed_ms < 10000,
+		      "cut off after %.0f ms: the reloaded 1 s low-speed limit was not used",
+		      r.elapsed_ms);
+	http_resp_free(&r);
+	toy_stop(&t);
+	free(url);
+}
+END_TEST
+
 /* ---- 9. [security] deny, allow_hosts ---- */
 
 START_TEST(test_deny_wins_over_allow)
@@ -1588,6 +1627,7 @@ static Suite *security_suite(void)
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_deny_wins_over_allow);
 	tcase_add_test(tc, test_dripping_body_is_cut_off_by_low_speed_limit);
+	tcase_add_test(tc, test_low_speed_limit_set_by_reload_reaches_a_warm_worker);
 	tcase_add_test(tc, test_allow_hosts_refuses_other_hosts_before_connecting);
 	tcase_add_test(tc, test_allow_hosts_applies_to_redirect_hops);
 	if (in_netns)
