@@ -290,6 +290,19 @@ static void request_id(struct server *srv, struct evhttp_request *req, char *id,
 
 /* ---- pending client requests ---- */
 
+/* Stop watching (or waiting to watch) p's client for a close. */
+static void pending_unwatch(struct pending *p)
+{
+	if (p->in_unwatched) {
+		TAILQ_REMOVE(&p->srv->unwatched, p, unwatched);
+		p->in_unwatched = false;
+	}
+	if (p->close_ev != NULL) {
+		event_free(p->close_ev);
+		p->close_ev = NULL;
+	}
+}
+
 static void pending_free(struct pending *p)
 {
 	struct server *srv = p->srv;
@@ -300,10 +313,7 @@ static void pending_free(struct pending *p)
 		srv->pendings = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
-	if (p->in_unwatched)
-		TAILQ_REMOVE(&srv->unwatched, p, unwatched);
-	if (p->close_ev)
-		event_free(p->close_ev);
+	pending_unwatch(p);
 	for (size_t i = 0; i < p->n_items; i++)
 		free(p->items[i].doc);
 	free(p->items);
@@ -316,14 +326,7 @@ static void pending_free(struct pending *p)
 static void pending_finish(struct pending *p)
 {
 	/* the watch goes before the reply, which may close the socket */
-	if (p->in_unwatched) {
-		TAILQ_REMOVE(&p->srv->unwatched, p, unwatched);
-		p->in_unwatched = false;
-	}
-	if (p->close_ev != NULL) {
-		event_free(p->close_ev);
-		p->close_ev = NULL;
-	}
+	pending_unwatch(p);
 	evhttp_add_header(evhttp_request_get_output_headers(p->req), "X-Request-Id", p->id);
 	if (!p->batch) {
 		struct item *it = &p->items[0];
