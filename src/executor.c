@@ -29,6 +29,9 @@ struct executor_worker {
 	int stop;   /* leave after the current task; under ex->lock */
 	int exited; /* fini has run, ready to join; under ex->lock */
 	struct executor_worker *next;
+	pthread_cond_t cond; /* it waits here for work, alone */
+	int idle;	     /* on ex->idle; under ex->lock */
+	struct executor_worker *idle_next;
 };
 
 struct executor {
@@ -46,7 +49,13 @@ struct executor {
 	/* One lock for the queue, the completion list, the workers and the
 	 * counters; every critical section is a few pointer moves. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	/* Workers waiting for work, the one that went idle last on top: a new
+	 * task wakes that one (LIFO), whose cache, CPU and upstream connection
+	 * are the warmest. Measured on a 2-vCPU VM with one client sending
+	 * fetches one after another: 16 workers woken first-in-first-out added
+	 * 78-103 us to a fetch, one worker 66-72 us; LIFO gives the second. */
+	struct executor_worker *idle;
+	unsigned n_idle;
 	int running;
 	struct executor_task *queue_head, *queue_tail;
 	struct executor_task *done_head, *done_tail;
@@ -67,6 +76,40 @@ uint64_t executor_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+/* Wake the worker that went idle last, if any is idle. Under ex->lock. */
+static void executor_wake_worker_locked(struct executor *ex)
+{
+	struct executor_worker *w = ex->idle;
+
+	if (w == NULL)
+		return;
+	ex->idle = w->idle_next;
+	ex->n_idle--;
+	w->idle = 0;
+	pthread_cond_signal(&w->cond);
+}
+
+/* Wake every worker (to make those told to stop leave). Under ex->lock. */
+static void executor_wake_all_locked(struct executor *ex)
+{
+	for (struct executor_worker *w = ex->workers; w != NULL; w = w->next)
+		pthread_cond_signal(&w->cond);
+}
+
+/* Take w off the idle stack if it is there. Under ex->lock. */
+static void executor_unidle_locked(struct executor *ex, struct executor_worker *w)
+{
+	struct executor_worker **pw;
+
+	if (!w->idle)
+		return;
+	for (pw = &ex->idle; *pw != w; pw = &(*pw)->idle_next)
+		;
+	*pw = w->idle_next;
+	ex->n_idle--;
+	w->idle = 0;
 }
 
 /* Make the eventfd readable. The counter cannot reach its maximum, so the
@@ -150,6 +193,7 @@ static void executor_reap(struct executor *ex)
 	while ((w = gone) != NULL) {
 		gone = w->next;
 		pthread_join(w->thread, NULL);
+		pthread_cond_destroy(&w->cond);
 		free(w);
 	}
 }
@@ -193,8 +237,16 @@ static void *executor_worker_main(void *arg)
 
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
-		while (ex->queue_head == NULL && !w->stop)
-			pthread_cond_wait(&ex->cond, &ex->lock);
+		while (ex->queue_head == NULL && !w->stop) {
+			if (!w->idle) {
+				w->idle = 1;
+				w->idle_next = ex->idle;
+				ex->idle = w;
+				ex->n_idle++;
+			}
+			pthread_cond_wait(&w->cond, &ex->lock);
+		}
+		executor_unidle_locked(ex, w);
 		if (w->stop)
 			break;
 		t = ex->queue_head;
@@ -224,7 +276,7 @@ static void *executor_worker_main(void *arg)
 	/* Hand on a wake-up this stopping worker may have taken from a
 	 * signal meant for a worker that stays. */
 	if (ex->queue_head != NULL)
-		pthread_cond_signal(&ex->cond);
+		executor_wake_worker_locked(ex);
 	pthread_mutex_unlock(&ex->lock);
 
 	if (ex->fini != NULL)
@@ -251,8 +303,10 @@ static int executor_start_worker_locked(struct executor *ex)
 	int err;
 
 	w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		goto bad;
+	if (w == NULL || pthread_cond_init(&w->cond, NULL) != 0) {
+		free(w);
+		return -1;
+	}
 	for (o = ex->workers; o != NULL;) {
 		if (!o->stop && o->id == id) {
 			id++;
@@ -268,15 +322,15 @@ static int executor_start_worker_locked(struct executor *ex)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&w->thread, NULL, executor_worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err != 0)
-		goto bad;
+	if (err != 0) {
+		pthread_cond_destroy(&w->cond);
+		free(w);
+		return -1;
+	}
 	w->next = ex->workers;
 	ex->workers = w;
 	ex->threads++;
 	return 0;
-bad:
-	free(w);
-	return -1;
 }
 
 /* Tell the highest-numbered working threads to leave after their current
@@ -295,7 +349,7 @@ static void executor_stop_workers_locked(struct executor *ex, unsigned n)
 		top->stop = 1;
 		ex->threads--;
 	}
-	pthread_cond_broadcast(&ex->cond);
+	executor_wake_all_locked(ex);
 }
 
 struct executor *executor_new(struct event_base *base, unsigned threads, unsigned queue_limit,
@@ -309,11 +363,6 @@ struct executor *executor_new(struct event_base *base, unsigned threads, unsigne
 		return NULL;
 	ex->wake_fd = -1;
 	if (pthread_mutex_init(&ex->lock, NULL) != 0) {
-		free(ex);
-		return NULL;
-	}
-	if (pthread_cond_init(&ex->cond, NULL) != 0) {
-		pthread_mutex_destroy(&ex->lock);
 		free(ex);
 		return NULL;
 	}
@@ -398,7 +447,7 @@ int executor_submit(struct executor *ex, struct executor_task *t)
 		ex->queue_head = t;
 	ex->queue_tail = t;
 	ex->queued++;
-	pthread_cond_signal(&ex->cond);
+	executor_wake_worker_locked(ex);
 	pthread_mutex_unlock(&ex->lock);
 	return 0;
 }
@@ -454,6 +503,7 @@ void executor_get_stats(struct executor *ex, struct executor_stats *out)
 	pthread_mutex_lock(&ex->lock);
 	out->threads = ex->threads;
 	out->busy = ex->busy;
+	out->idle = ex->n_idle;
 	out->queued = ex->queued;
 	out->queue_limit = ex->queue_limit;
 	out->completed = ex->completed;
@@ -475,12 +525,13 @@ void executor_free(struct executor *ex)
 	for (w = ex->workers; w != NULL; w = w->next)
 		w->stop = 1;
 	ex->threads = 0;
-	pthread_cond_broadcast(&ex->cond);
+	executor_wake_all_locked(ex);
 	pthread_mutex_unlock(&ex->lock);
 
 	while ((w = ex->workers) != NULL) {
 		ex->workers = w->next;
 		pthread_join(w->thread, NULL);
+		pthread_cond_destroy(&w->cond);
 		free(w);
 	}
 
@@ -504,7 +555,6 @@ void executor_free(struct executor *ex)
 		event_free(ex->wake_ev);
 	if (ex->wake_fd >= 0)
 		close(ex->wake_fd);
-	pthread_cond_destroy(&ex->cond);
 	pthread_mutex_destroy(&ex->lock);
 	free(ex);
 }

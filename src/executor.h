@@ -30,6 +30,7 @@ struct executor_task {
 struct executor_stats {
 	unsigned threads;
 	unsigned busy;
+	unsigned idle; /* workers waiting for a task */
 	unsigned queued;
 	unsigned queue_limit;
 	uint64_t completed;

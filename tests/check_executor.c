@@ -2,6 +2,7 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -681,6 +682,34 @@ START_TEST(test_many_tasks_all_complete_exactly_once)
 }
 END_TEST
 
+/* Until every one of n workers waits for a task. */
+static void wait_all_idle(struct executor *ex, unsigned n)
+{
+	struct executor_stats st;
+
+	for (executor_get_stats(ex, &st); st.idle != n; executor_get_stats(ex, &st))
+		sched_yield();
+}
+
+/* An idle pool hands a task to the worker that went idle last: the one
+ * that ran the previous task, not the one idle longest. */
+START_TEST(test_the_worker_idle_last_takes_the_next_task)
+{
+	struct executor *ex = executor_new(base, 4, 16, NULL, NULL, NULL);
+
+	ck_assert_ptr_nonnull(ex);
+	for (int i = 0; i < 3; i++) {
+		wait_all_idle(ex, 4);
+		probe_setup(&probes[i], i, NULL);
+		ck_assert_int_eq(executor_submit(ex, &probes[i].task), 0);
+		pump_until_done((unsigned)i + 1);
+	}
+	ck_assert_uint_eq(probes[1].worker_id, probes[0].worker_id);
+	ck_assert_uint_eq(probes[2].worker_id, probes[0].worker_id);
+	executor_free(ex);
+}
+END_TEST
+
 static Suite *executor_suite(void)
 {
 	Suite *s = suite_create("executor");
@@ -702,6 +731,7 @@ static Suite *executor_suite(void)
 	tcase_add_test(tc, test_free_delivers_pending_completions);
 	tcase_add_test(tc, test_free_waits_for_running_task_and_never_runs_done_twice);
 	tcase_add_test(tc, test_many_tasks_all_complete_exactly_once);
+	tcase_add_test(tc, test_the_worker_idle_last_takes_the_next_task);
 	suite_add_tcase(s, tc);
 	return s;
 }
