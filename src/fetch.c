@@ -610,13 +610,24 @@ static bool keep_string(char **slot, const char *value)
 	return value == NULL || copy != NULL;
 }
 
-/* An upstream that drips bytes frees its worker before the deadline. Set
- * on every hop, plain ones too: a reload may have changed it. */
-static void set_low_speed(CURL *c, const struct fetchd_config *cfg)
+/* What every hop sets, plain ones too: the size cap, the deadlines, the
+ * low-speed limit (an upstream that drips bytes frees its worker early; a
+ * reload may change it) and the TLS checks. */
+static void set_hop_limits(CURL *c, const struct fetch_request *req,
+			   const struct fetchd_config *cfg, uint64_t remaining_ms)
 {
+	/* 0: no limit, libcurl's default */
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)(req->truncate ? 0 : req->max_bytes));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
+								       : remaining_ms));
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)cfg->low_speed_limit);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 cfg->low_speed_limit > 0 ? (long)(cfg->low_speed_time_ms / 1000) : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
 }
 
 /* Configure the easy handle for one hop, starting from curl_easy_reset. */
@@ -660,16 +671,7 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	} else {
 		curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	}
-	if (!req->truncate)
-		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_bytes);
-
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
-								       : remaining_ms));
-	set_low_speed(c, cfg);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
+	set_hop_limits(c, req, cfg, remaining_ms);
 	if (cfg->ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
 	/* "" disables the environment's http_proxy as well */
@@ -722,16 +724,7 @@ static void setup_hop(struct fetch_worker *w, const char *url, const char *metho
 		w->user_agent_on = want_user_agent;
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	/* 0: no limit, libcurl's default */
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-			 (curl_off_t)(req->truncate ? 0 : req->max_bytes));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
-								       : remaining_ms));
-	set_low_speed(c, cfg);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
+	set_hop_limits(c, req, cfg, remaining_ms);
 }
 
 /* Cookies the engine holds now, as Netscape-format lines. */
