@@ -57,3 +57,4 @@ build request request base64 $CONFIG_SRCS
 build config $CONFIG_SRCS
 build links links
 build charset charset
+build jsonw jsonw
