@@ -17,25 +17,6 @@
 #include "jsonw.h"
 #include "links.h"
 
-json_t *materialize_utf8_string(const char *bytes, size_t len)
-{
-	size_t n;
-	char *text;
-	json_t *str;
-
-	if (charset_utf8_valid((const unsigned char *)bytes, len))
-		return json_stringn(bytes, len);
-	/* Header bytes that are not UTF-8 are read as ISO-8859-1, the
-	 * historical header charset (RFC 9110 section 5.5), decoded the WHATWG
-	 * way: "caf\xe9" stays "café" instead of vanishing. */
-	text = charset_decode((const unsigned char *)bytes, len, "windows-1252", &n);
-	if (text == NULL)
-		return NULL;
-	str = json_stringn(text, n);
-	free(text);
-	return str;
-}
-
 /* The media type of a Content-Type value, without parameters, in buf. */
 static const char *media_type(const char *content_type, char *buf, size_t len)
 {
@@ -125,7 +106,11 @@ static const char *hop_header(const struct response_hop *h, const char *name)
 	return NULL;
 }
 
-/* An upstream string (see materialize_utf8_string) as a JSON string. */
+/* Bytes taken from upstream (header names and values, reasons, URLs,
+ * cookies) as a JSON string: kept when they are UTF-8, else read as
+ * ISO-8859-1, the historical header charset (RFC 9110 section 5.5),
+ * decoded the WHATWG way, so "caf\xe9" becomes "café" instead of
+ * vanishing. */
 static void put_upstream(struct jsonw *w, const char *bytes, size_t len)
 {
 	size_t n;
@@ -171,65 +156,35 @@ static bool key_eq(const struct key *a, const struct key *b)
 	return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
 }
 
-/* The value of a "headers" key: jansson's tree joined the UTF-8 form of
- * what it had with ", " and the next raw value, then made that UTF-8 again
- * (so a later latin-1 value re-reads the earlier ones as latin-1 too). When
- * every value is UTF-8 that is plain concatenation. */
+/* The value of a "headers" key: every value of that name joined with
+ * ", ", each made valid UTF-8 on its own (a latin-1 value next to a UTF-8
+ * one leaves the UTF-8 one as it is). */
 static void put_joined(struct jsonw *w, const struct response_hop *h, const struct key *keys,
 		       size_t first)
 {
-	bool all_utf8 = true;
-	char *cur = NULL;
-	size_t cur_len = 0;
-
-	for (size_t i = first; i < h->n_headers && all_utf8; i++)
-		if (key_eq(&keys[i], &keys[first]))
-			all_utf8 = charset_utf8_valid((const unsigned char *)h->headers[i].value,
-						      strlen(h->headers[i].value));
-	if (all_utf8) {
-		jsonw_string_open(w);
-		for (size_t i = first; i < h->n_headers; i++) {
-			if (!key_eq(&keys[i], &keys[first]))
-				continue;
-			if (i != first)
-				jsonw_string_part(w, ", ", 2);
-			jsonw_string_part(w, h->headers[i].value, strlen(h->headers[i].value));
-		}
-		jsonw_string_close(w);
-		return;
-	}
+	jsonw_string_open(w);
 	for (size_t i = first; i < h->n_headers; i++) {
 		const char *v = h->headers[i].value;
-		size_t vn = strlen(v);
-		char *joined, *next;
+		size_t vn = strlen(v), n;
+		char *conv;
 
 		if (!key_eq(&keys[i], &keys[first]))
 			continue;
-		if (cur == NULL) {
-			cur = upstream_utf8(v, vn, &cur_len);
-			if (cur == NULL)
-				goto oom;
+		if (i != first)
+			jsonw_string_part(w, ", ", 2);
+		if (charset_utf8_valid((const unsigned char *)v, vn)) {
+			jsonw_string_part(w, v, vn);
 			continue;
 		}
-		joined = malloc(cur_len + 2 + vn);
-		if (joined == NULL)
-			goto oom;
-		memcpy(joined, cur, cur_len);
-		memcpy(joined + cur_len, ", ", 2);
-		memcpy(joined + cur_len + 2, v, vn);
-		next = upstream_utf8(joined, cur_len + 2 + vn, &cur_len);
-		free(joined);
-		free(cur);
-		cur = next;
-		if (cur == NULL)
-			goto oom;
+		conv = charset_decode((const unsigned char *)v, vn, "windows-1252", &n);
+		if (conv == NULL) {
+			w->oom = true;
+			return;
+		}
+		jsonw_string_part(w, conv, n);
+		free(conv);
 	}
-	jsonw_string(w, cur, cur_len);
-	free(cur);
-	return;
-oom:
-	free(cur);
-	w->oom = true;
+	jsonw_string_close(w);
 }
 
 /* {"lower-case-name": "value, value"} in the order names first appear;
@@ -621,11 +576,6 @@ char *materialize_document(const struct fetch_response *resp, unsigned fields,
 	char *declared, *out;
 	size_t cap;
 
-	/* jansson refused a string that is not UTF-8 (json_string) */
-	if ((fields & FIELD_HTTP_VERSION) &&
-	    !charset_utf8_valid((const unsigned char *)final->http_version,
-				strlen(final->http_version)))
-		return NULL;
 	jsonw_init(&w, size_hint(resp));
 	jsonw_raw(&w, "{", 1);
 	if (fields & FIELD_URL) {
@@ -646,7 +596,7 @@ char *materialize_document(const struct fetch_response *resp, unsigned fields,
 	}
 	if (fields & FIELD_HTTP_VERSION) {
 		jsonw_key(&w, "http_version");
-		jsonw_string(&w, final->http_version, strlen(final->http_version));
+		put_upstream(&w, final->http_version, strlen(final->http_version));
 	}
 	if (fields & FIELD_HEADERS) {
 		jsonw_key(&w, "headers");

@@ -49,12 +49,6 @@ struct fetch_response {
 char *materialize_document(const struct fetch_response *resp, unsigned fields,
 			   enum body_mode mode, size_t *len);
 
-/* A JSON string of bytes taken from upstream (header names and values,
- * reasons, URLs, cookies): kept when they are UTF-8, else read as
- * ISO-8859-1 (windows-1252), so the result is always valid UTF-8. NULL
- * only on out of memory. */
-json_t *materialize_utf8_string(const char *bytes, size_t len);
-
 /* Is the media type of a Content-Type value JSON (application/json,
  * any +json suffix)? Textual (text/ *, JSON, XML, JavaScript, forms)? */
 bool materialize_is_json_type(const char *content_type);
