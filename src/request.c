@@ -345,39 +345,27 @@ static int request_bind_url(struct fetch_request *r, const json_t *url, const js
 	}
 	curl_free(part);
 	part = NULL;
-	if (params == NULL && ascii &&
-	    (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0)) {
-		/* curl would give the same URL back, give or take the
-		 * normalization (dot segments, an empty path) it does again
-		 * when it fetches: skip rebuilding it, its costliest step on
-		 * the loop. Other spellings ("HTTP:", "http:/host") are
-		 * rebuilt, so a bound URL always starts "http://" or
-		 * "https://". */
-		if (n > REQUEST_MAX_URL) {
-			request_fail(err, ERR_INVALID_REQUEST,
-				     "field 'url' is longer than %d bytes (params included)",
-				     REQUEST_MAX_URL);
+	/* A plain URL is kept as given: curl would give it back the same,
+	 * give or take the normalization (dot segments, an empty path) it does
+	 * again when it fetches, and rebuilding it is the costliest step on the
+	 * loop. Other spellings ("HTTP:", "http:/host") and URLs with params
+	 * are rebuilt, so a bound URL always starts "http://" or "https://". */
+	if (params != NULL || !ascii ||
+	    (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)) {
+		if (params != NULL && request_append_params(u, params, err) != 0)
+			goto done;
+		if (curl_url_get(u, CURLUPART_URL, &part, 0) != CURLUE_OK) {
+			request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL");
 			goto done;
 		}
-		r->url = strdup(s);
-		if (r->url == NULL)
-			request_oom(err);
-		else
-			rc = 0;
-		goto done;
+		s = part;
 	}
-	if (params != NULL && request_append_params(u, params, err) != 0)
-		goto done;
-	if (curl_url_get(u, CURLUPART_URL, &part, 0) != CURLUE_OK) {
-		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL");
-		goto done;
-	}
-	if (strlen(part) > REQUEST_MAX_URL) {
+	if (strlen(s) > REQUEST_MAX_URL) {
 		request_fail(err, ERR_INVALID_REQUEST,
 			     "field 'url' is longer than %d bytes (params included)", REQUEST_MAX_URL);
 		goto done;
 	}
-	r->url = strdup(part);
+	r->url = strdup(s);
 	if (r->url == NULL) {
 		request_oom(err);
 		goto done;
