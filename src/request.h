@@ -55,7 +55,9 @@ struct fetch_header {
  * run_in_executor(pool, partial(requests.get, url, **kw))). Limits are
  * already capped by the configuration. */
 struct fetch_request {
-	char *url;    /* absolute http(s) URL: as given when plain, else rebuilt by libcurl with params appended */
+	/* absolute http(s) URL: as given when plain, else rebuilt by libcurl
+	 * with the params appended */
+	char *url;
 	char *host;   /* its host, as libcurl's URL parser gives it */
 	char *method; /* upper-case */
 	struct fetch_header *headers;
