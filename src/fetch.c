@@ -590,6 +590,25 @@ oom:
 	return NULL;
 }
 
+/* The header list of one hop: for a request without headers or body that
+ * is "Expect:" alone, which the worker keeps instead of building it for
+ * every hop. Give it back with hop_headers_free. */
+static struct curl_slist *hop_headers(struct fetch_worker *w, const struct fetch_request *req,
+				      bool drop_credentials, bool with_body, bool *has_user_agent)
+{
+	if (req->n_headers == 0 && !with_body && w->expect_only != NULL) {
+		*has_user_agent = false;
+		return w->expect_only;
+	}
+	return build_headers(req, drop_credentials, with_body, has_user_agent);
+}
+
+static void hop_headers_free(struct fetch_worker *w, struct curl_slist *list)
+{
+	if (list != w->expect_only)
+		curl_slist_free_all(list);
+}
+
 static double ms(curl_off_t us)
 {
 	return us > 0 ? (double)us / 1000.0 : 0.0;
@@ -884,15 +903,9 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 			goto out;
 		}
 		free(host);
-		if (req->n_headers == 0 && !with_body && w->expect_only != NULL) {
-			headers = w->expect_only;
-			has_ua = false;
-		} else {
-			headers = build_headers(req, drop_credentials, with_body, &has_ua);
-		}
+		headers = hop_headers(w, req, drop_credentials, with_body, &has_ua);
 		if (headers == NULL || hop_begin(tr) != 0) {
-			if (headers != w->expect_only)
-				curl_slist_free_all(headers);
+			hop_headers_free(w, headers);
 			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
 			goto out;
 		}
@@ -903,8 +916,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 			  (t->deadline_ns - now + 999999) / 1000000);
 		hop_start_ns = executor_now_ns();
 		cc = curl_easy_perform(c);
-		if (headers != w->expect_only)
-			curl_slist_free_all(headers);
+		hop_headers_free(w, headers);
 
 		if (cc == CURLE_WRITE_ERROR && tr->truncated)
 			cc = CURLE_OK;
