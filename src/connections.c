@@ -45,10 +45,9 @@ struct conn {
 TAILQ_HEAD(conn_list, conn);
 
 struct connections {
-	struct event_base *base;
 	unsigned max;
 	uint64_t request_timeout_ns;
-	struct conn_list adopting; /* CONN_NEW, to wrap on the next turn */
+	struct conn_list adopting; /* CONN_NEW, adopted later in this loop turn */
 	struct conn_list reading;  /* CONN_READING, oldest deadline first */
 	struct event *adopt_ev;
 	struct event *deadline_ev;
@@ -311,7 +310,6 @@ struct connections *connections_new(struct event_base *base, struct evhttp *http
 
 	if (c == NULL)
 		return NULL;
-	c->base = base;
 	TAILQ_INIT(&c->adopting);
 	TAILQ_INIT(&c->reading);
 	c->adopt_ev = event_new(base, -1, 0, adopt, c);
