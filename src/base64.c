@@ -4,15 +4,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-char *base64_encode(const unsigned char *in, size_t len, size_t *out_len)
+size_t base64_encoded_len(size_t len)
+{
+	return (len + 2) / 3 * 4;
+}
+
+size_t base64_encode_to(const unsigned char *in, size_t len, char *out)
 {
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((len + 2) / 3 * 4 + 1), *p = out;
+	char *p = out;
 	size_t i;
 
-	if (out == NULL)
-		return NULL;
 	for (i = 0; i + 2 < len; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
 		*p++ = alphabet[v >> 18];
@@ -27,8 +30,17 @@ char *base64_encode(const unsigned char *in, size_t len, size_t *out_len)
 		*p++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
 		*p++ = '=';
 	}
-	*p = '\0';
-	*out_len = (size_t)(p - out);
+	return (size_t)(p - out);
+}
+
+char *base64_encode(const unsigned char *in, size_t len, size_t *out_len)
+{
+	char *out = malloc(base64_encoded_len(len) + 1);
+
+	if (out == NULL)
+		return NULL;
+	*out_len = base64_encode_to(in, len, out);
+	out[*out_len] = '\0';
 	return out;
 }
 

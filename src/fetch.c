@@ -34,8 +34,11 @@ struct transfer {
 	/* body of the current hop */
 	unsigned char *body;
 	size_t body_len, body_cap;
+	size_t body_charged; /* of body_cap, charged to the task's budget */
+	size_t header_charged; /* header bytes of every hop, charged */
 	bool truncated;
 	bool too_big;
+	bool over_budget; /* the memory budget refused a charge */
 
 	/* hops; the last one is being received */
 	struct response_hop *hops;
@@ -310,6 +313,12 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 		tr->headers_too_big = true;
 		return 0;
 	}
+	/* the line's bytes, about what its copies below will take */
+	if (!budget_hold_charge(&tr->task->hold, len)) {
+		tr->over_budget = true;
+		return 0;
+	}
+	tr->header_charged += len;
 	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
 		len--;
 	if (len == 0)
@@ -377,12 +386,24 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 		tr->truncated = true;
 		len = room;
 	}
-	if (tr->body_len + len > tr->body_cap) {
-		size_t cap = tr->body_cap ? tr->body_cap : 16384;
+	size_t cap = tr->body_cap;
+	if (tr->body_len + len > cap) {
+		cap = cap ? cap : 16384;
 		while (cap < tr->body_len + len)
 			cap *= 2;
 		if (cap > tr->req->max_bytes)
 			cap = tr->req->max_bytes;
+	}
+	/* charged before it is allocated (a spare buffer from the worker's
+	 * last fetch is charged at its first use) */
+	if (cap > tr->body_charged) {
+		if (!budget_hold_charge(&tr->task->hold, cap - tr->body_charged)) {
+			tr->over_budget = true;
+			return 0;
+		}
+		tr->body_charged = cap;
+	}
+	if (cap > tr->body_cap) {
 		unsigned char *b = realloc(tr->body, cap ? cap : 1);
 		if (b == NULL)
 			return 0;
@@ -485,11 +506,46 @@ static void fail(struct fetch_task *t, enum fetchd_err err, const char *message,
 		extra = json_pack("{s:i, s:s}", "curl_code", (int)cc, "curl_error",
 				  curl_error && *curl_error ? curl_error : curl_easy_strerror(cc));
 	}
-	free(t->doc);
+	if (t->doc != NULL) {
+		free(t->doc);
+		budget_hold_release(&t->hold, t->doc_len);
+	}
 	t->err = err;
 	t->http_status = err_http_status(err);
 	t->doc = err_document(err, message, extra, &t->doc_len);
+	/* a few hundred bytes, charged even past the limit: the answer that
+	 * says why must always be deliverable */
+	budget_hold_force(&t->hold, t->doc_len);
 	json_decref(extra);
+}
+
+/* The budget refused a charge: 503 overloaded when the budget is busy
+ * with others' bytes (retrying later can work), 502 response_too_large
+ * when this fetch alone needs more than the whole budget. */
+static void fail_over_budget(struct fetch_task *t)
+{
+	char message[256];
+
+	if (t->hold.never_fits) {
+		snprintf(message, sizeof(message),
+			 "the response needs more memory than [server] max_pending_bytes "
+			 "(%llu bytes) allows",
+			 (unsigned long long)budget_limit(t->hold.budget));
+		fail(t, ERR_RESPONSE_TOO_LARGE, message, CURLE_OK, NULL);
+	} else {
+		fail(t, ERR_OVERLOADED,
+		     "fetchd's memory budget ([server] max_pending_bytes) is full; retry later",
+		     CURLE_OK, NULL);
+	}
+}
+
+/* Should building the document stop? Its client left, or its deadline
+ * passed. */
+static bool fetch_should_stop(void *arg)
+{
+	struct fetch_task *t = arg;
+
+	return atomic_load(&t->cancel) || executor_now_ns() >= t->deadline_ns;
 }
 
 static enum fetchd_err map_curl_error(CURLcode cc)
@@ -773,6 +829,7 @@ static char **collect_cookies(CURL *c, size_t *n)
 
 static void transfer_free(struct fetch_worker *w, struct transfer *tr)
 {
+	budget_hold_release(&tr->task->hold, tr->body_charged + tr->header_charged);
 	for (size_t i = 0; i < tr->n_hops; i++)
 		hop_clear(&tr->hops[i]);
 	free(tr->hops);
@@ -819,13 +876,29 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 	resp.remote_port = port;
 	resp.worker = worker;
 
-	t->doc = materialize_document(&resp, t->req->fields, t->req->body_mode, &t->doc_len);
-	if (t->doc == NULL) {
-		fail(t, ERR_UPSTREAM_ERROR, "out of memory building the response document",
-		     CURLE_OK, NULL);
-	} else {
+	struct materialize_limits limits = {
+		.hold = &t->hold, .stop = fetch_should_stop, .stop_arg = t};
+	switch (materialize_document_limited(&resp, t->req->fields, t->req->body_mode, &limits,
+					     &t->doc, &t->doc_len)) {
+	case MATERIALIZE_OK:
 		t->err = ERR_NONE;
 		t->http_status = 200;
+		break;
+	case MATERIALIZE_NO_MEMORY:
+		fail(t, ERR_UPSTREAM_ERROR, "out of memory building the response document",
+		     CURLE_OK, NULL);
+		break;
+	case MATERIALIZE_OVER_BUDGET:
+		fail_over_budget(t);
+		break;
+	case MATERIALIZE_STOPPED:
+		if (atomic_load(&t->cancel))
+			fail(t, ERR_UPSTREAM_ERROR, "the fetch was cancelled", CURLE_OK, NULL);
+		else
+			fail(t, ERR_UPSTREAM_TIMEOUT,
+			     "the deadline passed while the response document was built", CURLE_OK,
+			     NULL);
+		break;
 	}
 	for (size_t i = 0; i < n_cookies; i++)
 		free(cookies[i]);
@@ -923,7 +996,9 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		if (cc != CURLE_OK) {
 			enum fetchd_err err = map_curl_error(cc);
 
-			if (tr->denied) {
+			if (tr->over_budget) {
+				fail_over_budget(t);
+			} else if (tr->denied) {
 				snprintf(message, sizeof(message),
 					 "destination %s of %s (hop %u) is denied by [security]",
 					 tr->denied_addr, url, hop);

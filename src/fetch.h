@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "errors.h"
 
 struct fetch_request;
@@ -35,6 +36,10 @@ struct fetch_task {
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC; the total timeout */
 	uint64_t queued_ns;   /* time it waited in the queue */
 	atomic_bool cancel;   /* set by the loop: abort as soon as possible */
+	/* the memory budget (hold.budget, may be NULL): the fetch charges its
+	 * body, headers and document here as they grow; when fetch_run
+	 * returns, hold.held is doc_len, the finished document's charge */
+	struct budget_hold hold;
 
 	char *doc; /* the finished JSON document, malloc'd */
 	size_t doc_len;

@@ -9,16 +9,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-void jsonw_init(struct jsonw *w, size_t hint)
+#include "budget.h"
+
+void jsonw_init_charged(struct jsonw *w, size_t hint, struct budget_hold *hold)
 {
 	w->len = 0;
 	w->oom = false;
+	w->hold = hold;
 	w->cap = hint < 64 ? 64 : hint;
-	w->buf = malloc(w->cap);
+	w->buf = NULL;
+	if (budget_hold_charge(hold, w->cap) && (w->buf = malloc(w->cap)) == NULL)
+		budget_hold_release(hold, w->cap);
 	if (w->buf == NULL) {
 		w->cap = 0;
 		w->oom = true;
 	}
+}
+
+void jsonw_init(struct jsonw *w, size_t hint)
+{
+	jsonw_init_charged(w, hint, NULL);
 }
 
 bool jsonw_reserve(struct jsonw *w, size_t n)
@@ -38,8 +48,13 @@ bool jsonw_reserve(struct jsonw *w, size_t n)
 	cap = w->cap ? w->cap : 64;
 	while (cap - w->len <= n)
 		cap *= 2;
+	if (!budget_hold_charge(w->hold, cap - w->cap)) {
+		w->oom = true;
+		return false;
+	}
 	b = realloc(w->buf, cap);
 	if (b == NULL) {
+		budget_hold_release(w->hold, cap - w->cap);
 		w->oom = true;
 		return false;
 	}
@@ -273,6 +288,7 @@ char *jsonw_finish(struct jsonw *w, size_t *len)
 	w->buf[w->len] = '\0';
 	out = w->buf;
 	*len = w->len;
+	budget_hold_release(w->hold, w->cap - w->len);
 	w->buf = NULL;
 	w->len = w->cap = 0;
 	return out;
@@ -281,6 +297,7 @@ char *jsonw_finish(struct jsonw *w, size_t *len)
 void jsonw_free(struct jsonw *w)
 {
 	free(w->buf);
+	budget_hold_release(w->hold, w->cap);
 	w->buf = NULL;
 	w->len = w->cap = 0;
 }

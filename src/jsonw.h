@@ -10,15 +10,25 @@
  * ('{', '}', '[', ']') with jsonw_raw and puts jsonw_sep before each member
  * or element. Out of memory is sticky: every call after it does nothing
  * and jsonw_finish returns NULL. */
+struct budget_hold;
+
 struct jsonw {
 	char *buf;
 	size_t len;
 	size_t cap;
-	bool oom;
+	bool oom; /* out of memory, or the budget refused a growth */
+	/* with a hold, every byte of capacity is charged to it before it is
+	 * allocated; a refused charge sets oom (hold->failed tells which) */
+	struct budget_hold *hold;
 };
 
 /* Start with room for about hint bytes. */
 void jsonw_init(struct jsonw *w, size_t hint);
+
+/* The same, charging the buffer's capacity to hold (may be NULL). The
+ * finished buffer stays charged for its length (jsonw_finish gives the
+ * rest back); jsonw_free gives everything back. */
+void jsonw_init_charged(struct jsonw *w, size_t hint, struct budget_hold *hold);
 
 /* Make room for n more bytes. Returns false when out of memory. */
 bool jsonw_reserve(struct jsonw *w, size_t n);
@@ -53,7 +63,9 @@ void jsonw_bool(struct jsonw *w, bool v);
 void jsonw_null(struct jsonw *w);
 
 /* The finished buffer (malloc'd, NUL-terminated, length in *len), now the
- * caller's; NULL when out of memory (the buffer is then freed). */
+ * caller's; NULL when out of memory (the buffer is then freed). With a
+ * hold, *len bytes of it stay charged: the caller releases them when it
+ * frees the buffer. */
 char *jsonw_finish(struct jsonw *w, size_t *len);
 
 /* Drop the buffer (on an error path). */

@@ -13,9 +13,35 @@
 #include <strings.h>
 
 #include "base64.h"
+#include "budget.h"
 #include "charset.h"
+#include "jsoncopy.h"
 #include "jsonw.h"
 #include "links.h"
+
+/* Input between two polls of limits->stop while base64 is written (a
+ * multiple of 3, so the pieces join without padding). */
+#define BASE64_PIECE (3 * 349525)
+
+/* One document being built: the writer and what bounds it. */
+struct doc {
+	struct jsonw w;
+	const struct materialize_limits *lim;
+	bool stopped;
+};
+
+/* Poll the stop condition; once true, it stays true. */
+static bool doc_stop(struct doc *d)
+{
+	if (!d->stopped && d->lim != NULL && d->lim->stop != NULL && d->lim->stop(d->lim->stop_arg))
+		d->stopped = true;
+	return d->stopped;
+}
+
+static bool doc_stop_cb(void *arg)
+{
+	return doc_stop(arg);
+}
 
 /* The media type of a Content-Type value, without parameters, in buf. */
 static const char *media_type(const char *content_type, char *buf, size_t len)
@@ -393,29 +419,63 @@ static const char *text_charset(const char *declared, const char *apparent)
 }
 
 /* The text field: UTF-8 without a BOM is written from the body itself,
- * anything else through charset_decode. */
-static void put_text(struct jsonw *w, const unsigned char *body, size_t len, const char *charset)
+ * anything else through charset_decode, whose buffer is charged first at
+ * its largest (4 bytes per input byte: 3 of UTF-8 at most, and the
+ * decoder's doubling). */
+static void put_text(struct doc *d, const unsigned char *body, size_t len, const char *charset)
 {
-	size_t n;
+	struct budget_hold *hold = d->lim != NULL ? d->lim->hold : NULL;
+	size_t n, charge = len < (SIZE_MAX - 64) / 4 ? len * 4 + 64 : SIZE_MAX;
 	char *text;
 
 	if (charset != NULL && strcmp(charset, "utf-8") == 0 &&
 	    !(len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) && charset_utf8_valid(body, len)) {
-		jsonw_string(w, (const char *)body, len);
+		jsonw_string(&d->w, (const char *)body, len);
+		return;
+	}
+	if (!budget_hold_charge(hold, charge)) {
+		d->w.oom = true;
 		return;
 	}
 	text = charset_decode(body, len, charset, &n);
-	if (text == NULL) {
-		w->oom = true;
-		return;
-	}
-	jsonw_string(w, text, n);
+	if (text == NULL)
+		d->w.oom = true;
+	else if (!doc_stop(d))
+		jsonw_string(&d->w, text, n);
 	free(text);
+	budget_hold_release(hold, charge);
+}
+
+/* content_base64, encoded straight into the document in pieces. */
+static void put_base64(struct doc *d, const unsigned char *body, size_t len)
+{
+	jsonw_raw(&d->w, "\"", 1);
+	for (size_t off = 0; off < len && !d->w.oom && !doc_stop(d); off += BASE64_PIECE) {
+		size_t n = len - off < BASE64_PIECE ? len - off : BASE64_PIECE;
+
+		if (!jsonw_reserve(&d->w, base64_encoded_len(n)))
+			return;
+		d->w.len += base64_encode_to(body + off, n, d->w.buf + d->w.len);
+	}
+	jsonw_raw(&d->w, "\"", 1);
+}
+
+/* The json field, copied without a tree (src/jsoncopy.c); absent when the
+ * body is not JSON. */
+static void put_json_body(struct doc *d, const unsigned char *body, size_t len)
+{
+	size_t skip = len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+	size_t mark = d->w.len;
+
+	jsonw_key(&d->w, "json");
+	if (jsoncopy(&d->w, (const char *)body + skip, len - skip, doc_stop_cb, d) !=
+	    JSONCOPY_OK)
+		d->w.len = mark; /* not JSON: no field; out of memory or stopped stays so */
 }
 
 /* text / content_base64 / json for the final body; apparent_encoding is
  * computed only when asked for or needed to decode the text. */
-static void put_body_fields(struct jsonw *w, const struct fetch_response *resp, unsigned fields,
+static void put_body_fields(struct doc *d, const struct fetch_response *resp, unsigned fields,
 			    enum body_mode mode, const char *content_type, const char *declared)
 {
 	const unsigned char *body = resp->body ? resp->body : (const unsigned char *)"";
@@ -450,42 +510,23 @@ static void put_body_fields(struct jsonw *w, const struct fetch_response *resp, 
 	    (want_text && (declared == NULL || charset_whatwg_name(declared) == NULL)))
 		apparent = charset_detect(body, len, &bom_len);
 	if (fields & FIELD_APPARENT_ENCODING) {
-		jsonw_key(w, "apparent_encoding");
+		jsonw_key(&d->w, "apparent_encoding");
 		if (apparent != NULL)
-			jsonw_string(w, apparent, strlen(apparent));
+			jsonw_string(&d->w, apparent, strlen(apparent));
 		else
-			w->oom = true;
+			d->w.oom = true;
 	}
-	if (want_text) {
-		jsonw_key(w, "text");
-		put_text(w, body, len, text_charset(declared, apparent));
+	if (want_text && !doc_stop(d)) {
+		jsonw_key(&d->w, "text");
+		put_text(d, body, len, text_charset(declared, apparent));
 	}
-	if (want_base64) {
-		size_t n;
-		char *b64 = base64_encode(body, len, &n);
-
-		if (b64 == NULL) {
-			w->oom = true;
-			return;
-		}
-		jsonw_key(w, "content_base64");
-		jsonw_string(w, b64, n);
-		free(b64);
+	if (want_base64 && !doc_stop(d)) {
+		jsonw_key(&d->w, "content_base64");
+		put_base64(d, body, len);
 	}
 	if ((fields & FIELD_JSON) && mode != BODY_MODE_NONE && mode != BODY_MODE_BASE64 &&
-	    materialize_is_json_type(content_type) && !resp->truncated) {
-		size_t skip = len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-		/* jansson bounds nesting depth itself: deep input fails, never
-		 * overflows the stack */
-		json_t *parsed = json_loadb((const char *)body + skip, len - skip,
-					    JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-
-		if (parsed != NULL) {
-			jsonw_key(w, "json");
-			put_json(w, parsed);
-			json_decref(parsed);
-		}
-	}
+	    materialize_is_json_type(content_type) && !resp->truncated && !doc_stop(d))
+		put_json_body(d, body, len);
 }
 
 /* All values of the headers named name, joined by ", " (malloc'd), or
@@ -567,107 +608,131 @@ static size_t size_hint(const struct fetch_response *resp)
 	return n;
 }
 
-char *materialize_document(const struct fetch_response *resp, unsigned fields,
-			   enum body_mode mode, size_t *len)
+enum materialize_result materialize_document_limited(const struct fetch_response *resp,
+						     unsigned fields, enum body_mode mode,
+						     const struct materialize_limits *limits,
+						     char **doc, size_t *len)
 {
 	const struct response_hop *final = &resp->hops[resp->n_hops - 1];
 	const char *content_type = hop_header(final, "Content-Type");
-	struct jsonw w;
+	struct doc d = {.lim = limits};
 	char *declared, *out;
 	size_t cap;
 
-	jsonw_init(&w, size_hint(resp));
-	jsonw_raw(&w, "{", 1);
+	*doc = NULL;
+	*len = 0;
+	jsonw_init_charged(&d.w, size_hint(resp), limits != NULL ? limits->hold : NULL);
+	jsonw_raw(&d.w, "{", 1);
 	if (fields & FIELD_URL) {
-		jsonw_key(&w, "url");
-		put_upstream(&w, final->url, strlen(final->url));
+		jsonw_key(&d.w, "url");
+		put_upstream(&d.w, final->url, strlen(final->url));
 	}
 	if (fields & FIELD_STATUS) {
-		jsonw_key(&w, "status");
-		jsonw_int(&w, final->status);
+		jsonw_key(&d.w, "status");
+		jsonw_int(&d.w, final->status);
 	}
 	if (fields & FIELD_REASON) {
-		jsonw_key(&w, "reason");
-		put_upstream(&w, final->reason, strlen(final->reason));
+		jsonw_key(&d.w, "reason");
+		put_upstream(&d.w, final->reason, strlen(final->reason));
 	}
 	if (fields & FIELD_OK) {
-		jsonw_key(&w, "ok");
-		jsonw_bool(&w, final->status < 400);
+		jsonw_key(&d.w, "ok");
+		jsonw_bool(&d.w, final->status < 400);
 	}
 	if (fields & FIELD_HTTP_VERSION) {
-		jsonw_key(&w, "http_version");
-		put_upstream(&w, final->http_version, strlen(final->http_version));
+		jsonw_key(&d.w, "http_version");
+		put_upstream(&d.w, final->http_version, strlen(final->http_version));
 	}
 	if (fields & FIELD_HEADERS) {
-		jsonw_key(&w, "headers");
-		put_headers(&w, final);
+		jsonw_key(&d.w, "headers");
+		put_headers(&d.w, final);
 	}
 	if (fields & FIELD_HEADER_LIST) {
-		jsonw_key(&w, "header_list");
-		put_header_list(&w, final);
+		jsonw_key(&d.w, "header_list");
+		put_header_list(&d.w, final);
 	}
 	if (fields & FIELD_HISTORY) {
-		jsonw_key(&w, "history");
-		put_history(&w, resp);
+		jsonw_key(&d.w, "history");
+		put_history(&d.w, resp);
 	}
 	declared = materialize_charset(content_type);
 	if (fields & FIELD_ENCODING) {
-		jsonw_key(&w, "encoding");
+		jsonw_key(&d.w, "encoding");
 		if (declared != NULL)
-			put_upstream(&w, declared, strlen(declared));
+			put_upstream(&d.w, declared, strlen(declared));
 		else
-			jsonw_null(&w);
+			jsonw_null(&d.w);
 	}
-	put_body_fields(&w, resp, fields, mode, content_type, declared);
+	put_body_fields(&d, resp, fields, mode, content_type, declared);
 	free(declared);
 	if (fields & FIELD_COOKIES) {
-		jsonw_key(&w, "cookies");
-		put_cookies(&w, resp);
+		jsonw_key(&d.w, "cookies");
+		put_cookies(&d.w, resp);
 	}
 	if (fields & FIELD_LINKS) {
-		jsonw_key(&w, "links");
-		put_links(&w, final);
+		jsonw_key(&d.w, "links");
+		put_links(&d.w, final);
 	}
 	if (fields & FIELD_SIZE) {
-		jsonw_key(&w, "size");
-		jsonw_int(&w, (long long)resp->body_len);
+		jsonw_key(&d.w, "size");
+		jsonw_int(&d.w, (long long)resp->body_len);
 	}
 	if (fields & FIELD_TRUNCATED) {
-		jsonw_key(&w, "truncated");
-		jsonw_bool(&w, resp->truncated);
+		jsonw_key(&d.w, "truncated");
+		jsonw_bool(&d.w, resp->truncated);
 	}
 	if (fields & FIELD_ELAPSED_MS) {
-		jsonw_key(&w, "elapsed_ms");
-		jsonw_real(&w, round3(resp->timing.total_ms));
+		jsonw_key(&d.w, "elapsed_ms");
+		jsonw_real(&d.w, round3(resp->timing.total_ms));
 	}
 	if (fields & FIELD_TIMING) {
-		jsonw_key(&w, "timing");
-		put_timing(&w, &resp->timing);
+		jsonw_key(&d.w, "timing");
+		put_timing(&d.w, &resp->timing);
 	}
 	if (fields & FIELD_REMOTE) {
-		jsonw_key(&w, "remote");
-		jsonw_raw(&w, "{\"ip\":", 6);
+		jsonw_key(&d.w, "remote");
+		jsonw_raw(&d.w, "{\"ip\":", 6);
 		if (resp->remote_ip != NULL)
-			jsonw_string(&w, resp->remote_ip, strlen(resp->remote_ip));
+			jsonw_string(&d.w, resp->remote_ip, strlen(resp->remote_ip));
 		else
-			jsonw_null(&w);
-		jsonw_raw(&w, ",\"port\":", 8);
-		jsonw_int(&w, resp->remote_port);
-		jsonw_raw(&w, "}", 1);
+			jsonw_null(&d.w);
+		jsonw_raw(&d.w, ",\"port\":", 8);
+		jsonw_int(&d.w, resp->remote_port);
+		jsonw_raw(&d.w, "}", 1);
 	}
 	if (fields & FIELD_WORKER) {
-		jsonw_key(&w, "worker");
-		jsonw_int(&w, resp->worker);
+		jsonw_key(&d.w, "worker");
+		jsonw_int(&d.w, resp->worker);
 	}
-	jsonw_raw(&w, "}", 1);
-	cap = w.cap;
-	out = jsonw_finish(&w, len);
+	jsonw_raw(&d.w, "}", 1);
+	if (doc_stop(&d) || d.w.oom) {
+		jsonw_free(&d.w);
+		if (d.stopped)
+			return MATERIALIZE_STOPPED;
+		return limits != NULL && limits->hold != NULL && limits->hold->failed
+			       ? MATERIALIZE_OVER_BUDGET
+			       : MATERIALIZE_NO_MEMORY;
+	}
+	cap = d.w.cap;
+	out = jsonw_finish(&d.w, len);
+	if (out == NULL)
+		return MATERIALIZE_NO_MEMORY;
 	/* a generous hint (escaping, base64) left much unused: give it back */
-	if (out != NULL && cap - *len > 65536) {
+	if (cap - *len > 65536) {
 		char *fit = realloc(out, *len + 1);
 
 		if (fit != NULL)
 			out = fit;
 	}
-	return out;
+	*doc = out;
+	return MATERIALIZE_OK;
+}
+
+char *materialize_document(const struct fetch_response *resp, unsigned fields,
+			   enum body_mode mode, size_t *len)
+{
+	char *doc;
+
+	materialize_document_limited(resp, fields, mode, NULL, &doc, len);
+	return doc;
 }

@@ -49,6 +49,36 @@ struct fetch_response {
 char *materialize_document(const struct fetch_response *resp, unsigned fields,
 			   enum body_mode mode, size_t *len);
 
+struct budget_hold;
+
+/* What bounds the building of one document. */
+struct materialize_limits {
+	/* every byte the document and its temporary copies take is charged
+	 * here before it is allocated; NULL: nothing is charged */
+	struct budget_hold *hold;
+	/* polled between fields and every 64 KiB to 1 MiB inside the long
+	 * ones (decoding, the json field, base64); true abandons the
+	 * document (the fetch's deadline passed, or its client left). NULL:
+	 * never stop. */
+	bool (*stop)(void *arg);
+	void *stop_arg;
+};
+
+enum materialize_result {
+	MATERIALIZE_OK,
+	MATERIALIZE_NO_MEMORY,
+	MATERIALIZE_OVER_BUDGET, /* the hold refused a charge (see its never_fits) */
+	MATERIALIZE_STOPPED,
+};
+
+/* materialize_document within limits (may be NULL). On MATERIALIZE_OK,
+ * *doc is the document (malloc'd, *len bytes of it still charged to
+ * limits->hold); otherwise *doc is NULL and nothing is left charged. */
+enum materialize_result materialize_document_limited(const struct fetch_response *resp,
+						     unsigned fields, enum body_mode mode,
+						     const struct materialize_limits *limits,
+						     char **doc, size_t *len);
+
 /* Is the media type of a Content-Type value JSON (application/json,
  * any +json suffix)? Textual (text/ *, JSON, XML, JavaScript, forms)? */
 bool materialize_is_json_type(const char *content_type);

@@ -3,6 +3,7 @@
  * here blocks: no curl call, no DNS lookup, no large JSON encode. */
 #include "server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "activation.h"
+#include "budget.h"
 #include "config.h"
 #include "connections.h"
 #include "errors.h"
@@ -60,6 +62,7 @@ struct job {
 	struct executor *ex; /* the pool it was submitted to */
 	size_t pool;	     /* its index in server.pools */
 	size_t index; /* in p's results */
+	size_t request_charge; /* its body and URL, charged to the budget */
 	struct event *deadline_ev;
 	bool finished;
 };
@@ -76,7 +79,7 @@ struct pending {
 	bool batch;
 	size_t n_items, n_left;
 	struct item {
-		char *doc; /* the finished document */
+		char *doc; /* the finished document, its len charged to the budget */
 		size_t len;
 		int status;
 		enum fetchd_err err;
@@ -115,8 +118,8 @@ struct server {
 	struct event *drain_check;
 	uint64_t started_ns;
 	char *auth_token; /* NULL: no authentication */
-	/* bytes of finished documents not yet written to their clients */
-	struct doc_account *docs; /* documents handed to libevent, not yet written */
+	/* the memory budget, and the documents handed to libevent */
+	struct doc_account *docs;
 	struct metrics metrics;
 	uint64_t next_request_id;
 	unsigned pid; /* getpid() is a system call: once, for request ids */
@@ -133,30 +136,41 @@ static void free_doc(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* The fetch documents libevent holds for writing: what max_pending_bytes
- * bounds, and what a drain waits for. libevent may free the last of them
- * after the server (its bufferevents are finalized in event_base_free), so
- * the account outlives the server until the last one is gone. */
+/* The memory budget (max_pending_bytes, src/budget.h) and the fetch
+ * documents libevent holds for writing, which a drain waits for. libevent
+ * may free the last of them after the server (its bufferevents are
+ * finalized in event_base_free), so the account outlives the server until
+ * the last one is gone. Loop thread only, but for the budget's own
+ * atomics, which workers charge. */
 struct doc_account {
 	struct server *srv; /* NULL once the server is freed */
+	struct budget *budget;
 	uint64_t bytes;
 	uint64_t docs;
 	uint64_t written_bytes;
 };
 
-/* A document written (or dropped with its connection). */
+static void doc_account_free(struct doc_account *acc)
+{
+	budget_free(acc->budget);
+	free(acc);
+}
+
+/* A document written (or dropped with its connection): its bytes leave
+ * the budget only now that the socket has taken them. */
 static void free_counted_doc(const void *data, size_t len, void *arg)
 {
 	struct doc_account *acc = arg;
 
 	free((void *)data);
+	budget_release(acc->budget, len);
 	acc->bytes -= len;
 	acc->docs--;
 	acc->written_bytes += len;
 	if (acc->srv != NULL)
 		pending_maybe_drained(acc->srv);
 	else if (acc->docs == 0)
-		free(acc);
+		doc_account_free(acc);
 }
 
 static const char *status_reason(int status)
@@ -204,8 +218,8 @@ static void send_reply_now(struct evhttp_request *req, int status, const char *r
 	bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
-/* Send doc (malloc'd, taken over) with status. With srv, the document
- * counts against max_pending_bytes until libevent has written it. */
+/* Send doc (malloc'd, taken over) with status. With srv, the document is
+ * one charged to the budget, and stays so until libevent has written it. */
 static void reply_send(struct server *srv, struct evhttp_request *req, int status, char *doc,
 		       size_t len)
 {
@@ -221,8 +235,11 @@ static void reply_send(struct server *srv, struct evhttp_request *req, int statu
 		srv->docs->bytes += len;
 		srv->docs->docs++;
 	}
-	if (rc != 0)
+	if (rc != 0) {
 		free(doc);
+		if (srv != NULL)
+			budget_release(srv->docs->budget, len);
+	}
 	send_reply_now(req, status, status_reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
@@ -314,8 +331,11 @@ static void pending_free(struct pending *p)
 	if (p->next)
 		p->next->prev = p->prev;
 	pending_unwatch(p);
-	for (size_t i = 0; i < p->n_items; i++)
+	for (size_t i = 0; i < p->n_items; i++) {
+		if (p->items[i].doc != NULL)
+			budget_release(srv->docs->budget, p->items[i].len);
 		free(p->items[i].doc);
+	}
 	free(p->items);
 	free(p);
 	pending_maybe_drained(srv);
@@ -354,8 +374,10 @@ static void pending_finish(struct pending *p)
 				p->srv->docs->bytes += it->len;
 				p->srv->docs->docs++;
 			}
-			else
+			else {
 				free(it->doc);
+				budget_release(p->srv->docs->budget, it->len);
+			}
 			total += it->len;
 			it->doc = NULL;
 		}
@@ -384,6 +406,8 @@ static void pending_item_error(struct pending *p, size_t i, enum fetchd_err err,
 	size_t len;
 	char *doc = err_document(err, message, NULL, &len);
 
+	/* small, and charged even past the limit: it may say "overloaded" */
+	budget_force(p->srv->docs->budget, len);
 	pending_item_done(p, i, err_http_status(err), err, doc, len);
 }
 
@@ -423,6 +447,9 @@ static void job_free(struct job *j)
 		event_free(j->deadline_ev);
 	request_free(j->req);
 	free(j->ft.doc);
+	/* the request, and a document nobody took */
+	budget_hold_release(&j->ft.hold, j->ft.hold.held);
+	budget_release(j->ft.hold.budget, j->request_charge);
 	free(j);
 }
 
@@ -438,6 +465,7 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 		j->ft.http_status = err_http_status(ERR_UPSTREAM_ERROR);
 		j->ft.doc = err_document(ERR_UPSTREAM_ERROR, "this worker has no curl handle",
 					 NULL, &j->ft.doc_len);
+		budget_hold_force(&j->ft.hold, j->ft.doc_len);
 		return;
 	}
 	fetch_run(worker_ctx, &j->ft);
@@ -451,7 +479,10 @@ static void job_done(struct executor_task *t)
 	size_t i = j->index;
 	char *doc = j->ft.doc;
 
+	/* the document and its charge pass to the item */
+	assert(j->ft.hold.held == j->ft.doc_len);
 	j->ft.doc = NULL;
+	j->ft.hold.held = 0;
 	struct metrics *m = &p->srv->metrics;
 	if (j->ft.err != ERR_NONE) {
 		m->fetch_failed++;
@@ -632,10 +663,10 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		pending_item_error(p, i, ERR_SHUTTING_DOWN, "fetchd is shutting down");
 		return;
 	}
-	if (srv->docs->bytes >= srv->cfg->max_pending_bytes) {
+	if (budget_used(srv->docs->budget) >= budget_limit(srv->docs->budget)) {
 		pending_item_error(p, i, ERR_OVERLOADED,
-				   "too many response bytes wait for slow clients "
-				   "([server] max_pending_bytes); retry later");
+				   "fetchd's memory budget ([server] max_pending_bytes) is full; "
+				   "retry later");
 		return;
 	}
 	struct fetch_request *req = request_from_json(obj, srv->cfg, &rerr);
@@ -654,6 +685,17 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	j->req = req;
 	j->p = p;
 	j->index = i;
+	j->ft.hold.budget = srv->docs->budget;
+	j->request_charge = req->body_len + strlen(req->url) + 1;
+	if (!budget_charge(srv->docs->budget, j->request_charge)) {
+		j->request_charge = 0;
+		request_free(req);
+		free(j);
+		pending_item_error(p, i, ERR_OVERLOADED,
+				   "fetchd's memory budget ([server] max_pending_bytes) is full; "
+				   "retry later");
+		return;
+	}
 	j->task.run = job_run;
 	j->task.done = job_done;
 	j->ft.req = req;
@@ -896,7 +938,7 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 			     latency_object(&srv->metrics.fetch_duration), "queue_wait",
 			     latency_object(&srv->metrics.queue_wait), "client_cancelled",
 			     (json_int_t)srv->metrics.client_cancelled, "pending_bytes",
-			     (json_int_t)srv->docs->bytes));
+			     (json_int_t)budget_used(srv->docs->budget)));
 }
 
 static void handle_metrics(struct server *srv, struct evhttp_request *req)
@@ -920,7 +962,8 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 	srv->metrics.accept_paused = cs.accept_paused;
 	srv->metrics.request_timeouts = cs.request_timeouts;
 	srv->metrics.response_bytes = srv->docs->written_bytes;
-	text = metrics_render(&srv->metrics, names, st, srv->n_pools, srv->docs->bytes, &len);
+	text = metrics_render(&srv->metrics, names, st, srv->n_pools,
+			      budget_used(srv->docs->budget), &len);
 	if (text == NULL || buf == NULL ||
 	    evbuffer_add_reference(buf, text, len, free_doc, NULL) != 0) {
 		free(text);
@@ -1043,48 +1086,39 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 	if (srv == NULL)
 		return NULL;
 	srv->base = base;
-	srv->docs = calloc(1, sizeof(*srv->docs));
-	srv->snap = snapshot_new(srv, cfg);
-	if (srv->snap == NULL || srv->docs == NULL) {
-		free(srv->snap);
-		free(srv->docs);
-		free(srv);
-		return NULL;
-	}
-	srv->docs->srv = srv;
 	srv->cfg = cfg;
 	srv->started_ns = executor_now_ns();
 	srv->pid = (unsigned)getpid();
 	TAILQ_INIT(&srv->unwatched);
-	srv->watch_timer = evtimer_new(base, watch_clients, srv);
-	srv->http = evhttp_new(base);
-	if (srv->http == NULL || srv->watch_timer == NULL) {
-		if (srv->http != NULL)
-			evhttp_free(srv->http);
-		if (srv->watch_timer != NULL)
-			event_free(srv->watch_timer);
-		free(srv->snap);
-		free(srv->docs);
-		free(srv);
-		return NULL;
-	}
+	if ((srv->docs = calloc(1, sizeof(*srv->docs))) == NULL ||
+	    (srv->docs->budget = budget_new(cfg->max_pending_bytes)) == NULL ||
+	    (srv->snap = snapshot_new(srv, cfg)) == NULL ||
+	    (srv->watch_timer = evtimer_new(base, watch_clients, srv)) == NULL ||
+	    (srv->http = evhttp_new(base)) == NULL)
+		goto bad;
+	srv->docs->srv = srv;
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
 	srv->conns = connections_new(base, srv->http, cfg->max_connections,
 				     cfg->request_timeout_ms);
-	if (srv->conns == NULL) {
-		evhttp_free(srv->http);
-		event_free(srv->watch_timer);
-		free(srv->snap);
-		free(srv->docs);
-		free(srv);
-		return NULL;
-	}
+	if (srv->conns == NULL)
+		goto bad;
 	apply_http_limits(srv, cfg);
 	evhttp_set_gencb(srv->http, dispatch, srv);
 	return srv;
+bad:
+	/* the snapshot does not own cfg yet: the caller frees it */
+	if (srv->http != NULL)
+		evhttp_free(srv->http);
+	if (srv->watch_timer != NULL)
+		event_free(srv->watch_timer);
+	free(srv->snap);
+	if (srv->docs != NULL)
+		doc_account_free(srv->docs);
+	free(srv);
+	return NULL;
 }
 
 /* "host:port" or "[v6]:port" into a socket address. Start-up only (it
@@ -1431,6 +1465,7 @@ int server_reload(struct server *srv, struct fetchd_config *cfg)
 				    cfg->pools[i].queue_limit) != 0)
 			log_warn("reload: could not resize pool %s", cfg->pools[i].name);
 	apply_http_limits(srv, cfg);
+	budget_set_limit(srv->docs->budget, cfg->max_pending_bytes);
 	log_set_level(cfg->log_level);
 	/* connections opened under the old rules are dropped before reuse */
 	if (old->deny_private != cfg->deny_private ||
@@ -1493,6 +1528,6 @@ void server_free(struct server *srv)
 	snapshot_release(srv->snap);
 	srv->docs->srv = NULL;
 	if (srv->docs->docs == 0)
-		free(srv->docs);
+		doc_account_free(srv->docs);
 	free(srv);
 }
