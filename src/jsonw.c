@@ -45,9 +45,12 @@ bool jsonw_reserve(struct jsonw *w, size_t n)
 		w->oom = true;
 		return false;
 	}
-	cap = w->cap ? w->cap : 64;
-	while (cap - w->len <= n)
-		cap *= 2;
+	/* doubling keeps many small appends linear; one append larger than
+	 * that (a whole body) gets what it needs and an eighth more, not a
+	 * doubling: the capacity is what the budget is charged */
+	cap = w->cap ? w->cap * 2 : 64;
+	if (cap - w->len <= n)
+		cap = w->len + n + 1 + (w->len + n) / 8;
 	if (!budget_hold_charge(w->hold, cap - w->cap)) {
 		w->oom = true;
 		return false;
@@ -100,12 +103,45 @@ static bool byte_needs_escape(unsigned char c)
 	return c < 0x20 || c == '"' || c == '\\';
 }
 
+/* The length of s escaped, for one exact reservation. */
+static size_t escaped_len(const unsigned char *p, size_t n)
+{
+	size_t out = n, i = 0;
+
+	while (i < n) {
+		if (n - i >= 8) {
+			uint64_t x;
+
+			memcpy(&x, p + i, sizeof(x));
+			if (word_needs_escape(x) == 0) {
+				i += 8;
+				continue;
+			}
+		}
+		switch (p[i]) {
+		case '"': case '\\': case '\b': case '\f': case '\n': case '\r': case '\t':
+			out += 1; /* "\n" */
+			break;
+		default:
+			if (p[i] < 0x20)
+				out += 5; /* "\u0001" */
+			break;
+		}
+		i++;
+	}
+	return out;
+}
+
+/* Strings this long are measured first and reserved at once: growing by
+ * doubling while escaping would charge up to twice their size. */
+#define JSONW_MEASURE_FROM 4096
+
 void jsonw_string_part(struct jsonw *w, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
 
-	if (!jsonw_reserve(w, n + 1))
+	if (!jsonw_reserve(w, (n >= JSONW_MEASURE_FROM ? escaped_len(p, n) : n) + 1))
 		return;
 	while (p < end) {
 		if (end - p >= 8) {

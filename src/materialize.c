@@ -449,6 +449,8 @@ static void put_text(struct doc *d, const unsigned char *body, size_t len, const
 /* content_base64, encoded straight into the document in pieces. */
 static void put_base64(struct doc *d, const unsigned char *body, size_t len)
 {
+	if (!jsonw_reserve(&d->w, base64_encoded_len(len) + 2))
+		return;
 	jsonw_raw(&d->w, "\"", 1);
 	for (size_t off = 0; off < len && !d->w.oom && !doc_stop(d); off += BASE64_PIECE) {
 		size_t n = len - off < BASE64_PIECE ? len - off : BASE64_PIECE;

@@ -628,6 +628,46 @@ ep_text(struct call *c)
 	send_generated(c, 1);
 }
 
+/* n bytes of 0x01 as UTF-8 text: each becomes "\u0001" in a document,
+ * the worst case of escaping (6 bytes for 1). */
+static void
+ep_control(struct call *c)
+{
+	long n = query_long(c, "n", 1024, 0, MAX_GEN_SIZE);
+	char *body = malloc(n > 0 ? (size_t)n : 1);
+
+	if (body == NULL) {
+		reply_text(c->req, 500, "no memory\n");
+		return;
+	}
+	memset(body, 0x01, (size_t)n);
+	reply_data(c->req, 200, "text/plain; charset=utf-8", body, (size_t)n);
+	free(body);
+}
+
+/* About n bytes of JSON that is costly as a tree: [{"":0},{"":0},...]. */
+static void
+ep_json_bomb(struct call *c)
+{
+	static const char item[] = "{\"\":0},";
+	long n = query_long(c, "n", 1024, 16, MAX_GEN_SIZE);
+	size_t count = (size_t)n / (sizeof(item) - 1), len = 0;
+	char *body = malloc(count * (sizeof(item) - 1) + 2);
+
+	if (body == NULL) {
+		reply_text(c->req, 500, "no memory\n");
+		return;
+	}
+	body[len++] = '[';
+	for (size_t i = 0; i < count; i++) {
+		memcpy(body + len, item, sizeof(item) - 1);
+		len += sizeof(item) - 1;
+	}
+	body[len - 1] = ']'; /* over the last comma */
+	reply_data(c->req, 200, "application/json", body, len);
+	free(body);
+}
+
 static void
 ep_latin1(struct call *c)
 {
@@ -956,6 +996,8 @@ static const struct route {
 	{"/problem", ep_problem},
 	{"/bytes", ep_bytes},
 	{"/text", ep_text},
+	{"/control", ep_control},
+	{"/json-bomb", ep_json_bomb},
 	{"/latin1", ep_latin1},
 	{"/latin1-header", ep_latin1_header},
 	{"/utf8", ep_utf8},

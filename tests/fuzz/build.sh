@@ -57,4 +57,5 @@ build request request base64 $CONFIG_SRCS
 build config $CONFIG_SRCS
 build links links
 build charset charset
-build jsonw jsonw
+build jsonw jsonw budget
+build jsoncopy jsoncopy jsonw budget charset

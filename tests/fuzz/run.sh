@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build and run fetchd's fuzzers:
 #   tests/fuzz/run.sh [SECONDS] [NAME...]
-# SECONDS per fuzzer (default 60); NAME among request config links charset jsonw
+# SECONDS per fuzzer (default 60); NAME among request config links charset jsonw jsoncopy
 # (default all). Each fuzzer runs on a copy of tests/fuzz/corpus/NAME in a
 # temp dir, so the committed corpus never grows. Binaries go to $FUZZ_OUT
 # (default tests/fuzz/out). Crash, leak, timeout and OOM inputs are kept in
@@ -12,12 +12,12 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-names=${*:-request config links charset jsonw}
+names=${*:-request config links charset jsonw jsoncopy}
 out=${FUZZ_OUT:-$here/out}
 
 case $secs in
 '' | *[!0-9]*)
-	echo "usage: $0 [SECONDS] [request|config|links|charset|jsonw ...]" >&2
+	echo "usage: $0 [SECONDS] [request|config|links|charset|jsonw|jsoncopy ...]" >&2
 	exit 2
 	;;
 esac
