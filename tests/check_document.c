@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "budget.h"
 #include "materialize.h"
 
 static struct header_field json_headers[] = {{(char *)"Content-Type", (char *)"application/json"}};
@@ -34,6 +35,102 @@ static json_t *build(const char *body, size_t len, struct header_field *h, size_
 	free(doc);
 	return parsed;
 }
+
+static struct header_field text_headers[] = {
+	{(char *)"Content-Type", (char *)"text/plain; charset=windows-1251"}};
+
+/* materialize_document_limited over body with a budget of limit bytes and
+ * the stop callback; returns the outcome, the hold left in *hold. */
+static enum materialize_result build_limited(const char *body, size_t len, uint64_t limit,
+					     bool (*stop)(void *), struct budget_hold *hold,
+					     size_t *doc_len)
+{
+	struct response_hop hop = {.url = (char *)"http://h.example/x",
+				   .status = 200,
+				   .reason = (char *)"OK",
+				   .http_version = (char *)"1.1",
+				   .headers = text_headers,
+				   .n_headers = 1};
+	struct fetch_response resp = {
+		.hops = &hop, .n_hops = 1, .body = (const unsigned char *)body, .body_len = len};
+	struct materialize_limits lim = {.hold = hold, .stop = stop};
+	enum materialize_result r;
+	char *doc;
+
+	hold->budget = budget_new(limit);
+	r = materialize_document_limited(&resp, FIELD_ALL, BODY_MODE_AUTO, &lim, &doc, doc_len);
+	ck_assert(r == MATERIALIZE_OK ? doc != NULL : doc == NULL);
+	if (doc != NULL) {
+		/* the finished document stays charged at its length */
+		ck_assert_uint_eq(hold->held, *doc_len);
+		ck_assert_uint_eq(budget_used(hold->budget), *doc_len);
+		budget_hold_release(hold, *doc_len);
+		free(doc);
+	}
+	ck_assert_uint_eq(budget_used(hold->budget), 0);
+	budget_free(hold->budget);
+	return r;
+}
+
+static bool stop_now(void *arg)
+{
+	(void)arg;
+	return true;
+}
+
+static int polls;
+
+static bool stop_after_text(void *arg)
+{
+	(void)arg;
+	return ++polls >= 2; /* the second poll is inside the text field */
+}
+
+static char *bytes_of(int c, size_t n)
+{
+	char *b = malloc(n);
+
+	ck_assert_ptr_nonnull(b);
+	memset(b, c, n);
+	return b;
+}
+
+/* Within a budget the document is built and charged at its length; a
+ * budget it can never fit in refuses it and says so; nothing stays
+ * charged either way. */
+START_TEST(test_document_is_charged_to_its_budget)
+{
+	size_t n = 256 * 1024, len;
+	char *body = bytes_of(0xE0, n); /* 2 bytes of UTF-8 each once decoded */
+	struct budget_hold hold = {0};
+
+	ck_assert_int_eq(build_limited(body, n, 64u << 20, NULL, &hold, &len), MATERIALIZE_OK);
+	ck_assert_uint_gt(len, 2 * n);
+	memset(&hold, 0, sizeof(hold));
+	ck_assert_int_eq(build_limited(body, n, n, NULL, &hold, &len), MATERIALIZE_OVER_BUDGET);
+	ck_assert(hold.never_fits);
+	free(body);
+}
+END_TEST
+
+/* The deadline (or a client that left) stops the build between fields and
+ * inside long ones; what was charged is given back. */
+START_TEST(test_stop_abandons_the_document)
+{
+	size_t n = 4 * 1024 * 1024, len;
+	char *body = bytes_of(0xE0, n);
+	struct budget_hold hold = {0};
+
+	ck_assert_int_eq(build_limited(body, n, 1u << 30, stop_now, &hold, &len),
+			 MATERIALIZE_STOPPED);
+	memset(&hold, 0, sizeof(hold));
+	polls = 0;
+	ck_assert_int_eq(build_limited(body, n, 1u << 30, stop_after_text, &hold, &len),
+			 MATERIALIZE_STOPPED);
+	ck_assert_int_eq(polls, 2);
+	free(body);
+}
+END_TEST
 
 /* A JSON body nested far deeper than jansson's parser allows is not
  * parsed (no "json" field), and building the document neither crashes nor
@@ -180,6 +277,8 @@ int main(void)
 	int failed;
 
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_document_is_charged_to_its_budget);
+	tcase_add_test(tc, test_stop_abandons_the_document);
 	tcase_add_test(tc, test_deeply_nested_json_body_is_left_unparsed);
 	tcase_add_test(tc, test_json_body_of_any_type_is_parsed);
 	tcase_add_test(tc, test_fields_select_only_what_was_asked);
