@@ -147,7 +147,7 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 	     "# HELP fetchd_response_bytes_total Bytes of fetch documents sent to clients.\n"
 	     "# TYPE fetchd_response_bytes_total counter\n"
 	     "fetchd_response_bytes_total %llu\n"
-	     "# HELP fetchd_pending_bytes Bytes of documents waiting to be written.\n"
+	     "# HELP fetchd_pending_bytes Bytes held for clients, charged to max_pending_bytes.\n"
 	     "# TYPE fetchd_pending_bytes gauge\n"
 	     "fetchd_pending_bytes %llu\n",
 	     (unsigned long long)m->client_cancelled, (unsigned long long)m->upstream_bytes,
