@@ -14,10 +14,6 @@
 
 #include "units.h"
 
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
-
 /* Debian's libinih cuts longer lines silently at its default of 200; a long
  * "allow =" line must arrive whole (or be reported, see config_reader). */
 #define CONFIG_MAX_LINE (64 * 1024)

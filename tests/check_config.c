@@ -7,9 +7,6 @@
 
 #include "config.h"
 
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
 
 /* Per-test state: a config with defaults, the text config_load wrote to
  * err, and the path of the temporary file it read. */

@@ -11,20 +11,24 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${1:-$here/out}
 
-# The compiler and libFuzzer's runtime (libclang_rt.fuzzer) come from Debian.
+# The compiler and libFuzzer's runtime (libclang_rt.fuzzer) come from
+# Debian; this script never installs anything (scripts/test does).
 need=
 for pkg in clang libclang-rt-14-dev; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' ||
 		need="$need $pkg"
 done
 if [ -n "$need" ]; then
-	echo "build.sh: installing$need" >&2
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "build.sh: run as root, or: apt-get install$need" >&2
-		exit 1
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
+	echo "build.sh: missing$need; install with: apt-get install$need" >&2
+	exit 1
 fi
+
+# The version, from its one home: AC_INIT in configure.ac.
+version=$(sed -n 's/^AC_INIT(\[fetchd\], \[\([^]]*\)\].*/\1/p' "$top/configure.ac")
+[ -n "$version" ] || {
+	echo "build.sh: no version in $top/configure.ac" >&2
+	exit 1
+}
 
 CC=${FUZZ_CC:-clang}
 DEPS="jansson libcurl inih uchardet"
@@ -49,7 +53,7 @@ build() {
 		srcs="$srcs $top/src/$s.c"
 	done
 	echo "  CCLD     $out/fuzz_$name"
-	$CC '-DSYSCONFDIR="/etc"' '-DPACKAGE_VERSION="0.1.0"' $CFLAGS -o "$out/fuzz_$name" "$here/fuzz_$name.c" $srcs $LIBS
+	$CC '-DSYSCONFDIR="/etc"' "-DPACKAGE_VERSION=\"$version\"" $CFLAGS -o "$out/fuzz_$name" "$here/fuzz_$name.c" $srcs $LIBS
 }
 
 CONFIG_SRCS="config units netguard log"
