@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ struct pending;
 struct snapshot {
 	struct fetchd_config *cfg;
 	struct netguard_rules rules;
+	struct sockaddr_storage *self; /* owned; rules.self */
 	unsigned refs;
 };
 
@@ -99,7 +101,7 @@ struct server {
 	/* pools[0] is [pool], then the [pool.NAME]s in config order */
 	struct executor *pools[1 + CONFIG_MAX_POOLS];
 	size_t n_pools;
-	struct sockaddr_storage *self;
+	struct sockaddr_storage *self; /* the listen addresses, as bound */
 	size_t n_self;
 	struct evconnlistener **listeners;
 	struct evhttp_bound_socket **bound;
@@ -389,6 +391,52 @@ static void pending_item_error(struct pending *p, size_t i, enum fetchd_err err,
 
 /* ---- jobs ---- */
 
+/* Build snap's self list from the listen addresses: fetchd's own
+ * address:port is always denied, and behind a wildcard listen that is
+ * every address of the host's interfaces (netguard_self_addrs), so they are
+ * read again on every reload. getifaddrs(3) runs here on the loop thread:
+ * it is one netlink dump the kernel answers from memory, without waiting on
+ * the network or a disk (34 us for 9 entries, measured on the dev box), and it
+ * runs only at start-up and reload, which read the config file on the loop
+ * anyway. When it fails, old's list is kept, or without old (at
+ * start-up) only the listen addresses count. Returns 0, or -1 when out of
+ * memory. */
+static int snapshot_set_self(struct snapshot *snap, const struct server *srv,
+			     const struct snapshot *old)
+{
+	struct ifaddrs *ifs = NULL;
+	struct sockaddr_storage *self = NULL;
+	size_t n_self = 0;
+	bool keep = false;
+	int rc = -1;
+
+	if (srv->n_self > 0 && getifaddrs(&ifs) != 0) {
+		ifs = NULL;
+		keep = old != NULL && old->rules.n_self > 0;
+		log_warn("cannot list the network interfaces (%s); %s", strerror(errno),
+			 keep ? "fetchd's own addresses stay as they were"
+			      : "only the listen addresses count as fetchd's own");
+	}
+	if (keep) {
+		self = calloc(old->rules.n_self, sizeof(*self));
+		if (self == NULL)
+			goto bad;
+		memcpy(self, old->rules.self, old->rules.n_self * sizeof(*self));
+		n_self = old->rules.n_self;
+	} else if (netguard_self_addrs(srv->self, srv->n_self, ifs, &self, &n_self) != 0) {
+		goto bad;
+	}
+	free(snap->self);
+	snap->self = self;
+	snap->rules.self = self;
+	snap->rules.n_self = n_self;
+	rc = 0;
+bad:
+	if (ifs != NULL)
+		freeifaddrs(ifs);
+	return rc;
+}
+
 static struct snapshot *snapshot_new(struct server *srv, struct fetchd_config *cfg)
 {
 	struct snapshot *snap = calloc(1, sizeof(*snap));
@@ -402,9 +450,12 @@ static struct snapshot *snapshot_new(struct server *srv, struct fetchd_config *c
 	snap->rules.n_allow = cfg->n_allow;
 	snap->rules.deny = cfg->deny;
 	snap->rules.n_deny = cfg->n_deny;
-	/* fetchd's own listen address:port is always denied: no fetch loops */
-	snap->rules.self = srv->self;
-	snap->rules.n_self = srv->n_self;
+	/* fetchd's own addresses are always denied: no fetch loops. Before
+	 * server_start has bound, the list is empty. */
+	if (snapshot_set_self(snap, srv, srv->snap) != 0) {
+		free(snap);
+		return NULL;
+	}
 	return snap;
 }
 
@@ -412,6 +463,7 @@ static void snapshot_release(struct snapshot *snap)
 {
 	if (snap != NULL && --snap->refs == 0) {
 		config_free(snap->cfg);
+		free(snap->self);
 		free(snap);
 	}
 }
@@ -1266,8 +1318,8 @@ int server_start(struct server *srv)
 	if (cfg->auth_token_file != NULL &&
 	    (srv->auth_token = load_token(cfg->auth_token_file)) == NULL)
 		return -1;
-	srv->snap->rules.self = srv->self;
-	srv->snap->rules.n_self = srv->n_self;
+	if (snapshot_set_self(srv->snap, srv, NULL) != 0)
+		return -1;
 	srv->pools[0] = executor_new(srv->base, cfg->threads, cfg->queue_limit, worker_init,
 				     worker_fini, NULL);
 	if (srv->pools[0] == NULL) {
