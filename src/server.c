@@ -174,6 +174,7 @@ static const char *status_reason(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 508: return "Loop Detected";
 	default: return "Error";
 	}
 }
