@@ -476,6 +476,7 @@ static void job_free(struct job *j)
 		event_free(j->deadline_ev);
 	request_free(j->req);
 	free(j->ft.doc);
+	free(j->ft.via);
 	free(j);
 }
 
@@ -673,6 +674,44 @@ static size_t pool_for(struct server *srv, const struct fetch_request *req)
 	return 0;
 }
 
+/* The Via of the client's request, its field lines joined by ", " (RFC
+ * 9110 section 5.3), to pass on upstream before fetchd's own entry; *out
+ * is NULL when there is none. A line with CR or LF (libevent keeps none)
+ * is left out rather than sent. Returns 0, or -1 when out of memory. */
+static int client_via(struct evhttp_request *req, char **out)
+{
+	struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv;
+	size_t len = 0, off = 0;
+	char *via;
+
+	*out = NULL;
+	TAILQ_FOREACH(kv, headers, next)
+		if (strcasecmp(kv->key, "Via") == 0 && strpbrk(kv->value, "\r\n") == NULL)
+			len += strlen(kv->value) + 2;
+	if (len == 0)
+		return 0;
+	via = malloc(len);
+	if (via == NULL)
+		return -1;
+	TAILQ_FOREACH(kv, headers, next)
+	{
+		size_t n = strlen(kv->value);
+
+		if (strcasecmp(kv->key, "Via") != 0 || strpbrk(kv->value, "\r\n") != NULL)
+			continue;
+		if (off > 0) {
+			memcpy(via + off, ", ", 2);
+			off += 2;
+		}
+		memcpy(via + off, kv->value, n);
+		off += n;
+	}
+	via[off] = '\0';
+	*out = via;
+	return 0;
+}
+
 /* Validate item i and queue its fetch, or answer it in place. */
 static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 {
@@ -714,6 +753,11 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	j->snap->refs++;
 	j->ft.cfg = j->snap->cfg;
 	j->ft.rules = &j->snap->rules;
+	if (client_via(p->req, &j->ft.via) != 0) {
+		job_free(j);
+		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
+		return;
+	}
 	j->ft.deadline_ns = executor_now_ns() + req->timeout_ms * 1000000ull;
 	atomic_init(&j->ft.cancel, false);
 	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
@@ -819,10 +863,36 @@ bad:
 	return NULL;
 }
 
+/* Answer 508 loop_detected, and return true, when req is one of this
+ * fetchd's own fetches come back: its Via names us (fetch_instance). That
+ * ends a loop at its first turn whatever address it took, before it holds
+ * a worker, as proxies do (RFC 9110 section 7.6.3; 508 from RFC 5842). */
+static bool refuse_loop(struct evhttp_request *req)
+{
+	struct evkeyval *kv;
+	char msg[160];
+
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
+		if (strcasecmp(kv->key, "Via") != 0 || !fetch_via_names_us(kv->value))
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "this request came through this fetchd already (its Via names %s): a "
+			 "fetch loop",
+			 fetch_instance());
+		reply_error(req, ERR_LOOP_DETECTED, msg);
+		return true;
+	}
+	return false;
+}
+
 static void handle_fetch(struct server *srv, struct evhttp_request *req)
 {
 	struct request_error err;
 	json_t *obj;
+
+	if (refuse_loop(req))
+		return;
 
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
 		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -852,6 +922,10 @@ static void handle_batch(struct server *srv, struct evhttp_request *req)
 	struct pending *p;
 	char msg[256];
 
+	if (refuse_loop(req)) {
+		json_decref(obj);
+		return;
+	}
 	if (obj == NULL) {
 		reply_error(req, err.code, err.message);
 		return;
