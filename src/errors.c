@@ -30,6 +30,9 @@ static const struct err_entry err_table[ERR__COUNT] = {
 	[ERR_RESPONSE_TOO_LARGE] = {"response_too_large", 502},
 	[ERR_UPSTREAM_ERROR] = {"upstream_error", 502},
 	[ERR_UPSTREAM_TIMEOUT] = {"upstream_timeout", 504},
+	/* a request that already passed through this fetchd (its Via);
+	 * 508 Loop Detected as RFC 5842 section 7.2 defines it */
+	[ERR_LOOP_DETECTED] = {"loop_detected", 508},
 };
 
 static const struct err_entry *err_entry_of(enum fetchd_err err)

@@ -24,13 +24,14 @@ enum fetchd_err {
 	ERR_RESPONSE_TOO_LARGE,
 	ERR_UPSTREAM_ERROR,
 	ERR_UPSTREAM_TIMEOUT,
+	ERR_LOOP_DETECTED,
 	ERR__COUNT
 };
 
 /* "invalid_json", ... */
 const char *err_code_name(enum fetchd_err err);
 
-/* 400, 401, 403, 404, 405, 413, 502, 503, 504. */
+/* 400, 401, 403, 404, 405, 413, 502, 503, 504, 508. */
 int err_http_status(enum fetchd_err err);
 
 /* {"error": {"code": ..., "message": ..., <extra's members>}} as a JSON

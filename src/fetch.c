@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +65,8 @@ struct fetch_worker {
 	/* A body buffer kept for the next fetch (small ones only). */
 	unsigned char *spare_body;
 	size_t spare_cap;
-	/* "Expect:" alone: the header list of a plain request. */
+	/* "Expect:" and fetchd's Via line: the header list of a plain
+	 * request. */
 	struct curl_slist *expect_only;
 
 	/* What the handle holds since its last curl_easy_reset: plain is true
@@ -107,8 +109,46 @@ static void share_unlock(CURL *h, curl_lock_data data, void *arg)
 	pthread_mutex_unlock(&share_locks[data]);
 }
 
+/* "Via: 1.1 fetchd-0123456789abcdef", fetchd's own Via field line; the
+ * name starts at VIA_NAME. Written by fetch_global_init before any worker
+ * starts, then only read. */
+static char via_self[sizeof("Via: 1.1 fetchd-") + 16];
+#define VIA_VALUE (sizeof("Via: ") - 1)	  /* "1.1 fetchd-..." */
+#define VIA_NAME (sizeof("Via: 1.1 ") - 1) /* "fetchd-..." */
+
+const char *fetch_instance(void)
+{
+	return via_self[0] != '\0' ? via_self + VIA_NAME : "";
+}
+
+bool fetch_via_names_us(const char *via)
+{
+	const char *name = fetch_instance();
+	size_t len = strlen(name);
+
+	if (len == 0 || via == NULL)
+		return false;
+	/* received-by comes after the protocol and whitespace (or, from a
+	 * sloppy sender, a comma or nothing), and before whitespace (a
+	 * comment), the comma of the next entry or the end */
+	for (const char *p = via; (p = strstr(p, name)) != NULL; p += len) {
+		char before = p > via ? p[-1] : ' ', after = p[len];
+
+		if ((before == ' ' || before == '\t' || before == ',') &&
+		    (after == '\0' || after == ' ' || after == '\t' || after == ','))
+			return true;
+	}
+	return false;
+}
+
 int fetch_global_init(void)
 {
+	uint64_t name;
+
+	/* blocks only until the kernel's pool is first seeded, at boot */
+	if (getrandom(&name, sizeof(name), 0) != (ssize_t)sizeof(name))
+		return -1;
+	snprintf(via_self, sizeof(via_self), "Via: 1.1 fetchd-%016llx", (unsigned long long)name);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -164,6 +204,14 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 	}
 	/* NULL is fine: every hop then builds its own list */
 	w->expect_only = curl_slist_append(NULL, "Expect:");
+	if (w->expect_only != NULL) {
+		struct curl_slist *next = curl_slist_append(w->expect_only, via_self);
+
+		if (next == NULL) {
+			curl_slist_free_all(w->expect_only);
+			w->expect_only = NULL;
+		}
+	}
 	return w;
 }
 
@@ -596,11 +644,50 @@ static const char *protocols_str(const struct fetchd_config *cfg)
 	return http && https ? "http,https" : https ? "https" : "http";
 }
 
+/* Append s and ", " at line + *off. */
+static void via_append(char *line, size_t *off, const char *s)
+{
+	size_t len = strlen(s);
+
+	memcpy(line + *off, s, len);
+	memcpy(line + *off + len, ", ", 2);
+	*off += len + 2;
+}
+
+/* The one Via field line of a hop: the client's own Via headers (in
+ * order), the Via of its request to fetchd (via_in, may be NULL), then
+ * fetchd's entry, as each recipient appends its own (RFC 9110 section
+ * 7.6.3). malloc'd, or NULL when out of memory. */
+static char *via_build(const struct fetch_request *req, const char *via_in)
+{
+	size_t len = sizeof(via_self), off = VIA_VALUE;
+	char *line;
+
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (strcasecmp(req->headers[i].name, "Via") == 0)
+			len += strlen(req->headers[i].value) + 2;
+	if (via_in != NULL)
+		len += strlen(via_in) + 2;
+	line = malloc(len);
+	if (line == NULL)
+		return NULL;
+	memcpy(line, via_self, off);
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (strcasecmp(req->headers[i].name, "Via") == 0 && req->headers[i].value[0])
+			via_append(line, &off, req->headers[i].value);
+	if (via_in != NULL && via_in[0])
+		via_append(line, &off, via_in);
+	memcpy(line + off, via_self + VIA_VALUE, sizeof(via_self) - VIA_VALUE);
+	return line;
+}
+
 /* The request headers of one hop. Credentials are left out when the hop
- * goes to another origin than the client's URL. Returns NULL (and an
- * empty list is impossible: "Expect:" is always there) on out of memory. */
+ * goes to another origin than the client's URL. The client's Via headers
+ * are folded into fetchd's (via_build). Returns NULL (and an empty list is
+ * impossible: "Expect:" is always there) on out of memory. */
 static struct curl_slist *build_headers(const struct fetch_request *req, bool drop_credentials,
-					bool with_body, bool *has_user_agent)
+					bool with_body, const char *via_in,
+					bool *has_user_agent)
 {
 	struct curl_slist *list = NULL, *next;
 	bool has_content_type = false;
@@ -611,6 +698,8 @@ static struct curl_slist *build_headers(const struct fetch_request *req, bool dr
 		const struct fetch_header *h = &req->headers[i];
 
 		if (drop_credentials && redirect_is_credential_header(h->name))
+			continue;
+		if (strcasecmp(h->name, "Via") == 0)
 			continue;
 		if (strcasecmp(h->name, "Content-Type") == 0) {
 			if (!with_body)
@@ -628,6 +717,14 @@ static struct curl_slist *build_headers(const struct fetch_request *req, bool dr
 			goto oom;
 		list = next;
 	}
+	line = via_build(req, via_in);
+	if (line == NULL)
+		goto oom;
+	next = curl_slist_append(list, line);
+	free(line);
+	if (next == NULL)
+		goto oom;
+	list = next;
 	/* No 100-continue round trip; and curl adds a form Content-Type to
 	 * bodies the client did not type: remove it. */
 	next = curl_slist_append(list, "Expect:");
@@ -646,17 +743,19 @@ oom:
 	return NULL;
 }
 
-/* The header list of one hop: for a request without headers or body that
- * is "Expect:" alone, which the worker keeps instead of building it for
- * every hop. Give it back with hop_headers_free. */
+/* The header list of one hop: for a request without headers, body or a
+ * Via to pass on that is "Expect:" and fetchd's Via, which the worker
+ * keeps instead of building it for every hop. Give it back with
+ * hop_headers_free. */
 static struct curl_slist *hop_headers(struct fetch_worker *w, const struct fetch_request *req,
-				      bool drop_credentials, bool with_body, bool *has_user_agent)
+				      bool drop_credentials, bool with_body, const char *via_in,
+				      bool *has_user_agent)
 {
-	if (req->n_headers == 0 && !with_body && w->expect_only != NULL) {
+	if (req->n_headers == 0 && !with_body && via_in == NULL && w->expect_only != NULL) {
 		*has_user_agent = false;
 		return w->expect_only;
 	}
-	return build_headers(req, drop_credentials, with_body, has_user_agent);
+	return build_headers(req, drop_credentials, with_body, via_in, has_user_agent);
 }
 
 static void hop_headers_free(struct fetch_worker *w, struct curl_slist *list)
@@ -976,7 +1075,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 			goto out;
 		}
 		free(host);
-		headers = hop_headers(w, req, drop_credentials, with_body, &has_ua);
+		headers = hop_headers(w, req, drop_credentials, with_body, t->via, &has_ua);
 		if (headers == NULL || hop_begin(tr) != 0) {
 			hop_headers_free(w, headers);
 			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);

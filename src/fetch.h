@@ -2,6 +2,7 @@
 #define FETCHD_FETCH_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,10 +14,23 @@ struct fetchd_config;
 struct netguard_rules;
 struct fetch_worker;
 
-/* curl_global_init and the share handle (DNS cache, TLS sessions) with
- * its locks. Call once before any worker starts. Returns 0 or -1. */
+/* curl_global_init, the share handle (DNS cache, TLS sessions) with
+ * its locks, and this process's Via name. Call once before any worker
+ * starts. Returns 0 or -1. */
 int fetch_global_init(void);
 void fetch_global_cleanup(void);
+
+/* This process's name in Via: "fetchd-" and 16 hex digits from
+ * getrandom(2), new in every process (two instances on one host, or
+ * behind one port, differ). Every upstream request carries
+ * "Via: 1.1 NAME", appended to the Via it passes on (RFC 9110 section
+ * 7.6.3), so a fetch that comes back to this process is recognised
+ * whatever address it took. "" before fetch_global_init. */
+const char *fetch_instance(void);
+
+/* Does a Via field value name this process as a recipient (as its
+ * received-by, RFC 9110 section 7.6.3)? Never before fetch_global_init. */
+bool fetch_via_names_us(const char *via);
 
 /* The per-worker state: one curl easy handle kept between tasks, so its
  * connection cache gives keep-alive to upstreams. */
@@ -40,6 +54,10 @@ struct fetch_task {
 	 * body, headers and document here as they grow; when fetch_run
 	 * returns, hold.held is doc_len, the finished document's charge */
 	struct budget_hold hold;
+	/* the Via of the client's request to fetchd, passed on before
+	 * fetchd's own; NULL when it had none. malloc'd; the loop frees it
+	 * with the task */
+	char *via;
 
 	char *doc; /* the finished JSON document, malloc'd */
 	size_t doc_len;

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* An IPv4 network in host byte order. */
@@ -288,9 +289,12 @@ netguard_addr_is_unspecified(const struct netguard_addr *a)
 	return memcmp(a->addr, v6_zero, a->family == AF_INET ? 4 : 16) == 0;
 }
 
-/* Is a one of fetchd's own listen addresses? A wildcard listen (0.0.0.0 or
- * ::, which on Linux also takes IPv4) matches every private or loopback
- * address on that port: those are the ones that can reach this host. */
+/* Is a one of fetchd's own addresses? An entry matches its own address
+ * (both spellings of an IPv4 address compare equal here). A wildcard entry
+ * (0.0.0.0 or ::, which on Linux also takes IPv4) also matches every
+ * private or loopback address on that port, which covers addresses no
+ * interface lists (127.0.0.2, 0.0.0.0 itself); its interfaces' other
+ * addresses are entries of their own (netguard_self_addrs). */
 static bool
 netguard_is_self(const struct netguard_rules *rules, const struct netguard_addr *a)
 {
@@ -311,6 +315,79 @@ netguard_is_self(const struct netguard_rules *rules, const struct netguard_addr 
 			return true;
 	}
 	return false;
+}
+
+/* The port of a listen address in network byte order, and whether its
+ * address is the wildcard of its family. */
+static bool
+netguard_listen_wildcard(const struct sockaddr_storage *ss, uint16_t *port)
+{
+	struct netguard_addr a;
+
+	if (netguard_addr_load((const struct sockaddr *)ss, &a) != 0)
+		return false;
+	*port = htons(a.port);
+	return netguard_addr_is_unspecified(&a);
+}
+
+int
+netguard_self_addrs(const struct sockaddr_storage *listen, size_t n_listen,
+		    const struct ifaddrs *ifs, struct sockaddr_storage **out, size_t *n_out)
+{
+	struct sockaddr_storage *list = NULL;
+	size_t n = 0, cap = n_listen, n_if = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (n_listen == 0)
+		return 0;
+	for (const struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next)
+		n_if++;
+	/* every listen address, plus at most every interface address per
+	 * wildcard; counted first so the list is one allocation */
+	for (size_t l = 0; l < n_listen; l++) {
+		uint16_t port;
+
+		if (netguard_listen_wildcard(&listen[l], &port))
+			cap += n_if;
+	}
+	list = calloc(cap, sizeof(*list));
+	if (list == NULL)
+		return -1;
+	for (size_t l = 0; l < n_listen; l++) {
+		int family = listen[l].ss_family;
+		uint16_t port;
+
+		list[n++] = listen[l];
+		if (!netguard_listen_wildcard(&listen[l], &port))
+			continue;
+		for (const struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next) {
+			const struct sockaddr *sa = i->ifa_addr;
+			struct sockaddr_storage *e = &list[n];
+
+			if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+				continue;
+			/* a 0.0.0.0 socket accepts no IPv6 */
+			if (family == AF_INET && sa->sa_family != AF_INET)
+				continue;
+			memset(e, 0, sizeof(*e));
+			if (sa->sa_family == AF_INET) {
+				struct sockaddr_in *sin = (struct sockaddr_in *)(void *)e;
+
+				memcpy(sin, sa, sizeof(*sin));
+				sin->sin_port = port;
+			} else {
+				struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)e;
+
+				memcpy(sin6, sa, sizeof(*sin6));
+				sin6->sin6_port = port;
+			}
+			n++;
+		}
+	}
+	*out = list;
+	*n_out = n;
+	return 0;
 }
 
 bool

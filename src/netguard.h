@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <ifaddrs.h>
 #include <sys/socket.h>
 
 /* An IPv4 or IPv6 network. IPv4 is kept as AF_INET with the first 4 bytes
@@ -37,14 +38,31 @@ struct netguard_rules {
 	size_t n_allow;
 	const struct cidr *deny;
 	size_t n_deny;
-	/* fetchd's own listen addresses: always denied, address and port. */
+	/* fetchd's own addresses (netguard_self_addrs): always denied,
+	 * address and port. */
 	const struct sockaddr_storage *self;
 	size_t n_self;
 };
 
-/* The verdict for connecting to sa. Order: own listen address:port ->
- * deny; deny list -> deny; allow list -> allow; deny_private and private
- * -> deny; else allow. */
+/* The self list of the rules: each listen address, and for a wildcard
+ * listen (0.0.0.0 or ::) every address of the host's interfaces at its
+ * port, whatever its class: a peer there is fetchd's own socket, so
+ * "private" is no guide (a public address on a local interface reaches it
+ * too). 0.0.0.0 takes the IPv4 interface addresses; :: takes both families,
+ * as a Linux :: socket also accepts IPv4. ifs is the list getifaddrs(3)
+ * gives, read by the caller (this function stays pure); NULL adds none.
+ * The wildcard entries stay in the list: netguard_check_addr matches them
+ * against loopback and private addresses. *out is malloc'd (NULL when
+ * n_listen is 0). Returns 0, or -1 when out of memory. */
+int netguard_self_addrs(const struct sockaddr_storage *listen, size_t n_listen,
+			const struct ifaddrs *ifs, struct sockaddr_storage **out,
+			size_t *n_out);
+
+/* The verdict for connecting to sa. Order: own address:port (an entry of
+ * the self list, IPv4-mapped IPv6 spellings included; a wildcard entry
+ * matches every loopback and private address at its port) -> deny; deny
+ * list -> deny; allow list -> allow; deny_private and private -> deny;
+ * else allow. */
 bool netguard_check_addr(const struct netguard_rules *rules, const struct sockaddr *sa);
 
 /* Does host match one of the patterns ("example.org", "*.example.org" which

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,6 +582,87 @@ START_TEST(test_wildcard_self_denies_local_addresses_on_its_port)
 }
 END_TEST
 
+/* A getifaddrs(3)-shaped list, built by hand: lo, a public IPv4 and
+ * IPv6 address on eth0, a link-local one, a packet-level entry and one
+ * without an address, as real lists have. */
+struct fake_ifs {
+	struct ifaddrs ifa[7];
+	struct sockaddr_storage addr[7];
+};
+
+static struct ifaddrs *
+fake_ifs_make(struct fake_ifs *f)
+{
+	static const char *const ips[] = {"127.0.0.1", "::1", "11.22.33.44",
+					  "2001:4860:4860::8888", "fe80::1"};
+	size_t n = sizeof(ips) / sizeof(ips[0]);
+
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < n; i++) {
+		f->ifa[i].ifa_name = (char *)(i < 2 ? "lo" : "eth0");
+		f->ifa[i].ifa_addr = (struct sockaddr *)sa_make(&f->addr[i], ips[i], 0);
+	}
+	f->addr[n].ss_family = AF_PACKET;
+	f->ifa[n].ifa_name = (char *)"eth0";
+	f->ifa[n].ifa_addr = (struct sockaddr *)&f->addr[n];
+	f->ifa[n + 1].ifa_name = (char *)"tun0"; /* no address */
+	for (size_t i = 0; i + 1 < sizeof(f->ifa) / sizeof(f->ifa[0]); i++)
+		f->ifa[i].ifa_next = &f->ifa[i + 1];
+	return &f->ifa[0];
+}
+
+START_TEST(test_wildcard_self_denies_public_interface_addresses_on_its_port)
+{
+	struct fake_ifs f;
+	struct sockaddr_storage listen[3], *self = NULL;
+	size_t n_self = 0;
+	struct cidr allow[] = {cidr("0.0.0.0/0"), cidr("::/0")};
+	struct netguard_rules r = {.deny_private = true, .allow = allow, .n_allow = 2};
+
+	self_make(&listen[0], "0.0.0.0", 8080);
+	self_make(&listen[1], "::", 9090);
+	self_make(&listen[2], "127.0.0.1", 7070);
+	ck_assert_int_eq(netguard_self_addrs(listen, 3, fake_ifs_make(&f), &self, &n_self), 0);
+	/* 3 listen addresses; 0.0.0.0 adds the 2 IPv4 ones, :: all 5 */
+	ck_assert_uint_eq(n_self, 3 + 2 + 5);
+	r.self = self;
+	r.n_self = n_self;
+
+	/* public, and allowed: still fetchd itself, in either spelling */
+	ck_assert(!check(&r, "11.22.33.44", 8080));
+	ck_assert(!check(&r, "::ffff:11.22.33.44", 8080));
+	ck_assert(check(&r, "11.22.33.44", 8081));
+	/* a 0.0.0.0 socket takes no IPv6 */
+	ck_assert(check(&r, "2001:4860:4860::8888", 8080));
+	/* :: takes both families */
+	ck_assert(!check(&r, "2001:4860:4860::8888", 9090));
+	ck_assert(!check(&r, "11.22.33.44", 9090));
+	ck_assert(!check(&r, "::ffff:11.22.33.44", 9090));
+	ck_assert(!check(&r, "::1", 9090));
+	/* a specific listen address is only itself */
+	ck_assert(!check(&r, "127.0.0.1", 7070));
+	ck_assert(check(&r, "11.22.33.44", 7070));
+	free(self);
+}
+END_TEST
+
+START_TEST(test_self_addrs_without_interfaces_or_listen)
+{
+	struct sockaddr_storage listen[1], *self = NULL;
+	size_t n_self = 99;
+
+	ck_assert_int_eq(netguard_self_addrs(NULL, 0, NULL, &self, &n_self), 0);
+	ck_assert_ptr_null(self);
+	ck_assert_uint_eq(n_self, 0);
+
+	self_make(&listen[0], "0.0.0.0", 8080);
+	ck_assert_int_eq(netguard_self_addrs(listen, 1, NULL, &self, &n_self), 0);
+	ck_assert_uint_eq(n_self, 1);
+	ck_assert_int_eq(self[0].ss_family, AF_INET);
+	free(self);
+}
+END_TEST
+
 START_TEST(test_check_addr_denies_non_ip_sockaddr)
 {
 	struct netguard_rules r = {.deny_private = false};
@@ -707,6 +789,8 @@ netguard_suite(void)
 	tcase_add_test(tc, test_self_is_denied_even_when_allowed);
 	tcase_add_test(tc, test_self_mapped_listen_matches_ipv4_peer);
 	tcase_add_test(tc, test_wildcard_self_denies_local_addresses_on_its_port);
+	tcase_add_test(tc, test_wildcard_self_denies_public_interface_addresses_on_its_port);
+	tcase_add_test(tc, test_self_addrs_without_interfaces_or_listen);
 	tcase_add_test(tc, test_check_addr_denies_non_ip_sockaddr);
 	suite_add_tcase(s, tc);
 

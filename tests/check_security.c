@@ -1422,6 +1422,81 @@ START_TEST(test_allowed_private_network_is_unreachable_in_the_namespace)
 }
 END_TEST
 
+/* Netns only: give lo an extra IPv4 address (label "lo:N", netmask /32)
+ * inside the private namespace. ioctl rather than ip(8), which is
+ * optional. Returns 0 or -1 (errno set). */
+static int lo_add_address(const char *label, const char *ip)
+{
+	struct ifreq ifr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&ifr.ifr_addr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
+
+	if (fd == -1)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", label);
+	sin->sin_family = AF_INET;
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1 && ioctl(fd, SIOCSIFADDR, &ifr) == 0) {
+		inet_pton(AF_INET, "255.255.255.255", &sin->sin_addr);
+		if (ioctl(fd, SIOCSIFNETMASK, &ifr) == 0)
+			rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+/* Netns only: fetchd listening on 0.0.0.0, with a public address on a
+ * local interface (lo, inside the namespace only), is that address too: a
+ * fetch of it at fetchd's own port is denied, in both spellings, although
+ * the address is not private. Addresses added later count after a
+ * reload. The control: the same address at another port is attempted. */
+START_TEST(test_own_public_interface_address_is_denied_and_refreshed_on_reload)
+{
+	static const char first[] = "11.22.33.44", later[] = "11.22.33.45";
+	struct fetchd_opts o = {.listen = "0.0.0.0:0", .keep_config = true};
+	struct http_resp r;
+	char *url;
+	uint64_t until;
+
+	ck_assert_msg(in_netns, "off-machine case outside the private namespace");
+	ck_assert_msg(lo_add_address("lo:1", first) == 0, "adding %s to lo: %s", first,
+		      strerror(errno));
+	fetchd_start_ex(&own_d, &o);
+
+	url = str_printf("http://%s:%d/healthz", first, own_d.port);
+	fetch_url(&own_d, url, &r);
+	expect_error(&r, 403, "destination_denied");
+	expect_message_has(&r, first);
+	http_resp_free(&r);
+	free(url);
+	url = str_printf("http://[::ffff:%s]:%d/healthz", first, own_d.port);
+	fetch_url(&own_d, url, &r);
+	expect_error(&r, 403, "destination_denied");
+	http_resp_free(&r);
+	free(url);
+	url = str_printf("http://%s:%d/", first, closed_port());
+	fetch_url(&own_d, url, &r);
+	expect_error(&r, 502, "connect_failed");
+	http_resp_free(&r);
+	free(url);
+
+	ck_assert_msg(lo_add_address("lo:2", later) == 0, "adding %s to lo: %s", later,
+		      strerror(errno));
+	fetchd_write_config(&own_d, NULL);
+	ck_assert_int_eq(fetchd_signal(&own_d, SIGHUP), 0);
+	until = now_ms() + 10000;
+	while (!fetchd_log_has_line(&own_d, "reloaded", "threads") && now_ms() < until)
+		sleep_ms(20);
+	ck_assert_msg(fetchd_log_has_line(&own_d, "reloaded", "threads"), "no reload logged");
+	url = str_printf("http://%s:%d/healthz", later, own_d.port);
+	fetch_url(&own_d, url, &r);
+	expect_error(&r, 403, "destination_denied");
+	expect_message_has(&r, later);
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
 /* ---- the private network namespace ---- */
 
 static bool loopback_is_up(void)
@@ -1630,8 +1705,11 @@ static Suite *security_suite(void)
 	tcase_add_test(tc, test_low_speed_limit_set_by_reload_reaches_a_warm_worker);
 	tcase_add_test(tc, test_allow_hosts_refuses_other_hosts_before_connecting);
 	tcase_add_test(tc, test_allow_hosts_applies_to_redirect_hops);
-	if (in_netns)
+	if (in_netns) {
 		tcase_add_test(tc, test_allowed_private_network_is_unreachable_in_the_namespace);
+		tcase_add_test(tc,
+			       test_own_public_interface_address_is_denied_and_refreshed_on_reload);
+	}
 	suite_add_tcase(s, tc);
 	return s;
 }

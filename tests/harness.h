@@ -35,7 +35,9 @@ struct fetchd_opts {
 	 * may be NULL */
 	const char *extra_config;
 	bool allow_loopback; /* --allow 127.0.0.1/32 */
-	/* "127.0.0.1:PORT"; NULL means 127.0.0.1:0. Only 127.0.0.1. */
+	/* "127.0.0.1:PORT"; NULL means 127.0.0.1:0. Only 127.0.0.1, or
+	 * "0.0.0.0:PORT" inside check_security's private network namespace
+	 * (FETCHD_IN_NETNS set). */
 	const char *listen;
 	/* NULL-terminated "NAME=value" strings added to fetchd's environment
 	 * (replacing an inherited NAME). NOTIFY_SOCKET, WATCHDOG_USEC and
