@@ -1,3 +1,8 @@
+/* Charset detection and decoding for the text field, on the worker:
+ * sniffing in the order of SPEC section 2 (BOM, <meta charset>, the XML
+ * declaration, UTF-8 validity, then uchardet) and decoding the WHATWG way
+ * (labels mapped by the Encoding Standard's table, invalid bytes turned
+ * into U+FFFD). Pure functions over their arguments: no shared state. */
 #include "charset.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/* The configuration: fetchd.conf parsed with libinih into struct
+ * fetchd_config, every key checked against the table below, every problem
+ * reported as file:line: message, and command-line overrides applied. A
+ * reload parses into a new struct; the running one is never modified. */
 #include "config.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,5 @@
+/* The error table of SPEC section 2 (code, HTTP status) and the error
+ * documents built from it. */
 #include "errors.h"
 
 #include <stdint.h>
@@ -33,6 +35,8 @@ static const struct err_entry err_table[ERR__COUNT] = {
 	/* a request that already passed through this fetchd (its Via);
 	 * 508 Loop Detected as RFC 5842 section 7.2 defines it */
 	[ERR_LOOP_DETECTED] = {"loop_detected", 508},
+	/* nginx's 499 "client closed request": nobody reads this answer */
+	[ERR_CLIENT_CLOSED] = {"client_closed", 499},
 };
 
 static const struct err_entry *err_entry_of(enum fetchd_err err)

@@ -25,6 +25,9 @@ enum fetchd_err {
 	ERR_UPSTREAM_ERROR,
 	ERR_UPSTREAM_TIMEOUT,
 	ERR_LOOP_DETECTED,
+	/* never sent: the client left (or its fetch was aborted for it); its
+	 * own outcome in the access log and the metrics, as nginx's 499 */
+	ERR_CLIENT_CLOSED,
 	ERR__COUNT
 };
 

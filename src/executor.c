@@ -1,3 +1,7 @@
+/* The bounded worker pool: a queue of tasks, N threads that run them, and
+ * completions handed back to the event loop through one eventfd. It knows
+ * nothing of HTTP or curl: server.c submits tasks, their done callbacks run
+ * on the loop thread. */
 #include "executor.h"
 
 #include <errno.h>

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "executor.h"
+#include "http_status.h"
 #include "log.h"
 #include "materialize.h"
 #include "netguard.h"
@@ -268,61 +269,6 @@ static int hop_begin(struct transfer *tr)
 	return 0;
 }
 
-static const char *reason_phrase(long status)
-{
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 203: return "Non-Authoritative Information";
-	case 204: return "No Content";
-	case 205: return "Reset Content";
-	case 206: return "Partial Content";
-	case 300: return "Multiple Choices";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 416: return "Range Not Satisfiable";
-	case 417: return "Expectation Failed";
-	case 418: return "I'm a teapot";
-	case 421: return "Misdirected Request";
-	case 422: return "Unprocessable Content";
-	case 425: return "Too Early";
-	case 426: return "Upgrade Required";
-	case 428: return "Precondition Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 451: return "Unavailable For Legal Reasons";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "";
-	}
-}
-
 /* "HTTP/1.1 200 OK": a new response begins (interim 1xx responses and
  * proxy CONNECT answers replace each other; the last one stays). */
 static int parse_status_line(struct transfer *tr, const char *line, size_t len)
@@ -344,7 +290,7 @@ static int parse_status_line(struct transfer *tr, const char *line, size_t len)
 	h->status = status;
 	while (sp < end && *sp == ' ')
 		sp++;
-	h->reason = sp < end ? strndup(sp, (size_t)(end - sp)) : strdup(reason_phrase(status));
+	h->reason = sp < end ? strndup(sp, (size_t)(end - sp)) : strdup(http_reason_phrase(status));
 	return ver != NULL && h->reason != NULL ? 0 : -1;
 }
 
@@ -992,7 +938,7 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 		break;
 	case MATERIALIZE_STOPPED:
 		if (atomic_load(&t->cancel))
-			fail(t, ERR_UPSTREAM_ERROR, "the fetch was cancelled", CURLE_OK, NULL);
+			fail(t, ERR_CLIENT_CLOSED, "the fetch was cancelled", CURLE_OK, NULL);
 		else
 			fail(t, ERR_UPSTREAM_TIMEOUT,
 			     "the deadline passed while the response document was built", CURLE_OK,
@@ -1103,7 +1049,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 					 tr->denied_addr, url, hop);
 				fail(t, ERR_DESTINATION_DENIED, message, cc, errbuf);
 			} else if (atomic_load(&t->cancel)) {
-				fail(t, ERR_UPSTREAM_ERROR, "the fetch was cancelled", cc, errbuf);
+				fail(t, ERR_CLIENT_CLOSED, "the fetch was cancelled", cc, errbuf);
 			} else if (cc == CURLE_OPERATION_TIMEDOUT &&
 				   strncmp(errbuf, "Operation too slow", 18) == 0) {
 				/* curl's words for its low-speed limit */
@@ -1151,7 +1097,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		timing.ttfb_ms = (double)(hop_start_ns - start_ns) / 1e6 + ms(starttransfer);
 		h->status = status;
 		if (h->reason == NULL)
-			h->reason = strdup(reason_phrase(status));
+			h->reason = strdup(http_reason_phrase(status));
 		if (h->http_version == NULL)
 			h->http_version = strdup("1.1");
 		h->url = strdup(effective != NULL ? effective : url);
@@ -1168,7 +1114,8 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		if (hop >= req->max_redirects) {
 			snprintf(message, sizeof(message), "more than %u redirects",
 				 req->max_redirects);
-			fail(t, ERR_TOO_MANY_REDIRECTS, message, CURLE_OK, NULL);
+			/* curl's code for what curl would have said (SPEC's 502 row) */
+			fail(t, ERR_TOO_MANY_REDIRECTS, message, CURLE_TOO_MANY_REDIRECTS, NULL);
 			goto out;
 		}
 		char *scheme = url_get(location, CURLUPART_SCHEME, 0);
@@ -1177,7 +1124,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 				 "redirect to scheme '%s' is not allowed (hop %u)",
 				 scheme ? scheme : "?", hop + 1);
 			free(scheme);
-			fail(t, ERR_UPSTREAM_ERROR, message, CURLE_OK, NULL);
+			fail(t, ERR_UPSTREAM_ERROR, message, CURLE_UNSUPPORTED_PROTOCOL, NULL);
 			goto out;
 		}
 		free(scheme);

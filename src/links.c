@@ -1,3 +1,5 @@
+/* The Link response header (RFC 8288) parsed into the document's links
+ * object, as requests' Response.links has it. */
 #include "links.h"
 
 #include <curl/curl.h>

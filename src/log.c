@@ -1,3 +1,6 @@
+/* Logging: one line per event on stderr, with a timestamp, or with a
+ * journald priority prefix (<3> .. <7>) when systemd's JOURNAL_STREAM says
+ * stderr goes to the journal. Safe from any thread. */
 #include "log.h"
 
 #include <stdarg.h>

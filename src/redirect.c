@@ -1,3 +1,6 @@
+/* The redirect rules fetchd owns (SPEC section 2, "Redirects"): which
+ * statuses redirect, how the method changes (the Fetch standard), and
+ * which headers are dropped when a redirect leaves the origin. */
 #include "redirect.h"
 
 #include <stdlib.h>

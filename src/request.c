@@ -1,3 +1,7 @@
+/* A client's fetch request: strict JSON validation (SPEC section 2,
+ * "Strict input") and binding into struct fetch_request, the partial that
+ * a worker runs. Runs on the loop thread, so every step is linear in the
+ * request's size. */
 #include "request.h"
 
 #include <curl/curl.h>

@@ -28,6 +28,7 @@
 #include "errors.h"
 #include "executor.h"
 #include "fetch.h"
+#include "http_status.h"
 #include "log.h"
 #include "metrics.h"
 #include "netguard.h"
@@ -175,22 +176,12 @@ static void free_counted_doc(const void *data, size_t len, void *arg)
 		doc_account_free(acc);
 }
 
+/* The reason phrase of fetchd's own answers. */
 static const char *status_reason(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Content Too Large";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 508: return "Loop Detected";
-	default: return "Error";
-	}
+	const char *phrase = http_reason_phrase(status);
+
+	return *phrase ? phrase : "Error";
 }
 
 /* evhttp_send_reply, then the write itself, now. libevent 2.1 only queues
@@ -548,6 +539,15 @@ static void job_done(struct executor_task *t)
 	if (waited * 1e3 > p->queue_ms)
 		p->queue_ms = waited * 1e3;
 	metrics_observe(&m->fetch_duration, (double)(executor_now_ns() - t->started_ns) / 1e9);
+	if (j->ft.err == ERR_CLIENT_CLOSED && !p->gone) {
+		/* aborted by the drain's timeout, not for its client */
+		free(doc);
+		budget_release(p->srv->docs->budget, j->ft.doc_len);
+		job_free(j);
+		pending_item_error(p, i, ERR_SHUTTING_DOWN,
+				   "fetchd shut down before this fetch finished");
+		return;
+	}
 	pending_item_done(p, i, j->ft.http_status, j->ft.err, doc, j->ft.doc_len);
 	job_free(j);
 }
@@ -587,7 +587,7 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 			size_t left = p->n_left;
 
 			job_free(j);
-			pending_item_error(p, i, ERR_UPSTREAM_ERROR, "the client went away");
+			pending_item_error(p, i, ERR_CLIENT_CLOSED, "the client went away");
 			if (left == 1)
 				return; /* that was the last item: p is freed */
 		} else {

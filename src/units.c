@@ -1,3 +1,4 @@
+/* Sizes ("10M") and durations ("5s") of the configuration file. */
 #include "units.h"
 
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* URL parts through libcurl's URL API (no DNS, safe on the loop thread). */
 #include "url.h"
 
 #include <stdlib.h>

@@ -528,6 +528,15 @@ START_TEST(test_disconnected_queued_fetch_is_never_sent)
 	ck_assert_msg(counter_stays(&up, "q", "hits", 0),
 		      "the fetch of a client that went away was sent upstream");
 	expect_serving(&daemon_, &up);
+	/* counted as its own outcome, not as a failed fetch */
+	struct http_resp m;
+	get_ok(daemon_.port, "/metrics", &m);
+	ck_assert_msg(strstr(m.body, "fetchd_requests_total{code=\"499\",error=\"client_closed\"} "
+				     "1\n") != NULL,
+		      "no client_closed count in:\n%.3000s", m.body);
+	ck_assert_msg(strstr(m.body, "error=\"upstream_error\"} 1") == NULL,
+		      "the client's leaving was counted as upstream_error:\n%.3000s", m.body);
+	http_resp_free(&m);
 	free(req);
 	free(body);
 	free(url);
@@ -855,6 +864,8 @@ START_TEST(test_redirects_beyond_max_redirects_are_502)
 	url = up_url(&up, path);
 	fetch(&daemon_, json_pack("{s:s, s:i}", "url", url, "max_redirects", 3), &r);
 	expect_error(&r, 502, "too_many_redirects");
+	expect_int(&r, "error.curl_code", 47); /* CURLE_TOO_MANY_REDIRECTS */
+	ck_assert(json_is_string(json_path(r.json, "error.curl_error")));
 	http_resp_free(&r);
 	/* the same chain with room for it arrives */
 	fetch(&daemon_, json_pack("{s:s, s:i}", "url", url, "max_redirects", 6), &r);

@@ -1052,6 +1052,7 @@ START_TEST(test_error_codes_have_names_and_statuses)
 		{ERR_UPSTREAM_ERROR, "upstream_error", 502},
 		{ERR_UPSTREAM_TIMEOUT, "upstream_timeout", 504},
 		{ERR_LOOP_DETECTED, "loop_detected", 508},
+		{ERR_CLIENT_CLOSED, "client_closed", 499},
 	};
 
 	ck_assert_uint_eq(sizeof(table) / sizeof(table[0]), ERR__COUNT - 1);

@@ -606,6 +606,7 @@ static void check_redirect_scheme_refused(const char *target, const char *scheme
 	fetch_url(&main_d, url, &r);
 	expect_error(&r, 502, "upstream_error");
 	expect_message_has(&r, scheme);
+	expect_int(&r, "error.curl_code", 1); /* CURLE_UNSUPPORTED_PROTOCOL */
 	ck_assert_msg(strstr(body_of(&r), "root:") == NULL, "local file content leaked: %.1000s",
 		      body_of(&r));
 	http_resp_free(&r);
