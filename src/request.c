@@ -299,6 +299,68 @@ static bool request_scheme_allowed(const char *scheme, const struct fetchd_confi
 	return false;
 }
 
+/* WHATWG URL's "ends in a number" rule: the last label of host (a final
+ * '.' aside) is decimal digits or 0x and hex digits, so resolvers read the
+ * whole host as an IPv4 address. */
+static bool request_host_ends_in_number(const char *host)
+{
+	size_t n = strlen(host), start;
+	bool hex;
+
+	if (n > 0 && host[n - 1] == '.')
+		n--;
+	start = n;
+	while (start > 0 && host[start - 1] != '.')
+		start--;
+	if (start == n)
+		return false;
+	hex = n - start >= 2 && host[start] == '0' && (host[start + 1] | 0x20) == 'x';
+	for (size_t i = hex ? start + 2 : start; i < n; i++) {
+		unsigned char c = (unsigned char)host[i];
+
+		if (!(c >= '0' && c <= '9') && !(hex && (c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
+			return false;
+	}
+	return true;
+}
+
+/* A host with non-ASCII characters goes through IDNA (libidn2) when curl
+ * resolves it. Refuse at validation a host curl cannot convert: each fetch
+ * of it would fail later as a 502, and in the C locale fetchd runs in,
+ * libidn2 converts none. Refuse too a host whose converted form is an IPv4
+ * address: UTS #46 maps full-width digits to ASCII, so "１２７.0.0.1" is an
+ * address that no reading of the URL's text sees as one. (libcurl 7.88
+ * answers a failed CURLU_PUNYCODE conversion with CURLUE_OUT_OF_MEMORY.) */
+static int request_check_idn_host(CURLU *u, const char *host, struct request_error *err)
+{
+	char *ace = NULL;
+	bool ascii = true;
+	int rc = -1;
+
+	for (const char *c = host; *c != '\0'; c++)
+		ascii = ascii && (unsigned char)*c < 0x80;
+	if (ascii)
+		return 0;
+	if (curl_url_get(u, CURLUPART_HOST, &ace, CURLU_PUNYCODE) != CURLUE_OK) {
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "field 'url': host '%.64s' cannot be converted to an ASCII (IDNA) "
+			     "name; give it in its xn-- form",
+			     host);
+		goto done;
+	}
+	if (request_host_ends_in_number(ace)) {
+		request_fail(err, ERR_INVALID_REQUEST,
+			     "field 'url': host '%.64s' is an IPv4 address spelled with non-ASCII "
+			     "characters",
+			     host);
+		goto done;
+	}
+	rc = 0;
+done:
+	curl_free(ace);
+	return rc;
+}
+
 static int request_bind_url(struct fetch_request *r, const json_t *url, const json_t *params,
 			    const struct fetchd_config *cfg, struct request_error *err)
 {
@@ -369,6 +431,8 @@ static int request_bind_url(struct fetch_request *r, const json_t *url, const js
 		request_fail(err, ERR_INVALID_REQUEST, "field 'url' has no host");
 		goto done;
 	}
+	if (request_check_idn_host(u, part, err) != 0)
+		goto done;
 	r->host = strdup(part);
 	if (r->host == NULL) {
 		request_oom(err);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,37 @@ START_TEST(test_userinfo_is_allowed)
 
 	ck_assert_str_eq(r->url, "https://u:p@e.org:8443/x");
 	request_free(r);
+}
+END_TEST
+
+START_TEST(test_non_ascii_host_curl_cannot_convert_is_rejected)
+{
+	/* fetchd runs in the C locale, where libidn2 converts no non-ASCII
+	 * name: each of these used to pass and fail later as a 502. */
+	expect_error("{\"url\": \"http://\\uff11\\uff12\\uff17.0.0.1/\"}", ERR_INVALID_REQUEST,
+		     "field 'url'");
+	expect_error("{\"url\": \"http://b\\u00fccher.example/\"}", ERR_INVALID_REQUEST,
+		     "field 'url'");
+	/* the xn-- form is ASCII */
+	request_free(bind_ok("{\"url\": \"http://xn--bcher-kva.example/\"}"));
+}
+END_TEST
+
+START_TEST(test_non_ascii_spelling_of_an_address_is_rejected)
+{
+	/* Where libidn2 can convert (a UTF-8 locale), UTS #46 maps full-width
+	 * digits to ASCII ones: the host would be the address 127.0.0.1. */
+	ck_assert_ptr_nonnull(setlocale(LC_CTYPE, "C.UTF-8"));
+	expect_error("{\"url\": \"http://\\uff11\\uff12\\uff17.0.0.1/\"}", ERR_INVALID_REQUEST,
+		     "IPv4");
+	expect_error("{\"url\": \"http://\\uff11\\uff12\\uff17.1/\"}", ERR_INVALID_REQUEST,
+		     "IPv4");
+	expect_error("{\"url\": \"http://b\\u00fccher.0x7f./\"}", ERR_INVALID_REQUEST, "IPv4");
+	/* names stay names */
+	request_free(bind_ok("{\"url\": \"http://b\\u00fccher.example/\"}"));
+	request_free(bind_ok("{\"url\": \"http://\\uff45\\uff58.com/\"}"));
+	request_free(bind_ok("{\"url\": \"http://b\\u00fccher.0x7g/\"}"));
+	setlocale(LC_CTYPE, "C");
 }
 END_TEST
 
@@ -1308,6 +1340,8 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, test_control_characters_in_url_are_rejected);
 	tcase_add_test(tc, test_non_ascii_url_bytes_are_percent_encoded);
 	tcase_add_test(tc, test_userinfo_is_allowed);
+	tcase_add_test(tc, test_non_ascii_host_curl_cannot_convert_is_rejected);
+	tcase_add_test(tc, test_non_ascii_spelling_of_an_address_is_rejected);
 	tcase_add_test(tc, test_params_are_form_encoded_and_appended);
 	tcase_add_test(tc, test_params_without_query_start_one);
 	tcase_add_test(tc, test_params_scalars_are_rendered);
