@@ -631,13 +631,18 @@ static bool keep_string(char **slot, const char *value)
 
 /* What every hop sets, plain ones too: the size cap, the deadlines, the
  * low-speed limit (an upstream that drips bytes frees its worker early; a
- * reload may change it) and the TLS checks. */
+ * reload may change it) and the TLS checks.
+ * CURLOPT_MAXFILESIZE refuses a body before reading it when its
+ * Content-Length is over the cap (SPEC 2, Limits). The answer to HEAD has
+ * no body whatever its Content-Length says (RFC 9110 section 9.3.2), so a
+ * HEAD hop has no such cap: write_cb counts what actually arrives.
+ * (libcurl itself skips the Content-Length of 1xx, 204 and 304 answers.) */
 static void set_hop_limits(CURL *c, const struct fetch_request *req,
-			   const struct fetchd_config *cfg, uint64_t remaining_ms)
+			   const struct fetchd_config *cfg, bool head, uint64_t remaining_ms)
 {
 	/* 0: no limit, libcurl's default */
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-			 (curl_off_t)(req->truncate ? 0 : req->max_bytes));
+			 (curl_off_t)(req->truncate || head ? 0 : req->max_bytes));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
@@ -690,7 +695,7 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	} else {
 		curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	}
-	set_hop_limits(c, req, cfg, remaining_ms);
+	set_hop_limits(c, req, cfg, strcmp(method, "HEAD") == 0, remaining_ms);
 	if (cfg->ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
 	/* "" disables the environment's http_proxy as well */
@@ -743,7 +748,7 @@ static void setup_hop(struct fetch_worker *w, const char *url, const char *metho
 		w->user_agent_on = want_user_agent;
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	set_hop_limits(c, req, cfg, remaining_ms);
+	set_hop_limits(c, req, cfg, false, remaining_ms);
 }
 
 /* Cookies the engine holds now, as Netscape-format lines. */

@@ -837,6 +837,34 @@ START_TEST(test_body_over_max_response_bytes_is_502)
 }
 END_TEST
 
+START_TEST(test_head_of_a_resource_over_the_cap_is_200)
+{
+	char *url = up_url(&up, "/declared?n=200000");
+	struct http_resp r;
+
+	fetchd_start(&daemon_, "[fetch]\nmax_response_bytes = 64K\n");
+	/* HEAD: the Content-Length describes a body that never comes */
+	fetch(&daemon_, json_pack("{s:s, s:s}", "url", url, "method", "HEAD"), &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_str(&r, "headers.content-length", "200000");
+	expect_int(&r, "size", 0);
+	expect_bool(&r, "truncated", false);
+	http_resp_free(&r);
+	/* a bodiless 304 with the same Content-Length */
+	fetch_path(&daemon_, &up, "/declared?n=200000&status=304", &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 304);
+	expect_int(&r, "size", 0);
+	http_resp_free(&r);
+	/* a GET of it is still refused before its body is read */
+	fetch_path(&daemon_, &up, "/declared?n=200000", &r);
+	expect_error(&r, 502, "response_too_large");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
 START_TEST(test_redirects_beyond_max_redirects_are_502)
 {
 	char *path = strdup("/echo"), *url;
@@ -1299,6 +1327,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_deadline_counts_queue_wait);
 	tcase_add_test(tc, test_batch_over_max_batch_is_400);
 	tcase_add_test(tc, test_body_over_max_response_bytes_is_502);
+	tcase_add_test(tc, test_head_of_a_resource_over_the_cap_is_200);
 	tcase_add_test(tc, test_loopback_denied_without_allow);
 	tcase_add_test(tc, test_cookies_do_not_leak_between_fetches);
 	suite_add_tcase(s, tc);
