@@ -61,7 +61,8 @@ struct fetch_worker {
 	/* A body buffer kept for the next fetch (small ones only). */
 	unsigned char *spare_body;
 	size_t spare_cap;
-	/* "Expect:" alone: the header list of a plain request. */
+	/* "Expect:" and "Content-Type:": the header list of a request without
+	 * headers or body. */
 	struct curl_slist *expect_only;
 
 	/* What the handle holds since its last curl_easy_reset: plain is true
@@ -161,6 +162,14 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 	}
 	/* NULL is fine: every hop then builds its own list */
 	w->expect_only = curl_slist_append(NULL, "Expect:");
+	if (w->expect_only != NULL) {
+		struct curl_slist *next = curl_slist_append(w->expect_only, "Content-Type:");
+
+		if (next == NULL) {
+			curl_slist_free_all(w->expect_only);
+			w->expect_only = NULL;
+		}
+	}
 	return w;
 }
 
@@ -541,8 +550,9 @@ static const char *protocols_str(const struct fetchd_config *cfg)
 }
 
 /* The request headers of one hop. Credentials are left out when the hop
- * goes to another origin than the client's URL. Returns NULL (and an
- * empty list is impossible: "Expect:" is always there) on out of memory. */
+ * goes to another origin than the client's URL, and the client's
+ * Content-Type when the hop has no body. Returns NULL (and an empty list
+ * is impossible: "Expect:" is always there) on out of memory. */
 static struct curl_slist *build_headers(const struct fetch_request *req, bool drop_credentials,
 					bool with_body, bool *has_user_agent)
 {
@@ -573,12 +583,13 @@ static struct curl_slist *build_headers(const struct fetch_request *req, bool dr
 		list = next;
 	}
 	/* No 100-continue round trip; and curl adds a form Content-Type to
-	 * bodies the client did not type: remove it. */
+	 * bodies the client did not type, and to a POST, PUT or PATCH without
+	 * one (CURLOPT_POSTFIELDS ""): remove it. A GET has none to remove. */
 	next = curl_slist_append(list, "Expect:");
 	if (next == NULL)
 		goto oom;
 	list = next;
-	if (with_body && !has_content_type) {
+	if (!has_content_type) {
 		next = curl_slist_append(list, "Content-Type:");
 		if (next == NULL)
 			goto oom;
@@ -591,8 +602,8 @@ oom:
 }
 
 /* The header list of one hop: for a request without headers or body that
- * is "Expect:" alone, which the worker keeps instead of building it for
- * every hop. Give it back with hop_headers_free. */
+ * is "Expect:" and "Content-Type:" alone, which the worker keeps instead of
+ * building it for every hop. Give it back with hop_headers_free. */
 static struct curl_slist *hop_headers(struct fetch_worker *w, const struct fetch_request *req,
 				      bool drop_credentials, bool with_body, bool *has_user_agent)
 {

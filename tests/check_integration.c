@@ -162,6 +162,45 @@ START_TEST(test_post_fetch_sends_method_headers_and_body)
 }
 END_TEST
 
+START_TEST(test_request_without_body_or_type_sends_no_content_type)
+{
+	static const char *const methods[] = {"POST", "PUT", "PATCH", "DELETE", "GET"};
+	char *url = up_url(&up, "/echo");
+	struct http_resp r;
+
+	/* curl's own form type (CURLOPT_POSTFIELDS "") must not appear */
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		fetch(&daemon_, json_pack("{s:s, s:s}", "url", url, "method", methods[i]), &r);
+		expect_status(&r, 200);
+		expect_str(&r, "json.method", methods[i]);
+		expect_absent(&r, "json.headers.content-type");
+		expect_int(&r, "json.body_len", 0);
+		http_resp_free(&r);
+	}
+	/* with other headers, the list is built per hop: the same */
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:{s:s}}", "url", url, "method", "POST", "headers", "X-One",
+			"1"),
+	      &r);
+	expect_str(&r, "json.headers.x-one", "1");
+	expect_absent(&r, "json.headers.content-type");
+	http_resp_free(&r);
+	/* a body without a type has none either; a typed one keeps its type */
+	fetch(&daemon_, json_pack("{s:s, s:s, s:s}", "url", url, "method", "POST", "body", "b"),
+	      &r);
+	expect_absent(&r, "json.headers.content-type");
+	expect_str(&r, "json.body", "b");
+	http_resp_free(&r);
+	fetch(&daemon_,
+	      json_pack("{s:s, s:s, s:s, s:{s:s}}", "url", url, "method", "POST", "body", "b",
+			"headers", "Content-Type", "text/x-mine"),
+	      &r);
+	expect_str(&r, "json.headers.content-type", "text/x-mine");
+	http_resp_free(&r);
+	free(url);
+}
+END_TEST
+
 /* ---- 3. redirect method rules ---- */
 
 START_TEST(test_redirect_chain_307_301_302_records_history_in_order)
@@ -1286,6 +1325,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_get_fetch_returns_full_document);
 	tcase_add_test(tc, test_document_url_is_the_normalized_one);
 	tcase_add_test(tc, test_post_fetch_sends_method_headers_and_body);
+	tcase_add_test(tc, test_request_without_body_or_type_sends_no_content_type);
 	tcase_add_test(tc, test_redirect_chain_307_301_302_records_history_in_order);
 	tcase_add_test(tc, test_redirect_method_rules_follow_fetch_standard);
 	tcase_add_test(tc, test_redirect_303_keeps_head);
