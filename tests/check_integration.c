@@ -693,6 +693,64 @@ START_TEST(test_bad_input_is_400_naming_the_field)
 }
 END_TEST
 
+START_TEST(test_get_form_is_as_strict_as_json)
+{
+	static const struct {
+		const char *query; /* after "url=ENCODED_URL" */
+		const char *names;
+	} bad[] = {
+		{"&timeout=nan", "timeout"},   {"&timeout=inf", "timeout"},
+		{"&timeout=-inf", "timeout"},  {"&timeout=0x10", "timeout"},
+		{"&timeout=1%00", "timeout"},  {"&timeout=1e999", "timeout"},
+		{"&timeout=%201", "timeout"},  {"&timeout=%2B1", "timeout"},
+		{"&timeout=", "timeout"},      {"&timeout=-1", "timeout"},
+		{"&timeout=0", "timeout"},     {"%00", "url"},
+		{"%2500", NULL},	       {"&method=GET%00", "method"},
+		{"&body_mode=none%00x", "body_mode"},
+	};
+	static const char *const good[] = {"&timeout=2", "&timeout=0.5", "&timeout=1e1",
+					   "&timeout=007", "&method=get"};
+	char *url = up_url(&up, "/json");
+	char *enc = url_encode(url);
+	struct http_resp r;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *path = str_printf("/v1/fetch?url=%s%s", enc, bad[i].query);
+
+		get_ok(daemon_.port, path, &r);
+		if (bad[i].names == NULL) {
+			/* "%2500" is a literal "%00" in the URL: fine, and upstream's */
+			expect_status(&r, 200);
+		} else {
+			expect_error(&r, 400, "invalid_request");
+			ck_assert_msg(strstr(json_string_value(json_path(r.json, "error.message")),
+					     bad[i].names) != NULL,
+				      "%s: message should name %s: %s", path, bad[i].names,
+				      body_of(&r));
+		}
+		http_resp_free(&r);
+		free(path);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *path = str_printf("/v1/fetch?url=%s%s", enc, good[i]);
+
+		get_ok(daemon_.port, path, &r);
+		expect_status(&r, 200);
+		expect_int(&r, "status", 200);
+		http_resp_free(&r);
+		free(path);
+	}
+	/* full-width digits: an address spelled so that no text check sees it */
+	get_ok(daemon_.port, "/v1/fetch?url=http%3A%2F%2F%EF%BC%91%EF%BC%92%EF%BC%97.0.0.1%2F",
+	       &r);
+	expect_error(&r, 400, "invalid_request");
+	ck_assert_msg(strstr(body_of(&r), "'url'") != NULL, "should name url: %s", body_of(&r));
+	http_resp_free(&r);
+	free(enc);
+	free(url);
+}
+END_TEST
+
 /* ---- 10. routes ---- */
 
 START_TEST(test_unknown_path_and_wrong_verb_answers)
@@ -1333,6 +1391,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_redirect_keeps_credentials_same_origin);
 	tcase_add_test(tc, test_running_fetch_times_out_with_curl_code);
 	tcase_add_test(tc, test_bad_input_is_400_naming_the_field);
+	tcase_add_test(tc, test_get_form_is_as_strict_as_json);
 	tcase_add_test(tc, test_unknown_path_and_wrong_verb_answers);
 	tcase_add_test(tc, test_batch_answers_in_input_order);
 	tcase_add_test(tc, test_upstream_5xx_is_a_200_document);
