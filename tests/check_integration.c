@@ -752,24 +752,23 @@ START_TEST(test_get_form_is_as_strict_as_json)
 }
 END_TEST
 
-START_TEST(test_many_params_are_refused_fast_without_stalling_the_loop)
+/* POST a fetch of url with field (an object) of n entries "k00000": "v"
+ * as raw bytes, ask /healthz one request at a time until the answer
+ * comes, and return how long the answer took; *worst is the slowest
+ * /healthz meanwhile. The answer must be a 400 whose text has name. */
+static uint64_t big_object_cost(const char *url, const char *field, int n, const char *name,
+				uint64_t *worst)
 {
-	/* 60k params, 840 KB: each used to be a curl_url_set that copied the
-	 * whole query, 0.45 s of the loop thread before the cap was checked.
-	 * The bounds are generous (ASan, a loaded box): the quadratic cost
-	 * grows far past them, the linear one stays far below. */
-	enum { N = 60000, BOUND_MS = 2000 };
-	char *url = up_url(&up, "/json");
-	size_t cap = (size_t)N * 16 + 256, len;
+	size_t cap = (size_t)n * 16 + 256, len;
 	char *body = malloc(cap), *req, buf[4096];
-	uint64_t start, answered = 0, worst = 0;
+	uint64_t start, answered = 0;
 	ssize_t got;
 	int fd;
 
 	ck_assert_ptr_nonnull(body);
-	len = (size_t)snprintf(body, cap, "{\"url\": \"%s\", \"params\": {", url);
-	for (int i = 0; i < N; i++)
-		len += (size_t)snprintf(body + len, cap - len, "%s\"p%05d\": \"v\"", i ? ", " : "",
+	len = (size_t)snprintf(body, cap, "{\"url\": \"%s\", \"%s\": {", url, field);
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(body + len, cap - len, "%s\"k%05d\": \"v\"", i ? ", " : "",
 					i);
 	len += (size_t)snprintf(body + len, cap - len, "}}");
 	req = str_printf("POST /v1/fetch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
@@ -777,10 +776,10 @@ START_TEST(test_many_params_are_refused_fast_without_stalling_the_loop)
 			 len, body);
 	fd = raw_connect(daemon_.port);
 	ck_assert_int_ge(fd, 0);
+	*worst = 0;
 	start = now_ms();
 	ck_assert_int_eq(raw_send(fd, req, strlen(req)), 0);
-	/* /healthz, one at a time, until the big request is answered */
-	while (answered == 0 && now_ms() - start < 30000) {
+	while (now_ms() - start < 60000) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		struct http_resp r;
 
@@ -790,21 +789,40 @@ START_TEST(test_many_params_are_refused_fast_without_stalling_the_loop)
 		}
 		get_ok(daemon_.port, "/healthz", &r);
 		expect_status(&r, 200);
-		if ((uint64_t)r.elapsed_ms > worst)
-			worst = (uint64_t)r.elapsed_ms;
+		if ((uint64_t)r.elapsed_ms > *worst)
+			*worst = (uint64_t)r.elapsed_ms;
 		http_resp_free(&r);
 	}
-	ck_assert_msg(answered > 0, "no answer to the request in 30 s");
+	ck_assert_msg(answered > 0, "no answer to %d %s in 60 s", n, field);
 	got = read(fd, buf, sizeof(buf) - 1);
 	ck_assert_int_gt(got, 0);
 	buf[got] = '\0';
-	ck_assert_msg(answered < BOUND_MS, "answered after %llu ms", (unsigned long long)answered);
-	ck_assert_msg(worst < BOUND_MS, "/healthz took %llu ms", (unsigned long long)worst);
-	ck_assert_msg(strncmp(buf, "HTTP/1.1 400", 12) == 0 && strstr(buf, "'params'") != NULL,
-		      "want a 400 naming params: %s", buf);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 400", 12) == 0 && strstr(buf, name) != NULL,
+		      "want a 400 naming %s: %s", name, buf);
 	close(fd);
 	free(req);
 	free(body);
+	return answered;
+}
+
+START_TEST(test_many_params_cost_the_loop_no_more_than_many_headers)
+{
+	/* 60k params, 900 KB: each used to be a curl_url_set that copied the
+	 * whole query, seconds of the loop thread before the cap was checked.
+	 * Measured against a request of the same shape that fetchd refuses
+	 * after reading a little of it (60k headers, over the 100 allowed), so
+	 * that ASan and a loaded machine slow both alike; the quadratic cost
+	 * was 30 times the reference. */
+	char *url = up_url(&up, "/json");
+	uint64_t ref_worst, worst;
+	uint64_t ref = big_object_cost(url, "headers", 60000, "'headers'", &ref_worst);
+	uint64_t cost = big_object_cost(url, "params", 60000, "'params'", &worst);
+	uint64_t bound = 3 * ref + 1000;
+
+	ck_assert_msg(cost < bound, "60k params answered after %llu ms, 60k headers after %llu",
+		      (unsigned long long)cost, (unsigned long long)ref);
+	ck_assert_msg(worst < bound, "/healthz took %llu ms during 60k params (%llu ms for 60k "
+		      "headers)", (unsigned long long)worst, (unsigned long long)ref);
 	free(url);
 }
 END_TEST
@@ -1450,7 +1468,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_running_fetch_times_out_with_curl_code);
 	tcase_add_test(tc, test_bad_input_is_400_naming_the_field);
 	tcase_add_test(tc, test_get_form_is_as_strict_as_json);
-	tcase_add_test(tc, test_many_params_are_refused_fast_without_stalling_the_loop);
+	tcase_add_test(tc, test_many_params_cost_the_loop_no_more_than_many_headers);
 	tcase_add_test(tc, test_unknown_path_and_wrong_verb_answers);
 	tcase_add_test(tc, test_batch_answers_in_input_order);
 	tcase_add_test(tc, test_upstream_5xx_is_a_200_document);
