@@ -66,9 +66,9 @@ struct fetch_worker {
 	/* A body buffer kept for the next fetch (small ones only). */
 	unsigned char *spare_body;
 	size_t spare_cap;
-	/* "Expect:" and fetchd's Via line: the header list of a plain
-	 * request. */
-	struct curl_slist *expect_only;
+	/* "Expect:", fetchd's Via line and "Content-Type:": the header list
+	 * of a request without headers, body or a Via to pass on. */
+	struct curl_slist *plain_headers;
 
 	/* What the handle holds since its last curl_easy_reset: plain is true
 	 * while every hop set up on it was a GET without body, decompressing;
@@ -204,13 +204,15 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 		return NULL;
 	}
 	/* NULL is fine: every hop then builds its own list */
-	w->expect_only = curl_slist_append(NULL, "Expect:");
-	if (w->expect_only != NULL) {
-		struct curl_slist *next = curl_slist_append(w->expect_only, via_self);
+	w->plain_headers = curl_slist_append(NULL, "Expect:");
+	if (w->plain_headers != NULL) {
+		struct curl_slist *next = curl_slist_append(w->plain_headers, via_self);
 
+		if (next != NULL)
+			next = curl_slist_append(next, "Content-Type:");
 		if (next == NULL) {
-			curl_slist_free_all(w->expect_only);
-			w->expect_only = NULL;
+			curl_slist_free_all(w->plain_headers);
+			w->plain_headers = NULL;
 		}
 	}
 	return w;
@@ -221,7 +223,7 @@ void fetch_worker_free(struct fetch_worker *w)
 	if (w == NULL)
 		return;
 	curl_easy_cleanup(w->curl);
-	curl_slist_free_all(w->expect_only);
+	curl_slist_free_all(w->plain_headers);
 	free(w->spare_body);
 	free(w->user_agent);
 	free(w->ca_file);
@@ -628,8 +630,9 @@ static char *via_build(const struct fetch_request *req, const char *via_in)
 }
 
 /* The request headers of one hop. Credentials are left out when the hop
- * goes to another origin than the client's URL. The client's Via headers
- * are folded into fetchd's (via_build). Returns NULL (and an empty list is
+ * goes to another origin than the client's URL, and the client's
+ * Content-Type when the hop has no body. The client's Via headers are
+ * folded into fetchd's (via_build). Returns NULL (and an empty list is
  * impossible: "Expect:" is always there) on out of memory. */
 static struct curl_slist *build_headers(const struct fetch_request *req, bool drop_credentials,
 					bool with_body, const char *via_in,
@@ -672,12 +675,13 @@ static struct curl_slist *build_headers(const struct fetch_request *req, bool dr
 		goto oom;
 	list = next;
 	/* No 100-continue round trip; and curl adds a form Content-Type to
-	 * bodies the client did not type: remove it. */
+	 * bodies the client did not type, and to a POST, PUT or PATCH without
+	 * one (CURLOPT_POSTFIELDS ""): remove it. A GET has none to remove. */
 	next = curl_slist_append(list, "Expect:");
 	if (next == NULL)
 		goto oom;
 	list = next;
-	if (with_body && !has_content_type) {
+	if (!has_content_type) {
 		next = curl_slist_append(list, "Content-Type:");
 		if (next == NULL)
 			goto oom;
@@ -690,23 +694,23 @@ oom:
 }
 
 /* The header list of one hop: for a request without headers, body or a
- * Via to pass on that is "Expect:" and fetchd's Via, which the worker
- * keeps instead of building it for every hop. Give it back with
- * hop_headers_free. */
+ * Via to pass on that is "Expect:", fetchd's Via and "Content-Type:",
+ * which the worker keeps instead of building it for every hop. Give it
+ * back with hop_headers_free. */
 static struct curl_slist *hop_headers(struct fetch_worker *w, const struct fetch_request *req,
 				      bool drop_credentials, bool with_body, const char *via_in,
 				      bool *has_user_agent)
 {
-	if (req->n_headers == 0 && !with_body && via_in == NULL && w->expect_only != NULL) {
+	if (req->n_headers == 0 && !with_body && via_in == NULL && w->plain_headers != NULL) {
 		*has_user_agent = false;
-		return w->expect_only;
+		return w->plain_headers;
 	}
 	return build_headers(req, drop_credentials, with_body, via_in, has_user_agent);
 }
 
 static void hop_headers_free(struct fetch_worker *w, struct curl_slist *list)
 {
-	if (list != w->expect_only)
+	if (list != w->plain_headers)
 		curl_slist_free_all(list);
 }
 
@@ -732,13 +736,18 @@ static bool keep_string(char **slot, const char *value)
 
 /* What every hop sets, plain ones too: the size cap, the deadlines, the
  * low-speed limit (an upstream that drips bytes frees its worker early; a
- * reload may change it) and the TLS checks. */
+ * reload may change it) and the TLS checks.
+ * CURLOPT_MAXFILESIZE refuses a body before reading it when its
+ * Content-Length is over the cap (SPEC 2, Limits). The answer to HEAD has
+ * no body whatever its Content-Length says (RFC 9110 section 9.3.2), so a
+ * HEAD hop has no such cap: write_cb counts what actually arrives.
+ * (libcurl itself skips the Content-Length of 1xx, 204 and 304 answers.) */
 static void set_hop_limits(CURL *c, const struct fetch_request *req,
-			   const struct fetchd_config *cfg, uint64_t remaining_ms)
+			   const struct fetchd_config *cfg, bool head, uint64_t remaining_ms)
 {
 	/* 0: no limit, libcurl's default */
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-			 (curl_off_t)(req->truncate ? 0 : req->max_bytes));
+			 (curl_off_t)(req->truncate || head ? 0 : req->max_bytes));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(req->connect_timeout_ms < remaining_ms ? req->connect_timeout_ms
@@ -791,7 +800,7 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	} else {
 		curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	}
-	set_hop_limits(c, req, cfg, remaining_ms);
+	set_hop_limits(c, req, cfg, strcmp(method, "HEAD") == 0, remaining_ms);
 	if (cfg->ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
 	/* "" disables the environment's http_proxy as well */
@@ -844,7 +853,7 @@ static void setup_hop(struct fetch_worker *w, const char *url, const char *metho
 		w->user_agent_on = want_user_agent;
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	set_hop_limits(c, req, cfg, remaining_ms);
+	set_hop_limits(c, req, cfg, false, remaining_ms);
 }
 
 /* Cookies the engine holds now, as Netscape-format lines. */

@@ -849,58 +849,126 @@ static void handle_fetch_object(struct server *srv, struct evhttp_request *req, 
 	pending_submit(p, 0, obj);
 }
 
-/* GET /v1/fetch?url=...: the query's parameters as a fetch object. */
+/* A number as JSON writes one (leading zeros aside): strtod alone also
+ * takes hex ("0x10" was 16 s), "nan", "inf" and leading blanks. */
+static bool query_is_decimal(const char *s)
+{
+	bool digits = false;
+
+	if (*s == '-')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits = true;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits = true;
+	if (!digits)
+		return false;
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
+static bool query_key_is(const char *key, size_t len, const char *name)
+{
+	return len == strlen(name) && memcmp(key, name, len) == 0;
+}
+
+/* GET /v1/fetch?url=...: the query's parameters as a fetch object, as
+ * strict as the JSON form. The query is split here rather than by
+ * evhttp_parse_query_str, whose values are C strings: "url=...%00" and
+ * "timeout=1%00" were cut at the NUL. Keys are taken as written and values
+ * percent-decoded with '+' as a space, as evhttp does; a value that decodes
+ * to a NUL byte is refused, and timeout must be a decimal number (the JSON
+ * form then refuses one that is not positive). */
 static json_t *query_to_object(const char *query, char *msg, size_t msglen)
 {
-	struct evkeyvalq params;
-	struct evkeyval *kv;
 	json_t *obj = json_object();
+	char *raw = NULL, *value = NULL;
+	const char *arg, *end, *eq;
 
-	TAILQ_INIT(&params);
-	if (query == NULL || evhttp_parse_query_str(query, &params) != 0) {
+	if (obj == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		goto bad;
+	}
+	if (query == NULL) {
 		snprintf(msg, msglen, "the query string is malformed");
 		goto bad;
 	}
-	TAILQ_FOREACH(kv, &params, next)
-	{
-		json_t *value;
+	for (arg = query; *arg != '\0'; arg = *end == '&' ? end + 1 : end) {
+		size_t key_len, value_len = 0;
+		int shown;
+		json_t *v;
 
-		if (json_object_get(obj, kv->key) != NULL) {
-			snprintf(msg, msglen, "query parameter '%.64s' is given twice", kv->key);
+		end = arg + strcspn(arg, "&");
+		eq = memchr(arg, '=', (size_t)(end - arg));
+		if (eq == NULL || eq == arg) {
+			snprintf(msg, msglen, "the query string is malformed");
 			goto bad;
 		}
-		if (strcmp(kv->key, "timeout") == 0) {
-			char *end;
-			double v;
+		key_len = (size_t)(eq - arg);
+		shown = key_len < 64 ? (int)key_len : 64;
+		raw = strndup(eq + 1, (size_t)(end - eq - 1));
+		value = raw != NULL ? evhttp_uridecode(raw, 1, &value_len) : NULL;
+		if (value == NULL) {
+			snprintf(msg, msglen, "out of memory");
+			goto bad;
+		}
+		if (json_object_getn(obj, arg, key_len) != NULL) {
+			snprintf(msg, msglen, "query parameter '%.*s' is given twice", shown, arg);
+			goto bad;
+		}
+		if (memchr(value, '\0', value_len) != NULL) {
+			snprintf(msg, msglen, "query parameter '%.*s' must not contain a NUL byte",
+				 shown, arg);
+			goto bad;
+		}
+		if (query_key_is(arg, key_len, "timeout")) {
+			bool decimal = query_is_decimal(value);
+			double d = 0.0;
 
 			errno = 0;
-			v = strtod(kv->value, &end);
-			if (kv->value[0] == '\0' || *end != '\0' || errno != 0) {
-				snprintf(msg, msglen, "query parameter 'timeout' must be a number");
+			if (decimal)
+				d = strtod(value, NULL); /* ERANGE: 1e999, 1e-999 */
+			if (!decimal || errno != 0) {
+				snprintf(msg, msglen,
+					 "query parameter 'timeout' must be a decimal number of "
+					 "seconds (such as 10 or 0.5)");
 				goto bad;
 			}
-			value = json_real(v);
-		} else if (strcmp(kv->key, "url") == 0 || strcmp(kv->key, "method") == 0 ||
-			   strcmp(kv->key, "body_mode") == 0) {
-			value = json_stringn(kv->value, strlen(kv->value));
-			if (value == NULL) {
-				snprintf(msg, msglen, "query parameter '%s' is not valid UTF-8",
-					 kv->key);
+			v = json_real(d);
+		} else if (query_key_is(arg, key_len, "url") ||
+			   query_key_is(arg, key_len, "method") ||
+			   query_key_is(arg, key_len, "body_mode")) {
+			v = json_stringn(value, value_len);
+			if (v == NULL) {
+				snprintf(msg, msglen, "query parameter '%.*s' is not valid UTF-8",
+					 shown, arg);
 				goto bad;
 			}
 		} else {
 			snprintf(msg, msglen,
-				 "unknown query parameter '%.64s' (GET /v1/fetch takes url, method, "
+				 "unknown query parameter '%.*s' (GET /v1/fetch takes url, method, "
 				 "timeout, body_mode)",
-				 kv->key);
+				 shown, arg);
 			goto bad;
 		}
-		json_object_set_new(obj, kv->key, value);
+		json_object_setn_new(obj, arg, key_len, v);
+		free(raw);
+		free(value);
+		raw = value = NULL;
 	}
-	evhttp_clear_headers(&params);
 	return obj;
 bad:
-	evhttp_clear_headers(&params);
+	free(raw);
+	free(value);
 	json_decref(obj);
 	return NULL;
 }

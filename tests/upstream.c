@@ -668,6 +668,41 @@ ep_json_bomb(struct call *c)
 	free(body);
 }
 
+/* status s (default 200) with "Content-Length: n" (default 1024) and
+ * n bytes of 'a', or no body where there is none to send: to HEAD, and in
+ * a 204 or 304 (RFC 9110 sections 9.3.2, 15.3.5, 15.4.5). */
+static void
+ep_declared(struct call *c)
+{
+	static char chunk[CHUNK_SIZE];
+	long n = query_long(c, "n", 1024, 0, MAX_GEN_SIZE);
+	long status = query_long(c, "status", 200, 200, 599);
+	int with_body = evhttp_request_get_command(c->req) != EVHTTP_REQ_HEAD &&
+	    status != 204 && status != 304;
+	struct evbuffer *body = evbuffer_new();
+	char len[32];
+	long left;
+
+	if (body == NULL) {
+		reply_text(c->req, 500, "no memory\n");
+		return;
+	}
+	memset(chunk, 'a', sizeof(chunk));
+	for (left = with_body ? n : 0; left > 0; left -= (long)sizeof(chunk))
+		if (evbuffer_add(body, chunk,
+		    left < (long)sizeof(chunk) ? (size_t)left : sizeof(chunk)) == -1)
+			break;
+	if (left > 0) {
+		reply_text(c->req, 500, "no memory\n");
+	} else {
+		snprintf(len, sizeof(len), "%ld", n);
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Length",
+		    len);
+		reply_buf(c->req, (int)status, "text/plain", body);
+	}
+	evbuffer_free(body);
+}
+
 static void
 ep_latin1(struct call *c)
 {
@@ -996,6 +1031,7 @@ static const struct route {
 	{"/problem", ep_problem},
 	{"/bytes", ep_bytes},
 	{"/text", ep_text},
+	{"/declared", ep_declared},
 	{"/control", ep_control},
 	{"/json-bomb", ep_json_bomb},
 	{"/latin1", ep_latin1},
