@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* How long accepting pauses after accept() failed for lack of file
@@ -66,18 +67,10 @@ struct connections {
  * that callback evhttp's pointer, not ours. */
 static struct connections *listener_owner;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Whether a warning last given at *last may be given again now. */
 static bool warn_again(uint64_t *last)
 {
-	uint64_t now = now_ns();
+	uint64_t now = clock_now_ns();
 
 	if (*last != 0 && now - *last < WARN_EVERY_NS)
 		return false;
@@ -118,7 +111,7 @@ static void update_accepting(struct connections *c)
 static void arm_deadline_timer(struct connections *c)
 {
 	struct conn *first = TAILQ_FIRST(&c->reading);
-	uint64_t now = now_ns(), wait;
+	uint64_t now = clock_now_ns(), wait;
 	struct timeval tv;
 
 	if (first == NULL) {
@@ -137,7 +130,7 @@ static void start_reading(struct conn *k)
 	bool was_empty = TAILQ_EMPTY(&c->reading);
 
 	k->state = CONN_READING;
-	k->deadline_ns = now_ns() + c->request_timeout_ns;
+	k->deadline_ns = clock_now_ns() + c->request_timeout_ns;
 	TAILQ_INSERT_TAIL(&c->reading, k, link);
 	if (was_empty)
 		arm_deadline_timer(c);
@@ -257,7 +250,7 @@ static struct bufferevent *make_bufferevent(struct event_base *base, void *arg)
 static void deadline_passed(evutil_socket_t unused, short what, void *arg)
 {
 	struct connections *c = arg;
-	uint64_t now = now_ns();
+	uint64_t now = clock_now_ns();
 	struct conn *k;
 
 	(void)unused;

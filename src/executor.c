@@ -15,6 +15,8 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
+
 /* t->state. A task is in at most one list: the queue (QUEUED) or the
  * completion list (FINISHED), both linked through t->next/t->prev. */
 enum executor_task_state {
@@ -73,14 +75,6 @@ struct executor {
 	uint64_t rejected;
 	uint64_t cancelled;
 };
-
-uint64_t executor_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
 
 /* Wake the worker that went idle last, if any is idle. Under ex->lock. */
 static void executor_wake_worker_locked(struct executor *ex)
@@ -263,7 +257,7 @@ static void *executor_worker_main(void *arg)
 		ex->busy++;
 		t->next = NULL;
 		t->state = EXECUTOR_TASK_RUNNING;
-		t->started_ns = executor_now_ns();
+		t->started_ns = clock_now_ns();
 		pthread_mutex_unlock(&ex->lock);
 
 		t->run(t, ctx, w->id);
@@ -410,7 +404,7 @@ int executor_submit(struct executor *ex, struct executor_task *t)
 
 	t->next = NULL;
 	t->prev = NULL;
-	t->submitted_ns = executor_now_ns();
+	t->submitted_ns = clock_now_ns();
 
 	if (ex->inline_mode) {
 		pthread_mutex_lock(&ex->lock);
@@ -423,7 +417,7 @@ int executor_submit(struct executor *ex, struct executor_task *t)
 		pthread_mutex_unlock(&ex->lock);
 
 		t->state = EXECUTOR_TASK_RUNNING;
-		t->started_ns = executor_now_ns();
+		t->started_ns = clock_now_ns();
 		t->run(t, ex->inline_ctx, 0);
 
 		pthread_mutex_lock(&ex->lock);

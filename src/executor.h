@@ -73,7 +73,4 @@ void executor_get_stats(struct executor *ex, struct executor_stats *out);
  * (their done runs) before this returns. Call on the loop thread. */
 void executor_free(struct executor *ex);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t executor_now_ns(void);
-
 #endif

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "executor.h"
 #include "http_status.h"
@@ -422,7 +423,7 @@ static int progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	(void)ulnow;
 	if (atomic_load(&tr->task->cancel))
 		return 1;
-	return executor_now_ns() >= tr->task->deadline_ns;
+	return clock_now_ns() >= tr->task->deadline_ns;
 }
 
 static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
@@ -541,7 +542,7 @@ static bool fetch_should_stop(void *arg)
 {
 	struct fetch_task *t = arg;
 
-	return atomic_load(&t->cancel) || executor_now_ns() >= t->deadline_ns;
+	return atomic_load(&t->cancel) || clock_now_ns() >= t->deadline_ns;
 }
 
 static enum fetchd_err map_curl_error(CURLcode cc)
@@ -984,7 +985,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 	char *url = NULL;
 	const char *method = req->method;
 	bool with_body = req->body != NULL, drop_credentials = false;
-	uint64_t start_ns = executor_now_ns(), hop_start_ns;
+	uint64_t start_ns = clock_now_ns(), hop_start_ns;
 
 	memset(tr, 0, sizeof(*tr));
 	memset(&timing, 0, sizeof(timing));
@@ -1006,7 +1007,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		goto out;
 	}
 	for (unsigned hop = 0;; hop++) {
-		uint64_t now = executor_now_ns();
+		uint64_t now = clock_now_ns();
 		struct curl_slist *headers;
 		bool has_ua;
 		CURLcode cc;
@@ -1041,7 +1042,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		errbuf[0] = '\0';
 		setup_hop(w, url, method, with_body, headers, has_ua,
 			  (t->deadline_ns - now + 999999) / 1000000);
-		hop_start_ns = executor_now_ns();
+		hop_start_ns = clock_now_ns();
 		cc = curl_easy_perform(c);
 		hop_headers_free(w, headers);
 
@@ -1153,7 +1154,7 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		free(url);
 		url = next_url;
 	}
-	timing.total_ms = (double)(executor_now_ns() - start_ns) / 1e6;
+	timing.total_ms = (double)(clock_now_ns() - start_ns) / 1e6;
 	succeed(t, tr, c, w->id, &timing);
 out:
 	/* nothing of this client's stays in the handle */

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "activation.h"
 #include "budget.h"
 #include "config.h"
@@ -280,7 +281,7 @@ static void access_log(struct pending *p, int status, enum fetchd_err err, size_
 		 "bytes=%zu queue_ms=%.1f total_ms=%.1f%s",
 		 p->id, p->method, path ? path : "-", p->host[0] ? p->host : "-", p->n_items, status,
 		 err == ERR_NONE ? "-" : err_code_name(err), bytes, p->queue_ms,
-		 (double)(executor_now_ns() - p->start_ns) / 1e6,
+		 (double)(clock_now_ns() - p->start_ns) / 1e6,
 		 p->gone ? " client=gone" : "");
 }
 
@@ -538,7 +539,7 @@ static void job_done(struct executor_task *t)
 	metrics_observe(&m->queue_wait, waited);
 	if (waited * 1e3 > p->queue_ms)
 		p->queue_ms = waited * 1e3;
-	metrics_observe(&m->fetch_duration, (double)(executor_now_ns() - t->started_ns) / 1e9);
+	metrics_observe(&m->fetch_duration, (double)(clock_now_ns() - t->started_ns) / 1e9);
 	if (j->ft.err == ERR_CLIENT_CLOSED && !p->gone) {
 		/* aborted by the drain's timeout, not for its client */
 		free(doc);
@@ -603,7 +604,7 @@ static void pending_client_closed(evutil_socket_t fd, short what, void *arg)
 static void watch_clients(evutil_socket_t unused, short what, void *arg)
 {
 	struct server *srv = arg;
-	uint64_t now = executor_now_ns();
+	uint64_t now = clock_now_ns();
 	struct pending *p;
 
 	(void)unused;
@@ -640,7 +641,7 @@ static struct pending *pending_new(struct server *srv, struct evhttp_request *re
 	p->req = req;
 	p->batch = batch;
 	p->n_items = p->n_left = n;
-	p->start_ns = executor_now_ns();
+	p->start_ns = clock_now_ns();
 	p->items = calloc(n ? n : 1, sizeof(*p->items));
 	switch (evhttp_request_get_command(req)) {
 	case EVHTTP_REQ_GET: m = "GET"; break;
@@ -800,7 +801,7 @@ static void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
 		return;
 	}
-	j->ft.deadline_ns = executor_now_ns() + req->timeout_ms * 1000000ull;
+	j->ft.deadline_ns = clock_now_ns() + req->timeout_ms * 1000000ull;
 	atomic_init(&j->ft.cancel, false);
 	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
 	if (j->deadline_ev == NULL) {
@@ -1125,7 +1126,7 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 	reply_json(req, 200,
 		   json_pack("{s:s, s:f, s:o?, s:{s:I, s:i, s:I, s:I, s:I}, s:{s:o, s:o}, s:I, s:I}",
 			     "version", PACKAGE_VERSION, "uptime_s",
-			     (double)(executor_now_ns() - srv->started_ns) / 1e9, "pools", pools,
+			     (double)(clock_now_ns() - srv->started_ns) / 1e9, "pools", pools,
 			     "connections", "open", (json_int_t)cs.open, "max",
 			     (int)srv->cfg->max_connections, "accepted", (json_int_t)cs.accepted,
 			     "accept_paused", (json_int_t)cs.accept_paused, "request_timeouts",
@@ -1282,7 +1283,7 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 		return NULL;
 	srv->base = base;
 	srv->cfg = cfg;
-	srv->started_ns = executor_now_ns();
+	srv->started_ns = clock_now_ns();
 	srv->pid = (unsigned)getpid();
 	TAILQ_INIT(&srv->unwatched);
 	if ((srv->docs = calloc(1, sizeof(*srv->docs))) == NULL ||
