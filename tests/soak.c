@@ -14,7 +14,7 @@
  * The traffic: N client threads, each on a new connection per request
  * ("Connection: close", read to EOF, so a second answer on the same
  * connection would show as extra bytes), fetching a weighted mix of fast,
- * slow, large, gzip, broken (reset, reset mid-body, lying length, garbage),
+ * slow, large, large-JSON, gzip, broken (reset, reset mid-body, lying length, garbage),
  * redirecting, endless-but-capped, non-2xx, deadline-bound and GET-form
  * requests, batches of those, clients that hang up (before the answer, or
  * part-way through reading it, sometimes with RST), and slow readers; and a
@@ -59,7 +59,7 @@
 #define PENDING_MB 32
 /* The RSS allowance above max_pending_bytes, in MiB: what fetchd holds that
  * is not a client's document. Measured on Debian 12 (bench/results/
- * RESULTS.md, "Memory that returns"): about 6 MiB at start with 8 workers
+ * RESULTS.md, "Memory that returns"): 13 MB at start with 8 workers
  * (code, libraries, curl handles); each running worker's body buffer, up to
  * [fetch] max_response_bytes (4M here) plus its document while it is built,
  * which today's max_pending_bytes does not count (issue 10, defect 1): 12
@@ -87,6 +87,7 @@ enum kind {
 	K_GETFORM,
 	K_SLOW,
 	K_LARGE,
+	K_JSON,
 	K_GZIP,
 	K_BROKEN,
 	K_REDIRECT,
@@ -100,11 +101,11 @@ enum kind {
 };
 
 static const char *const kind_names[K_COUNT] = {
-	"fast", "get-form", "slow", "large", "gzip", "broken", "redirect",
+	"fast", "get-form", "slow", "large", "json", "gzip", "broken", "redirect",
 	"endless", "status", "deadline", "batch", "hang-up", "slow-reader",
 };
 /* weights, out of their sum */
-static const unsigned kind_weights[K_COUNT] = {24, 5, 10, 7, 5, 8, 6, 5, 4, 3, 8, 9, 6};
+static const unsigned kind_weights[K_COUNT] = {24, 5, 10, 7, 4, 5, 8, 6, 5, 4, 3, 8, 9, 6};
 
 /* One fetch's expected answer: an error code (with its HTTP status), or a
  * document with this upstream status and, where >= 0, size, truncated and
@@ -116,6 +117,7 @@ struct want {
 	long size;
 	int truncated;
 	int hops;
+	long items; /* > 0: the json field is an array of this many items */
 };
 
 enum verdict { V_OK, V_SHED, V_FAIL };
@@ -507,6 +509,15 @@ static json_t *make_fetch(enum kind k, uint64_t *s, struct want *w)
 		w->truncated = 0;
 		break;
 	}
+	case K_JSON: {
+		/* parsed into the json field: many small allocations */
+		unsigned n = rnd_between(s, 1000, 20000);
+
+		snprintf(path, sizeof(path), "/json-list?n=%u", n);
+		json_object_set_new(o, "fields", json_pack("[s,s,s]", "status", "size", "json"));
+		w->items = n;
+		break;
+	}
 	case K_GZIP:
 		snprintf(path, sizeof(path), "/gzip");
 		w->size = 1100;
@@ -589,6 +600,8 @@ static enum verdict judge(json_t *doc, int http, const struct want *w, char *why
 		goto bad;
 	if (w->truncated >= 0 &&
 	    json_is_true(json_object_get(doc, "truncated")) != (w->truncated == 1))
+		goto bad;
+	if (w->items > 0 && json_array_size(json_object_get(doc, "json")) != (size_t)w->items)
 		goto bad;
 	if (w->hops >= 0 && json_array_size(json_object_get(doc, "history")) != (size_t)w->hops)
 		goto bad;
@@ -682,7 +695,7 @@ static void run_fetch(enum kind k, uint64_t *s)
 static void run_batch(uint64_t *s)
 {
 	static const struct client_mode plain = {.hangup_after_ms = -1};
-	static const enum kind mix[] = {K_FAST, K_SLOW, K_LARGE, K_GZIP, K_BROKEN, K_REDIRECT,
+	static const enum kind mix[] = {K_FAST, K_SLOW, K_LARGE, K_JSON, K_GZIP, K_BROKEN, K_REDIRECT,
 					K_ENDLESS, K_STATUS};
 	unsigned n = rnd_between(s, 1, 8), id = new_id(K_BATCH);
 	struct want w[8];
