@@ -47,6 +47,7 @@ struct executor {
 
 	executor_worker_init_fn init;
 	executor_worker_fini_fn fini;
+	executor_idle_fn idle_fn; /* guarded by lock */
 	void *arg;
 	int inline_mode;
 	int inline_ready; /* init(0, arg) has run */
@@ -219,6 +220,7 @@ static void *executor_worker_main(void *arg)
 	struct executor *ex = w->ex;
 	struct executor_task *t;
 	void *ctx = NULL;
+	executor_idle_fn idle_fn;
 	int wake;
 
 	/* SCHED_BATCH: a worker whose fetch becomes ready does not preempt the
@@ -264,10 +266,14 @@ static void *executor_worker_main(void *arg)
 
 		pthread_mutex_lock(&ex->lock);
 		ex->busy--;
+		idle_fn = ex->busy == 0 && ex->queue_head == NULL ? ex->idle_fn : NULL;
 		wake = executor_push_done_locked(ex, t);
-		if (wake) {
+		if (wake || idle_fn != NULL) {
 			pthread_mutex_unlock(&ex->lock);
-			executor_wake(ex);
+			if (wake)
+				executor_wake(ex);
+			if (idle_fn != NULL)
+				idle_fn(ex->arg);
 			pthread_mutex_lock(&ex->lock);
 		}
 	}
@@ -472,6 +478,13 @@ int executor_cancel(struct executor *ex, struct executor_task *t)
 	ex->cancelled++;
 	pthread_mutex_unlock(&ex->lock);
 	return 0;
+}
+
+void executor_set_idle(struct executor *ex, executor_idle_fn idle)
+{
+	pthread_mutex_lock(&ex->lock);
+	ex->idle_fn = idle;
+	pthread_mutex_unlock(&ex->lock);
 }
 
 int executor_resize(struct executor *ex, unsigned threads, unsigned queue_limit)

@@ -50,6 +50,12 @@ typedef void (*executor_worker_fini_fn)(void *worker_ctx, void *arg);
 struct executor *executor_new(struct event_base *base, unsigned threads, unsigned queue_limit,
 			      executor_worker_init_fn init, executor_worker_fini_fn fini, void *arg);
 
+/* Called on the worker whose task left the pool with nothing running or
+ * queued, without the lock, after the task's completion is posted; arg is
+ * executor_new's. Not in inline mode. Call before submitting tasks. */
+typedef void (*executor_idle_fn)(void *arg);
+void executor_set_idle(struct executor *ex, executor_idle_fn idle);
+
 /* Queue a task. Call on the loop thread. Returns -1 when the queue is full
  * (the caller answers 503). t->done runs later on the loop thread, exactly
  * once, unless executor_cancel() removed the task first. In inline mode the

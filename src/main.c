@@ -16,6 +16,7 @@
 
 #include "fetch.h"
 #include "log.h"
+#include "memory.h"
 #include "server.h"
 
 static void usage(FILE *out)
@@ -235,6 +236,7 @@ int main(int argc, char **argv)
 	struct runtime rt;
 	int opt, rc = 1, problems;
 
+	memory_init(); /* before any thread exists */
 	memset(&rt, 0, sizeof(rt));
 	if (ov == NULL)
 		return 1;

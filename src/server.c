@@ -31,6 +31,7 @@
 #include "fetch.h"
 #include "http_status.h"
 #include "log.h"
+#include "memory.h"
 #include "metrics.h"
 #include "netguard.h"
 #include "request.h"
@@ -515,6 +516,7 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 		return;
 	}
 	fetch_run(worker_ctx, &j->ft);
+	memory_note_task(j->ft.bytes_in + j->ft.doc_len);
 }
 
 /* Loop side: the document is ready. */
@@ -1504,6 +1506,7 @@ int server_start(struct server *srv)
 		log_error("cannot start the worker pool");
 		return -1;
 	}
+	executor_set_idle(srv->pools[0], memory_pool_idle);
 	srv->n_pools = 1;
 	log_info("pool default: %u threads, queue limit %u%s", cfg->threads, cfg->queue_limit,
 		 cfg->threads == 0 ? " (inline mode: fetches block the loop)" : "");
@@ -1516,6 +1519,7 @@ int server_start(struct server *srv)
 			log_error("cannot start pool %s", pc->name);
 			return -1;
 		}
+		executor_set_idle(srv->pools[i + 1], memory_pool_idle);
 		srv->n_pools++;
 		log_info("pool %s: %u threads, queue limit %u, %zu host pattern%s", pc->name,
 			 pc->threads, pc->queue_limit, pc->n_hosts, pc->n_hosts == 1 ? "" : "s");

@@ -580,6 +580,30 @@ ep_json(struct call *c)
 	reply_json(c->req, 200, NULL, json_pack("{s:s,s:i}", "hello", "world", "n", 1));
 }
 
+/* /json-list?n=N: a JSON array of N small objects ({"i":0,"s":"item"}),
+ * so that parsing it makes many small allocations. */
+static void
+ep_json_list(struct call *c)
+{
+	long n = query_long(c, "n", 1000, 0, 10L * 1000 * 1000);
+	struct evbuffer *body = evbuffer_new();
+	int rc = 0;
+
+	if (body == NULL) {
+		reply_text(c->req, 500, "no memory\n");
+		return;
+	}
+	rc |= evbuffer_add(body, "[", 1);
+	for (long i = 0; i < n && rc == 0; i++)
+		rc |= evbuffer_add_printf(body, "%s{\"i\":%ld,\"s\":\"item\"}", i ? "," : "", i) < 0;
+	rc |= evbuffer_add(body, "]", 1);
+	if (rc != 0)
+		reply_text(c->req, 500, "no memory\n");
+	else
+		reply_buf(c->req, 200, "application/json", body);
+	evbuffer_free(body);
+}
+
 static void
 ep_problem(struct call *c)
 {
@@ -1028,6 +1052,7 @@ static const struct route {
 	{"/connections", ep_connections},
 	{"/headers", ep_headers},
 	{"/json", ep_json},
+	{"/json-list", ep_json_list},
 	{"/problem", ep_problem},
 	{"/bytes", ep_bytes},
 	{"/text", ep_text},
