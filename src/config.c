@@ -7,11 +7,14 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
@@ -89,6 +92,9 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("fetch", "allow_insecure", CONFIG_T_BOOL, allow_insecure, 0, 0),
 	CONFIG_KEY("fetch", "ca_file", CONFIG_T_PATH, ca_file, 0, 0),
 	CONFIG_KEY("fetch", "proxy", CONFIG_T_PATH, proxy, 0, 0),
+	CONFIG_KEY("fetch", "client_cert", CONFIG_T_PATH, client_cert, 0, 0),
+	CONFIG_KEY("fetch", "client_key", CONFIG_T_PATH, client_key, 0, 0),
+	CONFIG_KEY("fetch", "allow_downgrade", CONFIG_T_BOOL, allow_downgrade, 0, 0),
 
 	CONFIG_KEY("security", "deny_private", CONFIG_T_BOOL, deny_private, 0, 0),
 	CONFIG_LIST("security", "allow", CONFIG_T_CIDRS, allow, n_allow),
@@ -159,6 +165,7 @@ struct fetchd_config *config_new(void)
 	cfg->allow_insecure = false;
 	cfg->ca_file = NULL;
 	cfg->proxy = NULL;
+	cfg->allow_downgrade = true; /* as browsers do */
 
 	cfg->deny_private = true;
 
@@ -187,6 +194,13 @@ void config_free(struct fetchd_config *cfg)
 	free(cfg->user_agent);
 	free(cfg->ca_file);
 	free(cfg->proxy);
+	free(cfg->client_cert);
+	free(cfg->client_key);
+	free(cfg->ca_pem.data);
+	free(cfg->client_cert_pem.data);
+	if (cfg->client_key_pem.data != NULL)
+		explicit_bzero(cfg->client_key_pem.data, cfg->client_key_pem.len);
+	free(cfg->client_key_pem.data);
 	free(cfg->allow);
 	free(cfg->deny);
 	config_free_strv(cfg->allow_hosts, cfg->n_allow_hosts);
@@ -955,9 +969,98 @@ out:
 	return ps.errors;
 }
 
-int config_check(const struct fetchd_config *cfg, const char *where, FILE *err)
+/* PEM files are small; a larger one is a mistake (a directory, a dump). */
+#define CONFIG_MAX_PEM_BYTES (1024 * 1024)
+
+/* Read the file key names (at path) into *blob. Returns 0, or 1 after
+ * reporting why not. */
+static int config_read_blob(const char *where, const char *key, const char *path,
+			    struct config_blob *blob, FILE *err)
+{
+	/* O_NONBLOCK and a regular file only: a FIFO named here must not
+	 * block the loop thread on a reload */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	FILE *f = NULL;
+	struct stat st;
+	char *data = NULL;
+	size_t len = 0;
+	int e = 0;
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		e = errno;
+		goto bad;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		e = EINVAL;
+		if (err != NULL)
+			fprintf(err, "%s: fetch.%s: %s is not a regular file\n", where, key, path);
+		goto out;
+	}
+	if ((f = fdopen(fd, "rb")) == NULL) {
+		e = errno;
+		goto bad;
+	}
+	fd = -1; /* f owns it */
+	data = malloc(CONFIG_MAX_PEM_BYTES + 1);
+	if (data == NULL) {
+		e = ENOMEM;
+		goto bad;
+	}
+	len = fread(data, 1, CONFIG_MAX_PEM_BYTES + 1, f);
+	if (ferror(f)) {
+		e = errno ? errno : EIO;
+		goto bad;
+	}
+	if (len == 0 || len > CONFIG_MAX_PEM_BYTES) {
+		if (err != NULL)
+			fprintf(err, "%s: fetch.%s: %s is %s\n", where, key, path,
+				len == 0 ? "empty" : "larger than 1 MiB");
+		goto out;
+	}
+	fclose(f);
+	free(blob->data);
+	blob->data = data;
+	blob->len = len;
+	return 0;
+bad:
+	if (err != NULL)
+		fprintf(err, "%s: fetch.%s: cannot read %s: %s\n", where, key, path, strerror(e));
+out:
+	if (f != NULL)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	if (data != NULL)
+		explicit_bzero(data, len);
+	free(data);
+	return 1;
+}
+
+/* The TLS files of [fetch], read now: a request never names a file. */
+static int config_read_tls_files(struct fetchd_config *cfg, const char *where, FILE *err)
 {
 	int errors = 0;
+
+	if ((cfg->client_cert == NULL) != (cfg->client_key == NULL)) {
+		if (err != NULL)
+			fprintf(err, "%s: fetch.client_cert and fetch.client_key go together\n",
+				where);
+		errors++;
+	}
+	if (cfg->ca_file != NULL)
+		errors += config_read_blob(where, "ca_file", cfg->ca_file, &cfg->ca_pem, err);
+	if (cfg->client_cert != NULL)
+		errors += config_read_blob(where, "client_cert", cfg->client_cert,
+					   &cfg->client_cert_pem, err);
+	if (cfg->client_key != NULL)
+		errors += config_read_blob(where, "client_key", cfg->client_key,
+					   &cfg->client_key_pem, err);
+	return errors;
+}
+
+int config_check(struct fetchd_config *cfg, const char *where, FILE *err)
+{
+	int errors = config_read_tls_files(cfg, where, err);
 
 	if (cfg->n_listen == 0) {
 		if (err != NULL)

@@ -30,6 +30,12 @@ struct config_pool {
 
 /* One parsed configuration. Built once, then read-only: a reload builds a
  * new one and swaps it in. Durations are milliseconds, sizes bytes. */
+/* A file's bytes, as read. */
+struct config_blob {
+	char *data; /* NULL: none */
+	size_t len;
+};
+
 struct fetchd_config {
 	/* [server] */
 	char **listen; /* "127.0.0.1:8080", "[::1]:8080" */
@@ -63,6 +69,13 @@ struct fetchd_config {
 	bool allow_insecure;
 	char *ca_file;	/* NULL: system default */
 	char *proxy;	/* NULL: no proxy (and the environment's is ignored) */
+	char *client_cert; /* PEM certificate fetchd shows upstreams that ask (mTLS) */
+	char *client_key;  /* its private key (PEM); given with client_cert */
+	bool allow_downgrade; /* may a redirect lead from https: to http:? */
+	/* The contents of ca_file, client_cert and client_key, read by
+	 * config_check when the file is loaded (at start and on SIGHUP), so a
+	 * fetch never opens a file and a reload picks up a changed one. */
+	struct config_blob ca_pem, client_cert_pem, client_key_pem;
 
 	/* [security] */
 	bool deny_private;
@@ -96,9 +109,10 @@ int config_load(struct fetchd_config *cfg, const char *path, FILE *err);
 int config_set(struct fetchd_config *cfg, const char *section, const char *key, const char *value,
 	       bool replace, char *msg, size_t msglen);
 
-/* Cross-key checks (at least one listen address, ...). Writes problems as
- * "where: message\n" to err; returns their number. */
-int config_check(const struct fetchd_config *cfg, const char *where, FILE *err);
+/* Cross-key checks (at least one listen address, ...), and the files of
+ * [fetch] read into cfg's blobs (ca_file, client_cert, client_key). Writes
+ * problems as "where: message\n" to err; returns their number. */
+int config_check(struct fetchd_config *cfg, const char *where, FILE *err);
 
 /* The named pool called name, or NULL. */
 const struct config_pool *config_pool_find(const struct fetchd_config *cfg, const char *name);

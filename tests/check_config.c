@@ -790,6 +790,89 @@ START_TEST(test_config_check_rejects_duplicate_listen)
 }
 END_TEST
 
+/* Write text to a new file under /tmp; its path in path (>= 32 bytes). */
+static void write_temp(char *path, const char *text)
+{
+	int fd;
+
+	memcpy(path, "/tmp/check_config_pem_XXXXXX", sizeof("/tmp/check_config_pem_XXXXXX"));
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* config_check into err_text; returns its count. */
+static int check_into_text(void)
+{
+	FILE *err;
+	int n;
+
+	free(err_text);
+	err_text = NULL;
+	err = open_memstream(&err_text, &err_len);
+	ck_assert_ptr_nonnull(err);
+	n = config_check(cfg, "conf", err);
+	fclose(err);
+	return n;
+}
+
+/* The TLS files are read when the configuration is checked (start-up and
+ * reload), so fetches use what was read and never open a path. */
+START_TEST(test_tls_files_are_read_when_checked)
+{
+	char ca[64], cert[64], key[64];
+	char *text;
+
+	write_temp(ca, "-----BEGIN CERTIFICATE-----\nCA\n");
+	write_temp(cert, "-----BEGIN CERTIFICATE-----\nCERT\n");
+	write_temp(key, "-----BEGIN PRIVATE KEY-----\nKEY\n");
+	text = malloc(512);
+	ck_assert_ptr_nonnull(text);
+	snprintf(text, 512, "[fetch]\nca_file = %s\nclient_cert = %s\nclient_key = %s\n"
+			    "allow_downgrade = false\n", ca, cert, key);
+	ck_assert_int_eq(load_text(text), 0);
+	ck_assert_int_eq(check_into_text(), 0);
+	ck_assert(!cfg->allow_downgrade);
+	ck_assert_uint_eq(cfg->ca_pem.len, strlen("-----BEGIN CERTIFICATE-----\nCA\n"));
+	ck_assert(memcmp(cfg->client_key_pem.data, "-----BEGIN PRIVATE KEY-----\nKEY\n",
+			 cfg->client_key_pem.len) == 0);
+	ck_assert_uint_eq(cfg->client_cert_pem.len, strlen("-----BEGIN CERTIFICATE-----\nCERT\n"));
+	unlink(ca);
+	unlink(cert);
+	unlink(key);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_tls_file_problems_are_reported)
+{
+	char cert[64];
+	char *text = malloc(512);
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert(cfg->allow_downgrade); /* the default, as browsers */
+	write_temp(cert, "-----BEGIN CERTIFICATE-----\n");
+	/* a certificate without its key; a missing CA file */
+	snprintf(text, 512, "[fetch]\nclient_cert = %s\nca_file = /nonexistent/ca.pem\n", cert);
+	ck_assert_int_eq(load_text(text), 0);
+	ck_assert_int_eq(check_into_text(), 2);
+	ck_assert_msg(strstr(err_text, "conf: fetch.client_cert and fetch.client_key go together\n"),
+		      "%s", err_text);
+	ck_assert_msg(strstr(err_text, "conf: fetch.ca_file: cannot read /nonexistent/ca.pem: "
+				       "No such file or directory\n"),
+		      "%s", err_text);
+	/* not a regular file: a FIFO would block the loop on a reload */
+	config_free(cfg);
+	cfg = config_new();
+	ck_assert_int_eq(load_text("[fetch]\nca_file = /dev/null\n"), 0);
+	ck_assert_int_eq(check_into_text(), 1);
+	ck_assert_msg(strstr(err_text, "/dev/null is not a regular file"), "%s", err_text);
+	unlink(cert);
+	free(text);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -839,6 +922,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_directory_as_file_reports_cannot_read);
 	tcase_add_test(tc, test_config_check_requires_a_listen_address);
 	tcase_add_test(tc, test_config_check_rejects_duplicate_listen);
+	tcase_add_test(tc, test_tls_files_are_read_when_checked);
+	tcase_add_test(tc, test_tls_file_problems_are_reported);
 	suite_add_tcase(s, tc);
 	return s;
 }
