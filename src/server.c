@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "netguard.h"
 #include "request.h"
+#include "seams.h"
 #include "url.h"
 
 #define MAX_HEADERS_SIZE (64 * 1024)
@@ -185,34 +186,6 @@ static const char *status_reason(int status)
 	return *phrase ? phrase : "Error";
 }
 
-/* evhttp_send_reply, then the write itself, now. libevent 2.1 only queues
- * a reply: the socket is written on the loop's next turn, once epoll has
- * reported it writable, which costs an epoll round and two epoll_ctl per
- * answer. The reply is tried here at once; when all of it fits in the
- * socket, evhttp is told (its write callback) that the answer is out, as
- * the loop would have. A reply that does not fit, or a write error, is left
- * to libevent, which retries or fails it as before. */
-static void send_reply_now(struct evhttp_request *req, int status, const char *reason,
-			   struct evbuffer *body)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct evbuffer *out;
-	evutil_socket_t fd;
-
-	evhttp_send_reply(req, status, reason, body);
-	/* req may be gone now; evcon and bev are not: freeing them takes a
-	 * write or an event, and neither happened */
-	if (bev == NULL || (fd = bufferevent_getfd(bev)) < 0)
-		return;
-	out = bufferevent_get_output(bev);
-	if (evbuffer_get_length(out) == 0 || evbuffer_write(out, fd) <= 0 ||
-	    evbuffer_get_length(out) != 0)
-		return;
-	/* may free the connection (Connection: close): nothing after this */
-	bufferevent_trigger(bev, EV_WRITE, 0);
-}
-
 /* Send doc (malloc'd, taken over) with status. With srv, the document is
  * one charged to the budget, and stays so until libevent has written it. */
 static void reply_send(struct server *srv, struct evhttp_request *req, int status, char *doc,
@@ -235,7 +208,7 @@ static void reply_send(struct server *srv, struct evhttp_request *req, int statu
 		if (srv != NULL)
 			budget_release(srv->docs->budget, len);
 	}
-	send_reply_now(req, status, status_reason(status), buf);
+	seams_send_reply_now(req, status, status_reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
 }
@@ -380,7 +353,7 @@ static void pending_finish(struct pending *p)
 		access_log(p, 200, ERR_NONE, total);
 		evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
 				  "application/json; charset=utf-8");
-		send_reply_now(p->req, 200, "OK", buf);
+		seams_send_reply_now(p->req, 200, "OK", buf);
 		evbuffer_free(buf);
 	}
 	pending_free(p);
@@ -1170,7 +1143,7 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
-	send_reply_now(req, 200, "OK", buf);
+	seams_send_reply_now(req, 200, "OK", buf);
 	evbuffer_free(buf);
 }
 
