@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "seams.h"
 
 /* How long accepting pauses after accept() failed for lack of file
  * descriptors (libevent would otherwise retry at once, forever). */
@@ -198,13 +199,12 @@ static void adopt(evutil_socket_t unused, short what, void *arg)
 	(void)unused;
 	(void)what;
 	while ((k = TAILQ_FIRST(&c->adopting)) != NULL) {
-		bufferevent_event_cb eventcb = NULL;
-		void *evcon = NULL;
+		struct evhttp_connection *evcon;
 
 		TAILQ_REMOVE(&c->adopting, k, link);
-		bufferevent_getcb(k->bev, NULL, NULL, &eventcb, &evcon);
+		evcon = seams_connection_of(k->bev);
 		k->fd = bufferevent_getfd(k->bev);
-		if (eventcb == NULL || evcon == NULL || k->fd < 0 || index_fd(c, k) != 0) {
+		if (evcon == NULL || k->fd < 0 || index_fd(c, k) != 0) {
 			/* evhttp already gave it up (out of memory) */
 			bufferevent_decref(k->bev);
 			free(k);

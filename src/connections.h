@@ -21,7 +21,9 @@ struct evhttp_request;
  *
  * libevent 2.1's evhttp has no hook for a new or a closed connection, so
  * this module makes each connection's bufferevent itself (evhttp_set_bevcb)
- * and, once evhttp has wrapped it, sets the connection's close callback. */
+ * and, once evhttp has wrapped it, recovers the connection from the
+ * bufferevent (seams_connection_of, src/seams.h: the libevent internal this
+ * relies on, and its 2.2 replacement) to set its close callback. */
 struct connections;
 
 struct connections_stats {

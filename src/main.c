@@ -133,8 +133,9 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* SIGHUP: parse, check, swap. A file with errors is rejected, each problem
- * logged with file:line, and the running configuration stays. Reading the
- * config is the one file read the loop thread does. */
+ * logged with file:line, and the running configuration stays. The config
+ * and the token file it names (server_reload) are the only files the loop
+ * thread reads. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct runtime *rt = arg;

@@ -5,8 +5,9 @@ struct event_base;
 struct fetchd_config;
 struct server;
 
-/* The HTTP front: evhttp routes, request -> task, reply. The only code
- * that calls evhttp. Runs on the loop thread. Takes cfg over on
+/* The HTTP front: evhttp routes, request -> task, reply (with
+ * src/pending.c, src/reply.c and src/listen.c; src/connections.c holds
+ * evhttp's connection hooks). Runs on the loop thread. Takes cfg over on
  * success; on failure (NULL) the caller still owns it. */
 struct server *server_new(struct event_base *base, struct fetchd_config *cfg);
 
