@@ -99,16 +99,60 @@ static bool query_key_is(const char *key, size_t len, const char *name)
 	return len == strlen(name) && memcmp(key, name, len) == 0;
 }
 
+/* The JSON value of GET parameter key (value decoded, value_len bytes):
+ * a number for timeout, a string for url, method and body_mode. NULL with
+ * msg filled for an unknown key or a bad value. */
+static json_t *query_value(const char *key, size_t key_len, const char *value, size_t value_len,
+			   char *msg, size_t msglen)
+{
+	int shown = key_len < 64 ? (int)key_len : 64;
+	json_t *v;
+
+	if (memchr(value, '\0', value_len) != NULL) {
+		snprintf(msg, msglen, "query parameter '%.*s' must not contain a NUL byte", shown,
+			 key);
+		return NULL;
+	}
+	if (query_key_is(key, key_len, "timeout")) {
+		bool decimal = query_is_decimal(value);
+		double d = 0.0;
+
+		errno = 0;
+		if (decimal)
+			d = strtod(value, NULL); /* ERANGE: 1e999, 1e-999 */
+		if (!decimal || errno != 0) {
+			snprintf(msg, msglen,
+				 "query parameter 'timeout' must be a decimal number of seconds "
+				 "(such as 10 or 0.5)");
+			return NULL;
+		}
+		return json_real(d);
+	}
+	if (query_key_is(key, key_len, "url") || query_key_is(key, key_len, "method") ||
+	    query_key_is(key, key_len, "body_mode")) {
+		if ((v = json_stringn(value, value_len)) == NULL)
+			snprintf(msg, msglen, "query parameter '%.*s' is not valid UTF-8", shown,
+				 key);
+		return v;
+	}
+	snprintf(msg, msglen,
+		 "unknown query parameter '%.*s' (GET /v1/fetch takes url, method, timeout, "
+		 "body_mode)",
+		 shown, key);
+	return NULL;
+}
+
 /* GET /v1/fetch?url=...: the query's parameters as a fetch object, as
  * strict as the JSON form. The query is split here rather than by
  * evhttp_parse_query_str, whose values are C strings: "url=...%00" and
  * "timeout=1%00" were cut at the NUL. Keys are taken as written and values
  * percent-decoded with '+' as a space, as evhttp does; a value that decodes
  * to a NUL byte is refused, and timeout must be a decimal number (the JSON
- * form then refuses one that is not positive). */
+ * form then refuses one that is not positive). No query at all gives {},
+ * which validation answers "field 'url' is required". */
 static json_t *query_to_object(const char *query, char *msg, size_t msglen)
 {
-	json_t *obj = json_object();
+	json_t *obj = json_object(), *v;
 	char *raw = NULL, *value = NULL;
 	const char *arg, *end, *eq;
 
@@ -116,14 +160,8 @@ static json_t *query_to_object(const char *query, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		goto bad;
 	}
-	if (query == NULL) {
-		snprintf(msg, msglen, "the query string is malformed");
-		goto bad;
-	}
-	for (arg = query; *arg != '\0'; arg = *end == '&' ? end + 1 : end) {
+	for (arg = query ? query : ""; *arg != '\0'; arg = *end == '&' ? end + 1 : end) {
 		size_t key_len, value_len = 0;
-		int shown;
-		json_t *v;
 
 		end = arg + strcspn(arg, "&");
 		eq = memchr(arg, '=', (size_t)(end - arg));
@@ -132,7 +170,6 @@ static json_t *query_to_object(const char *query, char *msg, size_t msglen)
 			goto bad;
 		}
 		key_len = (size_t)(eq - arg);
-		shown = key_len < 64 ? (int)key_len : 64;
 		raw = strndup(eq + 1, (size_t)(end - eq - 1));
 		value = raw != NULL ? evhttp_uridecode(raw, 1, &value_len) : NULL;
 		if (value == NULL) {
@@ -140,44 +177,12 @@ static json_t *query_to_object(const char *query, char *msg, size_t msglen)
 			goto bad;
 		}
 		if (json_object_getn(obj, arg, key_len) != NULL) {
-			snprintf(msg, msglen, "query parameter '%.*s' is given twice", shown, arg);
+			snprintf(msg, msglen, "query parameter '%.*s' is given twice",
+				 key_len < 64 ? (int)key_len : 64, arg);
 			goto bad;
 		}
-		if (memchr(value, '\0', value_len) != NULL) {
-			snprintf(msg, msglen, "query parameter '%.*s' must not contain a NUL byte",
-				 shown, arg);
+		if ((v = query_value(arg, key_len, value, value_len, msg, msglen)) == NULL)
 			goto bad;
-		}
-		if (query_key_is(arg, key_len, "timeout")) {
-			bool decimal = query_is_decimal(value);
-			double d = 0.0;
-
-			errno = 0;
-			if (decimal)
-				d = strtod(value, NULL); /* ERANGE: 1e999, 1e-999 */
-			if (!decimal || errno != 0) {
-				snprintf(msg, msglen,
-					 "query parameter 'timeout' must be a decimal number of "
-					 "seconds (such as 10 or 0.5)");
-				goto bad;
-			}
-			v = json_real(d);
-		} else if (query_key_is(arg, key_len, "url") ||
-			   query_key_is(arg, key_len, "method") ||
-			   query_key_is(arg, key_len, "body_mode")) {
-			v = json_stringn(value, value_len);
-			if (v == NULL) {
-				snprintf(msg, msglen, "query parameter '%.*s' is not valid UTF-8",
-					 shown, arg);
-				goto bad;
-			}
-		} else {
-			snprintf(msg, msglen,
-				 "unknown query parameter '%.*s' (GET /v1/fetch takes url, method, "
-				 "timeout, body_mode)",
-				 shown, arg);
-			goto bad;
-		}
 		json_object_setn_new(obj, arg, key_len, v);
 		free(raw);
 		free(value);

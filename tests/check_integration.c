@@ -704,6 +704,18 @@ START_TEST(test_bad_input_is_400_naming_the_field)
 }
 END_TEST
 
+/* Without a query the GET form says what is missing, as the JSON form. */
+START_TEST(test_get_form_without_query_says_url_is_required)
+{
+	struct http_resp r;
+
+	get_ok(daemon_.port, "/v1/fetch", &r);
+	expect_error(&r, 400, "invalid_request");
+	expect_message_has(&r, "'url' is required");
+	http_resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_get_form_is_as_strict_as_json)
 {
 	static const struct {
@@ -1670,6 +1682,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_running_fetch_times_out_with_curl_code);
 	tcase_add_test(tc, test_bad_input_is_400_naming_the_field);
 	tcase_add_test(tc, test_get_form_is_as_strict_as_json);
+	tcase_add_test(tc, test_get_form_without_query_says_url_is_required);
 	tcase_add_test(tc, test_many_params_cost_the_loop_no_more_than_many_headers);
 	tcase_add_test(tc, test_unknown_path_and_wrong_verb_answers);
 	tcase_add_test(tc, test_batch_answers_in_input_order);
