@@ -73,6 +73,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("server", "auth_token_file", CONFIG_T_PATH, auth_token_file, 0, 0),
 	CONFIG_KEY("server", "shutdown_timeout", CONFIG_T_DURATION, shutdown_timeout_ms, 0,
 		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("server", "lame_duck", CONFIG_T_DURATION, lame_duck_ms, 0, CONFIG_MS_PER_DAY),
 
 	CONFIG_KEY("pool", "threads", CONFIG_T_UINT, threads, 0, 1024),
 	CONFIG_KEY("pool", "queue_limit", CONFIG_T_UINT, queue_limit, 0, 1000000),
@@ -147,6 +148,7 @@ struct fetchd_config *config_new(void)
 	cfg->request_timeout_ms = 30 * 1000;
 	cfg->auth_token_file = NULL;
 	cfg->shutdown_timeout_ms = 30 * 1000;
+	cfg->lame_duck_ms = 0; /* drain at once, as before the key existed */
 
 	cfg->threads = 16;
 	cfg->queue_limit = 1024;

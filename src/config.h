@@ -49,6 +49,7 @@ struct fetchd_config {
 	uint64_t request_timeout_ms; /* first byte of a request to its last */
 	char *auth_token_file; /* NULL: no auth */
 	uint64_t shutdown_timeout_ms;
+	uint64_t lame_duck_ms; /* SIGTERM to the drain: /healthz 503, still serving */
 
 	/* [pool] */
 	unsigned threads; /* 0 = inline mode */

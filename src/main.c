@@ -124,7 +124,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	struct runtime *rt = arg;
 
 	(void)what;
-	log_info("signal %d: draining (no new connections; finishing in-flight fetches)",
+	log_info("signal %d: shutting down (lame duck, if set, then no new connections; "
+		 "in-flight fetches finish)",
 		 (int)sig);
 #ifdef HAVE_LIBSYSTEMD
 	sd_notify(0, "STOPPING=1");

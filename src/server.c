@@ -307,7 +307,7 @@ out:
 
 static void handle_healthz(struct server *srv, struct evhttp_request *req)
 {
-	if (srv->draining)
+	if (srv->draining || srv->lame_duck)
 		reply_json(req, 503, json_pack("{s:s}", "status", "draining"));
 	else
 		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
@@ -589,18 +589,16 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	server_check_drained(arg);
 }
 
-void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
+/* Stop accepting, and finish what was accepted within shutdown_timeout. */
+static void drain_begin(struct server *srv)
 {
 	struct timeval tv = {.tv_sec = (time_t)(srv->cfg->shutdown_timeout_ms / 1000),
 			     .tv_usec = (suseconds_t)(srv->cfg->shutdown_timeout_ms % 1000) *
 					1000};
 	struct timeval now = {0, 0};
 
-	if (srv->draining)
-		return;
+	srv->lame_duck = false;
 	srv->draining = true;
-	srv->drained = drained;
-	srv->drained_arg = arg;
 	connections_set_listeners(srv->conns, NULL, 0);
 	listen_detach(&srv->listen, srv->http);
 	srv->drain_timer = evtimer_new(srv->base, drain_timeout, srv);
@@ -610,6 +608,43 @@ void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
 	srv->drain_check = evtimer_new(srv->base, drain_check, srv);
 	if (srv->drain_check != NULL)
 		evtimer_add(srv->drain_check, &now);
+}
+
+static void lame_duck_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("lame duck over: no new connections; finishing in-flight fetches");
+	drain_begin(srv);
+}
+
+void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
+{
+	uint64_t ms = srv->cfg->lame_duck_ms;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	if (srv->draining)
+		return;
+	srv->drained = drained;
+	srv->drained_arg = arg;
+	if (srv->lame_duck) {
+		/* a second signal: no more waiting */
+		evtimer_del(srv->lame_duck_timer);
+		drain_begin(srv);
+		return;
+	}
+	if (ms > 0 && (srv->lame_duck_timer = evtimer_new(srv->base, lame_duck_over, srv)) != NULL) {
+		/* load balancers see /healthz fail and stop sending work while
+		 * this instance still serves what they send meanwhile */
+		srv->lame_duck = true;
+		evtimer_add(srv->lame_duck_timer, &tv);
+		log_info("lame duck for %llu ms: /healthz answers 503, fetches are still served",
+			 (unsigned long long)ms);
+		return;
+	}
+	drain_begin(srv);
 }
 
 static bool same_listen(const struct fetchd_config *a, const struct fetchd_config *b)
@@ -719,6 +754,8 @@ void server_free(struct server *srv)
 	pending_free_all(srv);
 	if (srv->drain_timer)
 		event_free(srv->drain_timer);
+	if (srv->lame_duck_timer)
+		event_free(srv->lame_duck_timer);
 	if (srv->drain_check)
 		event_free(srv->drain_check);
 	event_free(srv->watch_timer);

@@ -43,6 +43,10 @@ struct server {
 	TAILQ_HEAD(, pending) unwatched;
 	struct event *watch_timer; /* runs pending_watch_clients */
 	bool draining;
+	/* SIGTERM came and [server] lame_duck runs: /healthz says 503 while
+	 * fetches are still accepted and served; the drain starts after it */
+	bool lame_duck;
+	struct event *lame_duck_timer;
 	void (*drained)(void *);
 	void *drained_arg;
 	struct event *drain_timer;
