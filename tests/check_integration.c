@@ -370,7 +370,8 @@ START_TEST(test_healthz_answers_while_every_worker_is_busy)
 	struct bg_request *bg[4];
 	struct http_resp r;
 
-	fetchd_start(&daemon_, POOL_CONFIG);
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = POOL_CONFIG, .allow_loopback = true});
 	hold_workers(&daemon_, &up, bg, 4, "k");
 	ck_assert_int_eq(pool_stat(&daemon_, "busy"), 4);
 	get_ok(daemon_.port, "/healthz", &r);
@@ -390,7 +391,8 @@ START_TEST(test_queued_fetch_waits_for_a_free_worker)
 	char *url = up_url(&up, "/count?key=five");
 	struct http_resp r;
 
-	fetchd_start(&daemon_, POOL_CONFIG);
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = POOL_CONFIG, .allow_loopback = true});
 	hold_workers(&daemon_, &up, bg, 4, "k");
 	fifth = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
 	ck_assert_msg(wait_pool_stat(&daemon_, "queued", 1), "the fifth fetch was not queued");
@@ -429,8 +431,11 @@ START_TEST(test_named_pool_isolates_its_hosts)
 	char *url, *body;
 	uint64_t end;
 
-	fetchd_start(&daemon_, "[pool]\nthreads = 2\n[pool.slow]\nthreads = 1\nqueue_limit = 1\n"
-			       "hosts = localhost\n");
+	fetchd_start(&daemon_, &(struct fetchd_opts){
+				       .extra_config = "[pool]\nthreads = 2\n"
+						       "[pool.slow]\nthreads = 1\nqueue_limit = 1\n"
+						       "hosts = localhost\n",
+				       .allow_loopback = true});
 	url = str_printf("http://localhost:%d/hold?key=slow", up.port);
 	held = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
 	ck_assert_msg(wait_counter(&up, "slow", "held", 1), "the slow fetch was not held");
@@ -487,7 +492,7 @@ START_TEST(test_environment_proxy_is_ignored)
 	struct fetchd_opts o = {.allow_loopback = true, .env = env};
 	struct http_resp r;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	fetch_path(&daemon_, &up, "/json", &r);
 	expect_status(&r, 200);
 	expect_int(&r, "status", 200);
@@ -508,7 +513,8 @@ START_TEST(test_overloaded_beyond_capacity_with_retry_after)
 	char *retry, *end;
 	long secs;
 
-	fetchd_start(&daemon_, POOL_CONFIG);
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = POOL_CONFIG, .allow_loopback = true});
 	hold_workers(&daemon_, &up, bg, 4, "k");
 	for (int i = 0; i < 2; i++) {
 		queued[i] = bg_post_obj(daemon_.port, "/v1/fetch", json_pack("{s:s}", "url", url));
@@ -551,7 +557,8 @@ START_TEST(test_disconnected_queued_fetch_is_never_sent)
 			       strlen(body), body);
 	int fd;
 
-	fetchd_start(&daemon_, POOL_CONFIG);
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = POOL_CONFIG, .allow_loopback = true});
 	hold_workers(&daemon_, &up, bg, 4, "k");
 	fd = raw_connect(daemon_.port);
 	ck_assert_msg(fd != -1, "cannot connect to fetchd");
@@ -590,7 +597,8 @@ START_TEST(test_deadline_counts_queue_wait)
 	char *url = up_url(&up, "/count?key=d");
 	struct http_resp r;
 
-	fetchd_start(&daemon_, POOL_CONFIG);
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = POOL_CONFIG, .allow_loopback = true});
 	hold_workers(&daemon_, &up, bg, 4, "k");
 	/* answered while the workers are still held: by the deadline alone */
 	fetch(&daemon_, json_pack("{s:s, s:f}", "url", url, "timeout", 0.5), &r);
@@ -911,7 +919,8 @@ START_TEST(test_batch_over_max_batch_is_400)
 	char *url = up_url(&up, "/json");
 	struct http_resp r;
 
-	fetchd_start(&daemon_, "[server]\nmax_batch = 2\n");
+	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = "[server]\nmax_batch = 2\n",
+						      .allow_loopback = true});
 	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
 				       json_pack("{s:[{s:s},{s:s},{s:s}]}", "requests", "url", url,
 						 "url", url, "url", url),
@@ -1003,7 +1012,9 @@ START_TEST(test_body_over_max_response_bytes_is_502)
 {
 	struct http_resp r;
 
-	fetchd_start(&daemon_, "[fetch]\nmax_response_bytes = 64K\n");
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = "[fetch]\nmax_response_bytes = 64K\n",
+					    .allow_loopback = true});
 	fetch_path(&daemon_, &up, "/text?n=200000", &r);
 	expect_error(&r, 502, "response_too_large");
 	http_resp_free(&r);
@@ -1025,7 +1036,9 @@ START_TEST(test_head_of_a_resource_over_the_cap_is_200)
 	char *url = up_url(&up, "/declared?n=200000");
 	struct http_resp r;
 
-	fetchd_start(&daemon_, "[fetch]\nmax_response_bytes = 64K\n");
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = "[fetch]\nmax_response_bytes = 64K\n",
+					    .allow_loopback = true});
 	/* HEAD: the Content-Length describes a body that never comes */
 	fetch(&daemon_, json_pack("{s:s, s:s}", "url", url, "method", "HEAD"), &r);
 	expect_status(&r, 200);
@@ -1116,7 +1129,7 @@ START_TEST(test_loopback_denied_without_allow)
 	char *url = up_url(&up, "/count?key=g");
 	struct http_resp r;
 
-	fetchd_start_opts(&daemon_, NULL, false);
+	fetchd_start(&daemon_, NULL);
 	fetch(&daemon_, json_pack("{s:s}", "url", url), &r);
 	expect_error(&r, 403, "destination_denied");
 	http_resp_free(&r);
@@ -1218,7 +1231,7 @@ START_TEST(test_upstream_request_carries_via_naming_this_fetchd)
 	ck_assert_msg(strncmp(via, "1.1 ", 4) == 0 && is_instance_name(via + 4, strlen(via + 4)),
 		      "Via: want '1.1 fetchd-<16 hex>', got '%s'", via);
 	/* another process, another name */
-	fetchd_start_opts(&other, NULL, true);
+	fetchd_start(&other, &(struct fetchd_opts){.allow_loopback = true});
 	via2 = echoed_via(other.port, "", "{}");
 	fetchd_stop(&other);
 	ck_assert_msg(strcmp(via, via2) != 0, "two fetchd processes both sent '%s'", via);
@@ -1301,7 +1314,7 @@ START_TEST(test_fetch_loop_through_two_fetchds_is_508_loop_detected)
 	struct http_resp r;
 	json_t *inner;
 
-	fetchd_start_opts(&b, NULL, true);
+	fetchd_start(&b, &(struct fetchd_opts){.allow_loopback = true});
 	enc = url_encode(target);
 	back_to_a = str_printf("http://127.0.0.1:%d/v1/fetch?url=%s", daemon_.port, enc);
 	free(enc);
@@ -1356,7 +1369,8 @@ START_TEST(test_cookies_do_not_leak_between_fetches)
 {
 	struct http_resp r;
 
-	fetchd_start(&daemon_, "[pool]\nthreads = 1\n");
+	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 1\n",
+						      .allow_loopback = true});
 	fetch_path(&daemon_, &up, "/cookie?name=leak&value=1", &r);
 	expect_status(&r, 200);
 	expect_json(&r, "cookies", "{\"leak\":\"1\"}");

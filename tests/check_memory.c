@@ -74,7 +74,7 @@ static void start_budgeted(struct fetchd *f)
 		.env = small_quarantine_env(),
 	};
 
-	fetchd_start_ex(f, &o);
+	fetchd_start(f, &o);
 }
 
 /* A client that reads slowly: a receive buffer of a few KB, so fetchd's
@@ -296,7 +296,7 @@ START_TEST(test_json_bomb_costs_its_size_and_keeps_the_deadline)
 	char *url = up_url(&up, "/json-bomb?n=10000000");
 	long long start_rss;
 
-	fetchd_start_ex(&f, &o);
+	fetchd_start(&f, &o);
 	start_rss = proc_status_bytes(f.pid, "VmRSS:");
 	fetch(&f, json_pack("{s:s, s:f, s:[s, s]}", "url", url, "timeout", 0.5, "fields", "status",
 			    "json"),

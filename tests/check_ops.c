@@ -235,7 +235,7 @@ static void drain_with_signal(int sig)
 	int keep, unanswered = 0, bad = 0;
 	bool exited_0;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	/* a keep-alive connection opened (and used) before the signal */
 	keep = raw_connect(daemon_.port);
 	ck_assert_msg(keep != -1, "connect to fetchd");
@@ -333,7 +333,7 @@ START_TEST(test_drain_timeout_aborts_with_error_documents_and_exits_0)
 	int unanswered = 0, bad = 0;
 	bool exited_0;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	for (int i = 0; i < 4; i++)
 		held[i] = bg_post_json(daemon_.port, "/v1/fetch", body);
 	ck_assert_msg(wait_counter(&up, "x", "held", 4), "the upstream did not hold 4 fetches");
@@ -491,7 +491,7 @@ START_TEST(test_sighup_resizes_pool_under_load_without_failures)
 	};
 	struct load l;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	ck_assert_int_eq(pool_stat(&daemon_, "threads"), 4);
 	load_start(&l, daemon_.port, fetch_body(&up, "/delay?ms=20"));
 	ck_assert_msg(load_wait_more(&l, 20), "the load does not run");
@@ -539,7 +539,7 @@ START_TEST(test_sighup_queue_limit_is_enforced)
 	struct bg_request *bg[3];
 	struct http_resp r;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	fetchd_write_config(&daemon_, "[pool]\nthreads = 2\nqueue_limit = 1\n");
 	ck_assert_int_eq(fetchd_signal(&daemon_, SIGHUP), 0);
 	ck_assert_msg(wait_pool_stat_eq(&daemon_, "queue_limit", 1),
@@ -616,7 +616,7 @@ START_TEST(test_sighup_changes_log_level)
 	};
 	int before;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	expect_fetch_ok(&daemon_, &up, "/json");
 	if (!wait_access_lines(&daemon_, 1)) {
 		dump_log(&daemon_);
@@ -654,7 +654,7 @@ START_TEST(test_sighup_rejects_broken_file_and_keeps_config)
 	};
 	char *where;
 
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	ck_assert_int_eq(pool_stat(&daemon_, "threads"), 4);
 
 	/* line 1 [server], 2 listen, 3 [pool], 4 threads, 5 the bad value */
@@ -898,7 +898,7 @@ START_TEST(test_sd_notify_ready_status_reloading_stopping_watchdog)
 	env[0] = env_notify;
 	env[1] = "WATCHDOG_USEC=2000000"; /* WATCHDOG_PID unset: any pid may ping */
 	env[2] = NULL;
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 
 	expect_notify(&nt, 0, "READY=1", ready);
 	expect_notify(&nt, 0, "STATUS=busy 0/4, queued 0", status);
@@ -962,7 +962,7 @@ START_TEST(test_sd_notify_no_watchdog_without_watchdog_usec)
 	env_notify = str_printf("NOTIFY_SOCKET=%s", nt.path);
 	env[0] = env_notify;
 	env[1] = NULL;
-	fetchd_start_ex(&daemon_, &o);
+	fetchd_start(&daemon_, &o);
 	expect_notify(&nt, 0, "READY=1", i);
 	/* three STATUS lines: more than two seconds of the once-a-second timer */
 	expect_notify(&nt, 0, "STATUS=busy 0/3, queued 0", i);
@@ -1077,7 +1077,7 @@ START_TEST(test_socket_activation_serves_on_the_passed_socket)
 	struct fetchd_opts o = {.activation_fd = lfd, .allow_loopback = true};
 	struct http_resp r;
 
-	fetchd_start_ex(&f, &o);
+	fetchd_start(&f, &o);
 	close(lfd); /* fetchd holds the only copy now */
 	ck_assert_int_eq(f.port, port);
 	ck_assert_msg(fetchd_log_has_line(&f, "socket activation", "passed 1 socket"),

@@ -328,7 +328,7 @@ static const char *const hold_keys[] = {"dcq-hold", "dcr", "flood", "hang"};
 static void guard_setup(void)
 {
 	upstream_start(&up);
-	fetchd_start_opts(&guard_d, "[pool]\nthreads = 4\n", false);
+	fetchd_start(&guard_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 4\n"});
 }
 
 static void guard_teardown(void)
@@ -340,7 +340,8 @@ static void guard_teardown(void)
 static void main_setup(void)
 {
 	upstream_start(&up);
-	fetchd_start_opts(&main_d, MAIN_CONFIG, true);
+	fetchd_start(&main_d,
+		     &(struct fetchd_opts){.extra_config = MAIN_CONFIG, .allow_loopback = true});
 }
 
 static void main_teardown(void)
@@ -360,7 +361,8 @@ static void main_settle(void)
 static void big_setup(void)
 {
 	upstream_start(&up);
-	fetchd_start_opts(&big_d, "[pool]\nthreads = 2\n", true);
+	fetchd_start(&big_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 2\n",
+						    .allow_loopback = true});
 }
 
 static void big_teardown(void)
@@ -1287,7 +1289,10 @@ START_TEST(test_dripping_body_is_cut_off_by_low_speed_limit)
 	struct http_resp r;
 	json_t *msg;
 
-	fetchd_start_opts(&own_d, "[fetch]\nlow_speed_limit = 1K\nlow_speed_time = 1s\n", true);
+	fetchd_start(&own_d,
+		     &(struct fetchd_opts){
+			     .extra_config = "[fetch]\nlow_speed_limit = 1K\nlow_speed_time = 1s\n",
+			     .allow_loopback = true});
 	toy_start(&t, TOY_DRIP_BODY);
 	url = str_printf("http://127.0.0.1:%d/", t.port);
 	fetch(&own_d, json_pack("{s:s, s:f}", "url", url, "timeout", 25.0), &r);
@@ -1323,7 +1328,7 @@ START_TEST(test_low_speed_limit_set_by_reload_reaches_a_warm_worker)
 	struct http_resp r;
 	uint64_t until;
 
-	fetchd_start_ex(&own_d, &o);
+	fetchd_start(&own_d, &o);
 	for (int i = 0; i < 3; i++) {
 		fetch_url(&own_d, url, &r);
 		ck_assert_int_eq(r.status, 200);
@@ -1357,7 +1362,9 @@ START_TEST(test_deny_wins_over_allow)
 	char *url = up_url(&up, "/count?key=denywins");
 	struct http_resp r;
 
-	fetchd_start_opts(&own_d, "[security]\ndeny = 127.0.0.1/32\n", true);
+	fetchd_start(&own_d,
+		     &(struct fetchd_opts){.extra_config = "[security]\ndeny = 127.0.0.1/32\n",
+					    .allow_loopback = true});
 	fetch_url(&own_d, url, &r);
 	expect_error(&r, 403, "destination_denied");
 	http_resp_free(&r);
@@ -1378,7 +1385,9 @@ START_TEST(test_allow_hosts_refuses_other_hosts_before_connecting)
 	char *url = up_url(&up, "/count?key=allowhosts");
 	struct http_resp r;
 
-	fetchd_start_opts(&own_d, "[security]\nallow_hosts = example.invalid\n", true);
+	fetchd_start(&own_d, &(struct fetchd_opts){
+				     .extra_config = "[security]\nallow_hosts = example.invalid\n",
+				     .allow_loopback = true});
 	fetch_url(&own_d, url, &r);
 	expect_error(&r, 403, "destination_denied");
 	expect_message_has(&r, "allow_hosts");
@@ -1396,7 +1405,9 @@ START_TEST(test_allow_hosts_applies_to_redirect_hops)
 	char *url = redirect_to(target);
 	struct http_resp r;
 
-	fetchd_start_opts(&own_d, "[security]\nallow_hosts = 127.0.0.1\n", true);
+	fetchd_start(&own_d,
+		     &(struct fetchd_opts){.extra_config = "[security]\nallow_hosts = 127.0.0.1\n",
+					    .allow_loopback = true});
 	fetch_url(&own_d, url, &r);
 	expect_error(&r, 403, "destination_denied");
 	expect_message_has(&r, "hop 1");
@@ -1416,7 +1427,8 @@ START_TEST(test_allowed_private_network_is_unreachable_in_the_namespace)
 	struct http_resp r;
 
 	ck_assert_msg(in_netns, "off-machine case outside the private namespace");
-	fetchd_start_opts(&own_d, "[security]\nallow = 10.0.0.0/8\n", false);
+	fetchd_start(&own_d,
+		     &(struct fetchd_opts){.extra_config = "[security]\nallow = 10.0.0.0/8\n"});
 	fetch(&own_d, json_pack("{s:s, s:i}", "url", "http://10.0.0.1:9/", "timeout", 5), &r);
 	expect_error(&r, 502, "connect_failed");
 	http_resp_free(&r);
@@ -1462,7 +1474,7 @@ START_TEST(test_own_public_interface_address_is_denied_and_refreshed_on_reload)
 	ck_assert_msg(in_netns, "off-machine case outside the private namespace");
 	ck_assert_msg(lo_add_address("lo:1", first) == 0, "adding %s to lo: %s", first,
 		      strerror(errno));
-	fetchd_start_ex(&own_d, &o);
+	fetchd_start(&own_d, &o);
 
 	url = str_printf("http://%s:%d/healthz", first, own_d.port);
 	fetch_url(&own_d, url, &r);

@@ -11,7 +11,7 @@ void setup_default(void)
 	char *conf = str_printf("[pool]\nthreads = %d\n", DEFAULT_THREADS);
 
 	upstream_start(&up);
-	fetchd_start(&daemon_, conf);
+	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = conf, .allow_loopback = true});
 	free(conf);
 }
 
