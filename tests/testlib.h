@@ -1,5 +1,5 @@
 /* The assertion and polling layer shared by the integration tests
- * (check_integration, check_materialize, check_ops, check_security), on top
+ * (every program of INTEGRATION_TESTS in Makefile.am), on top
  * of harness.h (processes and HTTP): assertions on fetchd's JSON answers,
  * whose failure messages name the field, what was wanted, what came back and
  * the body; fetches through fetchd; bounded polls of the upstream's and
