@@ -411,6 +411,75 @@ void expect_clean_daemon(const struct fetchd *f)
 	free(log);
 }
 
+struct fetchd guard_d, main_d, big_d, own_d;
+
+/* Keys a main-daemon case may hold at the upstream: released before each
+ * case, so one failed case does not starve the next. */
+static const char *const hold_keys[] = {"dcq-hold", "dcr", "flood", "hang"};
+
+#define MAIN_CONFIG                                                                            \
+	"max_request_bytes = 64K\n"                                                            \
+	"[pool]\nthreads = 2\nqueue_limit = 4\n"                                               \
+	"[fetch]\nmax_response_bytes = 1M\n"
+
+void guard_setup(void)
+{
+	upstream_start(&up);
+	fetchd_start(&guard_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 4\n"});
+}
+
+void guard_teardown(void)
+{
+	fetchd_stop(&guard_d);
+	upstream_stop(&up);
+}
+
+void main_setup(void)
+{
+	upstream_start(&up);
+	fetchd_start(&main_d,
+		     &(struct fetchd_opts){.extra_config = MAIN_CONFIG, .allow_loopback = true});
+}
+
+void main_teardown(void)
+{
+	fetchd_stop(&main_d);
+	upstream_stop(&up);
+}
+
+/* Before each case on the main daemon: nothing held, nothing in flight. */
+void main_settle(void)
+{
+	for (size_t i = 0; i < sizeof(hold_keys) / sizeof(hold_keys[0]); i++)
+		release_held(&up, hold_keys[i], 0);
+	ck_assert_msg(wait_idle(&main_d), "the main fetchd is not idle before the case");
+}
+
+void big_setup(void)
+{
+	upstream_start(&up);
+	fetchd_start(&big_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 2\n",
+						    .allow_loopback = true});
+}
+
+void big_teardown(void)
+{
+	fetchd_stop(&big_d);
+	upstream_stop(&up);
+}
+
+void own_setup(void)
+{
+	upstream_start(&up);
+	own_d.pid = -1;
+}
+
+void own_teardown(void)
+{
+	fetchd_stop(&own_d);
+	upstream_stop(&up);
+}
+
 int run_suite(Suite *s, enum print_output mode)
 {
 	SRunner *sr = srunner_create(s);

@@ -229,6 +229,28 @@ bool wait_idle(const struct fetchd *f);
 /* The end state of a shared daemon after every case of its TCase. */
 void expect_clean_daemon(const struct fetchd *f);
 
+/* The daemons of the security suites, each started once per TCase
+ * (unchecked fixtures, in the runner process) so that the cases of a TCase
+ * hit the same daemon, with the upstream up: */
+extern struct fetchd guard_d; /* loopback denied (no --allow), 4 threads */
+/* --allow 127.0.0.1/32, small pool, small limits: 2 threads, queue_limit 4,
+ * max_request_bytes 64K, max_response_bytes 1M */
+extern struct fetchd main_d;
+extern struct fetchd big_d; /* --allow 127.0.0.1/32, default request size, 2 threads */
+extern struct fetchd own_d; /* started by the test itself (checked fixture) */
+void guard_setup(void);
+void guard_teardown(void);
+void main_setup(void);
+void main_teardown(void);
+/* Checked fixture before each case on main_d: release whatever a case may
+ * hold at the upstream (so one failed case does not starve the next) and
+ * wait until nothing is in flight. */
+void main_settle(void);
+void big_setup(void);
+void big_teardown(void);
+void own_setup(void);
+void own_teardown(void);
+
 /* ---- running ---- */
 
 /* Run every test of s with this output mode; EXIT_SUCCESS when none
