@@ -134,7 +134,8 @@ START_TEST(test_max_connections_pauses_accepting_until_one_closes)
 	struct fetchd f;
 	int a, b, c;
 
-	fetchd_start(&f, "max_connections = 2\n");
+	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "max_connections = 2\n",
+						.allow_loopback = true});
 	a = served_connection(f.port);
 	b = served_connection(f.port);
 	/* the third waits in the kernel's backlog: connected, not served */
@@ -165,7 +166,8 @@ START_TEST(test_closed_connections_are_no_longer_counted)
 
 	/* each round fills the cap: it would stall at round 2 if closed
 	 * connections were still counted */
-	fetchd_start(&f, "max_connections = 8\n");
+	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "max_connections = 8\n",
+						.allow_loopback = true});
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 8; i++)
 			fds[i] = served_connection(f.port);
@@ -215,7 +217,8 @@ START_TEST(test_running_out_of_descriptors_pauses_accepting)
 	int fds[N], probe;
 	double cpu;
 
-	fetchd_start(&f, "[pool]\nthreads = 2\n");
+	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 2\n",
+						.allow_loopback = true});
 	ck_assert_msg(prlimit(f.pid, RLIMIT_NOFILE, &rl, NULL) == 0, "prlimit: %s",
 		      strerror(errno));
 	for (int i = 0; i < N; i++) {
@@ -249,7 +252,8 @@ static void expect_cut_off_at_request_timeout(const char *head, const char *drip
 	struct fetchd f;
 	uint64_t ms;
 
-	fetchd_start(&f, SLOW_CONFIG);
+	fetchd_start(&f,
+		     &(struct fetchd_opts){.extra_config = SLOW_CONFIG, .allow_loopback = true});
 	ms = drip_until_closed(f.port, head, drip);
 	ck_assert_msg(ms != 0, "a request dripped for %d ms was never cut off", DRIP_FOR_MS);
 	ck_assert_msg(ms >= 900 && ms < 6000, "cut off after %llu ms, want about 1000",
@@ -280,7 +284,8 @@ START_TEST(test_idle_keepalive_time_is_not_request_time)
 	struct fetchd f;
 	int fd, fresh;
 
-	fetchd_start(&f, SLOW_CONFIG);
+	fetchd_start(&f,
+		     &(struct fetchd_opts){.extra_config = SLOW_CONFIG, .allow_loopback = true});
 	/* idle before the first request, and between two requests, each
 	 * longer than request_timeout */
 	fresh = raw_connect(f.port);
@@ -303,7 +308,8 @@ START_TEST(test_slow_request_within_request_timeout_is_served)
 	struct fetchd f;
 	int fd;
 
-	fetchd_start(&f, "request_timeout = 5s\n");
+	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "request_timeout = 5s\n",
+						.allow_loopback = true});
 	fd = raw_connect(f.port);
 	ck_assert_msg(fd >= 0, "cannot connect to fetchd");
 	/* sent in pieces over about half a second */

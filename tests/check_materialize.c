@@ -813,7 +813,8 @@ START_TEST(test_consecutive_fetches_on_one_worker_share_no_cookies)
 {
 	struct http_resp r;
 
-	fetchd_start(&daemon_, "[pool]\nthreads = 1\n");
+	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 1\n",
+						      .allow_loopback = true});
 	fetch_doc("/cookie?name=a&value=1", &r);
 	expect_json(&r, "cookies", "{\"a\": \"1\"}");
 	expect_null(&r, "json.cookie");

@@ -74,7 +74,7 @@ static void start_budgeted(struct fetchd *f)
 		.env = small_quarantine_env(),
 	};
 
-	fetchd_start_ex(f, &o);
+	fetchd_start(f, &o);
 }
 
 /* A client that reads slowly: a receive buffer of a few KB, so fetchd's
@@ -298,7 +298,7 @@ START_TEST(test_json_bomb_costs_its_size_and_keeps_the_deadline)
 	int fd, status;
 	json_t *doc;
 
-	fetchd_start_ex(&f, &o);
+	fetchd_start(&f, &o);
 	start_rss = proc_status_bytes(f.pid, "VmRSS:");
 	body = str_printf("{\"url\": \"%s\", \"timeout\": 0.5, \"fields\": [\"status\", \"json\"]}",
 			  url);

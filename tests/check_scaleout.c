@@ -109,7 +109,7 @@ static void start_instance(struct fetchd *f, int port)
 	char *extra = str_printf("lame_duck = %dms\n", LAME_DUCK_MS);
 	struct fetchd_opts o = {.extra_config = extra, .allow_loopback = true, .listen = listen};
 
-	fetchd_start_ex(f, &o);
+	fetchd_start(f, &o);
 	free(extra);
 	free(listen);
 }

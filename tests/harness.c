@@ -409,8 +409,9 @@ static void put_pid(char *out, pid_t pid)
 static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **why,
 			 char **log_out)
 {
+	static const struct fetchd_opts defaults;
 	const char *bin = env_or("FETCHD_BIN", "./fetchd");
-	const char *listen = o->listen != NULL ? o->listen : "127.0.0.1:0";
+	const char *listen;
 	char log_path[] = "/tmp/fetchd-it-log-XXXXXX";
 	char *argv[6];
 	char **envp;
@@ -418,6 +419,9 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 	uint64_t end;
 	int conf_fd, argc = 0;
 
+	if (o == NULL)
+		o = &defaults;
+	listen = o->listen != NULL ? o->listen : "127.0.0.1:0";
 	*why = NULL;
 	*log_out = NULL;
 	memset(f, 0, sizeof(*f));
@@ -426,7 +430,7 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 	f->log_fd = -1;
 	f->keep_config = o->keep_config;
 	/* 0.0.0.0 only where the namespace has no interface but lo (see
-	 * check_security.c), or fetchd would listen on the host's network */
+	 * netns.c), or fetchd would listen on the host's network */
 	ck_assert_msg((strncmp(listen, "127.0.0.1:", 10) == 0 ||
 		       (strncmp(listen, "0.0.0.0:", 8) == 0 && getenv("FETCHD_IN_NETNS") != NULL)) &&
 			      strlen(listen) < sizeof(f->listen),
@@ -531,7 +535,7 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 	}
 }
 
-void fetchd_start_ex(struct fetchd *f, const struct fetchd_opts *o)
+void fetchd_start(struct fetchd *f, const struct fetchd_opts *o)
 {
 	char *why, *log;
 
@@ -549,18 +553,6 @@ int fetchd_try_start(struct fetchd *f, const struct fetchd_opts *o)
 	free(why);
 	free(log);
 	return -1;
-}
-
-void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_loopback)
-{
-	struct fetchd_opts o = {.extra_config = extra_config, .allow_loopback = allow_loopback};
-
-	fetchd_start_ex(f, &o);
-}
-
-void fetchd_start(struct fetchd *f, const char *extra_config)
-{
-	fetchd_start_opts(f, extra_config, true);
 }
 
 void fetchd_write_config(const struct fetchd *f, const char *extra_config)

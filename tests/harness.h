@@ -29,15 +29,17 @@ struct fetchd {
 	bool started;     /* log_fd (and conf_path) belong to this struct */
 };
 
-/* How to start fetchd; a zeroed struct is fetchd_start_opts(f, NULL, false). */
+/* How to start fetchd. A zeroed struct (or NULL) is the bare config on
+ * 127.0.0.1:0 with loopback upstreams denied; the tests' upstream lives on
+ * loopback, so most callers set allow_loopback. */
 struct fetchd_opts {
 	/* appended to "[server]\nlisten = LISTEN\n" (so it starts on line 3);
 	 * may be NULL */
 	const char *extra_config;
 	bool allow_loopback; /* --allow 127.0.0.1/32 */
 	/* "127.0.0.1:PORT"; NULL means 127.0.0.1:0. Only 127.0.0.1, or
-	 * "0.0.0.0:PORT" inside check_security's private network namespace
-	 * (FETCHD_IN_NETNS set). */
+	 * "0.0.0.0:PORT" inside a private network namespace (netns.h,
+	 * FETCHD_IN_NETNS set). */
 	const char *listen;
 	/* NULL-terminated "NAME=value" strings added to fetchd's environment
 	 * (replacing an inherited NAME). NOTIFY_SOCKET, WATCHDOG_USEC and
@@ -70,17 +72,17 @@ void harness_init(void);
 void upstream_start(struct upstream *u);
 void upstream_stop(struct upstream *u);
 
-/* Start $FETCHD_BIN (default ./fetchd) with a temporary config holding
- * "[server]\nlisten = 127.0.0.1:0\n" and then extra_config (may be NULL),
- * and --allow 127.0.0.1/32 when allow_loopback. Waits up to 10 s for the
- * "listening on 127.0.0.1:PORT" log line. Fails the test otherwise. */
-void fetchd_start_opts(struct fetchd *f, const char *extra_config, bool allow_loopback);
-void fetchd_start(struct fetchd *f, const char *extra_config);
-/* The same with every option. Fails the test when fetchd does not come up. */
-void fetchd_start_ex(struct fetchd *f, const struct fetchd_opts *o);
-/* The same, but returns -1 (with fetchd's log on stderr and nothing left
- * running) instead of failing the test when fetchd exits during start-up,
- * e.g. because its port is taken; 0 when it listens. */
+/* Start $FETCHD_BIN (default ./fetchd) as o says (may be NULL): a temporary
+ * config holding "[server]\nlisten = 127.0.0.1:0\n" and then
+ * o->extra_config, and --allow 127.0.0.1/32 when o->allow_loopback. Waits up
+ * to 10 s for the "listening on 127.0.0.1:PORT" log line. Fails the test
+ * when fetchd does not come up. Reads like
+ *   fetchd_start(&f, &(struct fetchd_opts){.extra_config = "...", .allow_loopback = true}); */
+void fetchd_start(struct fetchd *f, const struct fetchd_opts *o);
+/* The same, for tests that expect start-up to fail: returns -1 (with
+ * fetchd's log on stderr and nothing left running) instead of failing the
+ * test when fetchd exits during start-up, e.g. because its port is taken;
+ * 0 when it listens. */
 int fetchd_try_start(struct fetchd *f, const struct fetchd_opts *o);
 
 /* Replace the config file (atomically, by rename) with

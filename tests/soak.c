@@ -1032,7 +1032,7 @@ START_TEST(test_soak_every_request_answered_once_and_resources_return)
 	upstream_start(&up);
 	upstream_port = up.port;
 	o.extra_config = conf;
-	fetchd_start_ex(&f, &o);
+	fetchd_start(&f, &o);
 	free(conf);
 	fetchd_port = f.port;
 	fetchd_pid = f.pid;

@@ -1,7 +1,9 @@
 #include "testlib.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 struct upstream up;
 struct fetchd daemon_;
@@ -11,7 +13,7 @@ void setup_default(void)
 	char *conf = str_printf("[pool]\nthreads = %d\n", DEFAULT_THREADS);
 
 	upstream_start(&up);
-	fetchd_start(&daemon_, conf);
+	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = conf, .allow_loopback = true});
 	free(conf);
 }
 
@@ -262,6 +264,220 @@ bool fetchd_log_has_line(const struct fetchd *f, const char *a, const char *b)
 
 	free(log);
 	return hit;
+}
+
+char *fetch_body(const struct upstream *u, const char *path)
+{
+	char *url = up_url(u, path);
+	json_t *obj = json_pack("{s:s}", "url", url);
+	char *body = json_dumps(obj, JSON_COMPACT);
+
+	ck_assert_msg(body != NULL, "json_dumps failed");
+	json_decref(obj);
+	free(url);
+	return body;
+}
+
+void expect_fetch_ok(const struct fetchd *f, const struct upstream *u, const char *path)
+{
+	struct http_resp r;
+
+	fetch_path(f, u, path, &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	http_resp_free(&r);
+}
+
+bool wait_pool_stat_eq(const struct fetchd *f, const char *field, long want)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		if (pool_stat(f, field) == want)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+int log_count(const struct fetchd *f, const char *needle)
+{
+	char *log = fetchd_log(f);
+	int n = 0;
+
+	for (const char *p = strstr(log, needle); p != NULL; p = strstr(p + strlen(needle), needle))
+		n++;
+	free(log);
+	return n;
+}
+
+bool wait_log_count(const struct fetchd *f, const char *needle, int at_least)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		if (log_count(f, needle) >= at_least)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+void dump_log(const struct fetchd *f)
+{
+	char *log = fetchd_log(f);
+
+	fprintf(stderr, "---- fetchd log ----\n%s---- end of fetchd log ----\n", log);
+	free(log);
+}
+
+bool exit_verdict(struct fetchd *f, char *why, size_t len)
+{
+	int status = fetchd_wait_exit(f, EXIT_MS);
+
+	if (status == -1)
+		snprintf(why, len, "fetchd did not exit within %d ms", EXIT_MS);
+	else if (WIFSIGNALED(status))
+		snprintf(why, len, "fetchd died of signal %d", WTERMSIG(status));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		snprintf(why, len, "fetchd exited with status %d, want 0", WEXITSTATUS(status));
+	else {
+		snprintf(why, len, "fetchd exited 0");
+		return true;
+	}
+	return false;
+}
+
+void expect_exit_0(struct fetchd *f)
+{
+	char why[128];
+
+	if (!exit_verdict(f, why, sizeof(why))) {
+		dump_log(f);
+		ck_abort_msg("%s", why);
+	}
+}
+
+char *redirect_to(const char *target)
+{
+	char *enc = url_encode(target);
+	char *path = str_printf("/redirect?status=302&to=%s", enc);
+	char *url = up_url(&up, path);
+
+	free(path);
+	free(enc);
+	return url;
+}
+
+void fetch_url(const struct fetchd *f, const char *url, struct http_resp *r)
+{
+	fetch(f, json_pack("{s:s}", "url", url), r);
+}
+
+void fetch_text(const struct fetchd *f, const char *body, struct http_resp *r)
+{
+	ck_assert_msg(http_post_json(f->port, "/v1/fetch", body, r) == 0,
+		      "POST /v1/fetch failed");
+}
+
+bool wait_idle(const struct fetchd *f)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		if (pool_stat(f, "busy") == 0 && pool_stat(f, "queued") == 0)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+void expect_clean_daemon(const struct fetchd *f)
+{
+	char *log;
+
+	ck_assert_msg(kill(f->pid, 0) == 0, "fetchd (pid %d) is gone", (int)f->pid);
+	expect_serving(f, &up);
+	ck_assert_msg(wait_idle(f), "fetchd leaked work: busy %ld, queued %ld",
+		      pool_stat(f, "busy"), pool_stat(f, "queued"));
+	log = fetchd_log(f);
+	ck_assert_msg(strstr(log, "AddressSanitizer") == NULL &&
+			      strstr(log, "LeakSanitizer") == NULL &&
+			      strstr(log, "runtime error") == NULL,
+		      "fetchd logged a sanitizer report:\n%s", log);
+	free(log);
+}
+
+struct fetchd guard_d, main_d, big_d, own_d;
+
+/* Keys a main-daemon case may hold at the upstream: released before each
+ * case, so one failed case does not starve the next. */
+static const char *const hold_keys[] = {"dcq-hold", "dcr", "flood", "hang"};
+
+#define MAIN_CONFIG                                                                            \
+	"max_request_bytes = 64K\n"                                                            \
+	"[pool]\nthreads = 2\nqueue_limit = 4\n"                                               \
+	"[fetch]\nmax_response_bytes = 1M\n"
+
+void guard_setup(void)
+{
+	upstream_start(&up);
+	fetchd_start(&guard_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 4\n"});
+}
+
+void guard_teardown(void)
+{
+	fetchd_stop(&guard_d);
+	upstream_stop(&up);
+}
+
+void main_setup(void)
+{
+	upstream_start(&up);
+	fetchd_start(&main_d,
+		     &(struct fetchd_opts){.extra_config = MAIN_CONFIG, .allow_loopback = true});
+}
+
+void main_teardown(void)
+{
+	fetchd_stop(&main_d);
+	upstream_stop(&up);
+}
+
+/* Before each case on the main daemon: nothing held, nothing in flight. */
+void main_settle(void)
+{
+	for (size_t i = 0; i < sizeof(hold_keys) / sizeof(hold_keys[0]); i++)
+		release_held(&up, hold_keys[i], 0);
+	ck_assert_msg(wait_idle(&main_d), "the main fetchd is not idle before the case");
+}
+
+void big_setup(void)
+{
+	upstream_start(&up);
+	fetchd_start(&big_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 2\n",
+						    .allow_loopback = true});
+}
+
+void big_teardown(void)
+{
+	fetchd_stop(&big_d);
+	upstream_stop(&up);
+}
+
+void own_setup(void)
+{
+	upstream_start(&up);
+	own_d.pid = -1;
+}
+
+void own_teardown(void)
+{
+	fetchd_stop(&own_d);
+	upstream_stop(&up);
 }
 
 int run_suite(Suite *s, enum print_output mode)

@@ -1,5 +1,5 @@
 /* The assertion and polling layer shared by the integration tests
- * (check_integration, check_materialize, check_ops, check_security), on top
+ * (every program of INTEGRATION_TESTS in Makefile.am), on top
  * of harness.h (processes and HTTP): assertions on fetchd's JSON answers,
  * whose failure messages name the field, what was wanted, what came back and
  * the body; fetches through fetchd; bounded polls of the upstream's and
@@ -183,6 +183,73 @@ void expect_serving(const struct fetchd *f, const struct upstream *u);
 bool log_has_line(const char *log, const char *a, const char *b);
 /* The same for everything fetchd f has logged so far. */
 bool fetchd_log_has_line(const struct fetchd *f, const char *a, const char *b);
+
+/* ---- fetchd as a process (the ops suites) ---- */
+
+/* Bound on a draining fetchd's exit, in ms. */
+#define EXIT_MS 60000
+
+/* The JSON text {"url": "<the upstream u's path>"} (malloc'd). */
+char *fetch_body(const struct upstream *u, const char *path);
+/* A fetch of the upstream u's path through f is a 200 document with
+ * status 200. */
+void expect_fetch_ok(const struct fetchd *f, const struct upstream *u, const char *path);
+/* Wait until pools.default.field == want. */
+bool wait_pool_stat_eq(const struct fetchd *f, const char *field, long want);
+/* Number of (non-overlapping) occurrences of needle in fetchd's log. */
+int log_count(const struct fetchd *f, const char *needle);
+/* log_count reaches at_least within WAIT_MS. */
+bool wait_log_count(const struct fetchd *f, const char *needle, int at_least);
+/* fetchd's log on stderr, between markers. */
+void dump_log(const struct fetchd *f);
+/* Wait up to EXIT_MS for fetchd to exit (no signal is sent here). true
+ * when it exited with status 0; otherwise why says how it ended. */
+bool exit_verdict(struct fetchd *f, char *why, size_t len);
+/* exit_verdict, failing the test (with the log on stderr) unless 0. */
+void expect_exit_0(struct fetchd *f);
+
+/* ---- the security suites (check_security_*) ---- */
+
+/* The upstream counter key was never hit. */
+#define expect_no_hits(key)                                                                    \
+	do {                                                                                   \
+		long h_ = upstream_counter(&up, (key), "hits");                                \
+		ck_assert_msg(h_ == 0, "upstream key '%s' was hit %ld times; want never",      \
+			      (key), h_);                                                      \
+	} while (0)
+
+/* An upstream URL that answers 302 with Location: target. */
+char *redirect_to(const char *target);
+/* POST /v1/fetch of {"url": url} through f; the call itself must succeed. */
+void fetch_url(const struct fetchd *f, const char *url, struct http_resp *r);
+/* POST /v1/fetch with a literal JSON text. */
+void fetch_text(const struct fetchd *f, const char *body, struct http_resp *r);
+/* busy and queued both 0 (polled, bounded). */
+bool wait_idle(const struct fetchd *f);
+/* The end state of a shared daemon after every case of its TCase. */
+void expect_clean_daemon(const struct fetchd *f);
+
+/* The daemons of the security suites, each started once per TCase
+ * (unchecked fixtures, in the runner process) so that the cases of a TCase
+ * hit the same daemon, with the upstream up: */
+extern struct fetchd guard_d; /* loopback denied (no --allow), 4 threads */
+/* --allow 127.0.0.1/32, small pool, small limits: 2 threads, queue_limit 4,
+ * max_request_bytes 64K, max_response_bytes 1M */
+extern struct fetchd main_d;
+extern struct fetchd big_d; /* --allow 127.0.0.1/32, default request size, 2 threads */
+extern struct fetchd own_d; /* started by the test itself (checked fixture) */
+void guard_setup(void);
+void guard_teardown(void);
+void main_setup(void);
+void main_teardown(void);
+/* Checked fixture before each case on main_d: release whatever a case may
+ * hold at the upstream (so one failed case does not starve the next) and
+ * wait until nothing is in flight. */
+void main_settle(void);
+void big_setup(void);
+void big_teardown(void);
+void own_setup(void);
+void own_teardown(void);
 
 /* ---- running ---- */
 
