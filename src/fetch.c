@@ -582,17 +582,6 @@ static enum fetchd_err map_curl_error(CURLcode cc)
 	}
 }
 
-static bool scheme_allowed(const struct fetchd_config *cfg, const char *scheme)
-{
-	if (scheme == NULL)
-		return false;
-	if (strcasecmp(scheme, "http") == 0)
-		return cfg->schemes & CONFIG_SCHEME_HTTP;
-	if (strcasecmp(scheme, "https") == 0)
-		return cfg->schemes & CONFIG_SCHEME_HTTPS;
-	return false;
-}
-
 static const char *protocols_str(const struct fetchd_config *cfg)
 {
 	bool http = cfg->schemes & CONFIG_SCHEME_HTTP, https = cfg->schemes & CONFIG_SCHEME_HTTPS;
@@ -1198,7 +1187,7 @@ static enum run_next redirect_step(struct run *r)
 		return RUN_FAILED;
 	}
 	char *scheme = url_get(location, CURLUPART_SCHEME, 0);
-	if (!scheme_allowed(r->t->cfg, scheme)) {
+	if (!url_scheme_allowed(r->t->cfg, scheme)) {
 		snprintf(message, sizeof(message), "redirect to scheme '%s' is not allowed (hop %u)",
 			 scheme ? scheme : "?", r->hop + 1);
 		free(scheme);

@@ -57,7 +57,7 @@ build() {
 }
 
 CONFIG_SRCS="config units netguard log"
-build request request base64 $CONFIG_SRCS
+build request request url base64 $CONFIG_SRCS
 build config $CONFIG_SRCS
 build links links
 build charset charset
