@@ -385,6 +385,12 @@ static int request_check_url_text(const json_t *url, const struct fetchd_config 
 	if (!url_scheme_allowed(cfg, scheme))
 		return request_fail(err, ERR_UNSUPPORTED_SCHEME,
 				    "field 'url': scheme '%s' is not allowed", scheme);
+	/* "http:///x": an empty authority, which libcurl would read as host
+	 * "x". An http(s) URL with an empty host is invalid (RFC 9110 section
+	 * 4.2.1, RFC 3986 section 3.2). */
+	if (strncmp(s + strlen(scheme) + 1, "///", 3) == 0)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'url' has no host: nothing between '//' and the path");
 	return 0;
 }
 

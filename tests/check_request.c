@@ -1315,6 +1315,21 @@ START_TEST(test_request_error_renders_as_document)
 }
 END_TEST
 
+/* "http:///echo" parses in libcurl as host "echo": an empty host is a
+ * 400 naming url, whatever the number of slashes after it. */
+START_TEST(test_url_with_empty_host_is_rejected)
+{
+	expect_error("{\"url\": \"http:///echo\"}", ERR_INVALID_REQUEST, "'url' has no host");
+	expect_error("{\"url\": \"HTTPS:///echo?x=1\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:////echo\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:///\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http://@/x\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http://:80/x\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:///echo\", \"params\": {\"a\": \"b\"}}",
+		     ERR_INVALID_REQUEST, "'url'");
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -1400,6 +1415,7 @@ static Suite *request_suite(void)
 	tcase_add_test(te, test_err_message_with_invalid_utf8_is_kept);
 	tcase_add_test(te, test_err_document_without_message_uses_code);
 	suite_add_tcase(s, te);
+	tcase_add_test(tc, test_url_with_empty_host_is_rejected);
 	return s;
 }
 
