@@ -641,7 +641,7 @@ static struct curl_slist *build_headers(const struct fetch_request *req, bool dr
 
 	*has_user_agent = false;
 	for (size_t i = 0; i < req->n_headers; i++) {
-		const struct fetch_header *h = &req->headers[i];
+		const struct header_field *h = &req->headers[i];
 
 		if (drop_credentials && redirect_is_credential_header(h->name))
 			continue;

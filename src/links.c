@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
+
 /* Work stays linear in the header's length: at most LINKS_MAX link-values
  * are kept (the rest is not even scanned), and each one fans out into at
  * most LINKS_MAX_RELS entries of at most LINKS_MAX_PARAMS parameters. */
@@ -39,14 +41,6 @@ static const char *links_skip_ows(const char *p)
 	while (links_is_ows(*p))
 		p++;
 	return p;
-}
-
-/* tchar (RFC 7230 3.2.6), ASCII only whatever the locale. */
-static bool links_is_tchar(char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 static char links_ascii_lower(char c)
@@ -251,7 +245,7 @@ static enum links_rc links_parse_one(const char **pp, struct links_link *l, bool
 		p = links_skip_ows(p + 1);
 		if (*p == ';' || *p == ',' || *p == '\0')
 			continue;
-		for (name = p; links_is_tchar(*p); p++)
+		for (name = p; http_is_tchar((unsigned char)*p); p++)
 			;
 		if (p == name)
 			goto bad;

@@ -504,17 +504,9 @@ done:
 
 /* ---- headers ---- */
 
-/* RFC 9110 section 5.6.2: tchar. */
-static bool request_is_tchar(unsigned char c)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* The next free header slot. The array has room for the client's maximum
  * plus the Content-Type fetchd may add. */
-static struct fetch_header *request_header_slot(struct fetch_request *r)
+static struct header_field *request_header_slot(struct fetch_request *r)
 {
 	if (r->headers == NULL) {
 		r->headers = calloc(REQUEST_MAX_HEADERS + 1, sizeof(*r->headers));
@@ -527,7 +519,7 @@ static struct fetch_header *request_header_slot(struct fetch_request *r)
 static int request_add_header(struct fetch_request *r, const char *name, size_t name_len,
 			      const json_t *value, struct request_error *err)
 {
-	struct fetch_header *h;
+	struct header_field *h;
 	const char *v;
 	size_t v_len;
 
@@ -540,7 +532,7 @@ static int request_add_header(struct fetch_request *r, const char *name, size_t 
 				    "header names must be 1 to %d bytes long",
 				    REQUEST_MAX_HEADER_NAME);
 	for (size_t i = 0; i < name_len; i++)
-		if (!request_is_tchar((unsigned char)name[i]))
+		if (!http_is_tchar((unsigned char)name[i]))
 			return request_fail(err, ERR_INVALID_REQUEST,
 					    "header name '%.64s' is not an RFC 9110 token", name);
 	for (size_t i = 0; i < REQUEST_COUNT(request_framing_headers); i++)
@@ -661,7 +653,7 @@ static int request_bind_body(struct fetch_request *r, const json_t *obj, struct 
 			return request_oom(err);
 		r->body_len = strlen(r->body);
 		if (!request_has_header(r, "Content-Type")) {
-			struct fetch_header *h = request_header_slot(r);
+			struct header_field *h = request_header_slot(r);
 
 			if (h == NULL)
 				return request_oom(err);
