@@ -43,6 +43,7 @@ struct transfer {
 	bool truncated;
 	bool too_big;
 	bool over_budget; /* the memory budget refused a charge */
+	bool no_memory;	  /* an allocation in a callback failed */
 
 	/* hops; the last one is being received */
 	struct response_hop *hops;
@@ -298,6 +299,14 @@ static int parse_status_line(struct transfer *tr, const char *line, size_t len)
 	return ver != NULL && h->reason != NULL ? 0 : -1;
 }
 
+/* A callback's allocation failed: abort the transfer (curl then answers
+ * CURLE_WRITE_ERROR), and fail_transfer answers ERR_NO_MEMORY. */
+static size_t no_memory(struct transfer *tr)
+{
+	tr->no_memory = true;
+	return 0;
+}
+
 static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 {
 	struct transfer *tr = arg;
@@ -322,7 +331,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 	if (len == 0)
 		return total;
 	if (len > 5 && memcmp(data, "HTTP/", 5) == 0)
-		return parse_status_line(tr, data, len) == 0 ? total : 0;
+		return parse_status_line(tr, data, len) == 0 ? total : no_memory(tr);
 	if ((data[0] == ' ' || data[0] == '\t') && h->n_headers > 0) {
 		/* obs-fold (RFC 9112 5.2): a continuation of the previous value */
 		f = &h->headers[h->n_headers - 1];
@@ -330,7 +339,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 		char *v = realloc(f->value, old + len + 1);
 
 		if (v == NULL)
-			return 0;
+			return no_memory(tr);
 		v[old] = ' ';
 		size_t skip = 0;
 		while (skip < len && (data[skip] == ' ' || data[skip] == '\t'))
@@ -347,7 +356,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 		size_t cap = tr->header_cap ? tr->header_cap * 2 : 16;
 		f = realloc(h->headers, cap * sizeof(*f));
 		if (f == NULL)
-			return 0;
+			return no_memory(tr);
 		h->headers = f;
 		tr->header_cap = cap;
 	}
@@ -362,7 +371,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 	if (f->name == NULL || f->value == NULL) {
 		free(f->name);
 		free(f->value);
-		return 0;
+		return no_memory(tr);
 	}
 	h->n_headers++;
 	return total;
@@ -404,7 +413,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 	if (cap > tr->body_cap) {
 		unsigned char *b = realloc(tr->body, cap ? cap : 1);
 		if (b == NULL)
-			return 0;
+			return no_memory(tr);
 		tr->body = b;
 		tr->body_cap = cap;
 	}
@@ -537,10 +546,9 @@ static void fail_over_budget(struct fetch_task *t)
 	}
 }
 
-/* Out of memory on the worker. */
 static void fail_no_memory(struct fetch_task *t)
 {
-	fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+	fail(t, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE, CURLE_OK, NULL);
 }
 
 /* Should building the document stop? Its client left, or its deadline
@@ -936,8 +944,7 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 		t->http_status = 200;
 		break;
 	case MATERIALIZE_NO_MEMORY:
-		fail(t, ERR_UPSTREAM_ERROR, "out of memory building the response document",
-		     CURLE_OK, NULL);
+		fail_no_memory(t);
 		break;
 	case MATERIALIZE_OVER_BUDGET:
 		fail_over_budget(t);
@@ -1085,8 +1092,8 @@ static int hop_perform(struct run *r, CURLcode *cc)
 }
 
 /* Fail the task for a hop that curl_easy_perform ended with cc. What
- * fetchd's own callbacks saw comes first (the budget, the connect-time
- * guard, the client leaving): each surfaces in curl as a generic code. */
+ * fetchd's own callbacks saw comes first (the budget, memory, the
+ * connect-time guard, the client leaving): each surfaces in curl as a generic code. */
 static void fail_transfer(struct run *r, CURLcode cc)
 {
 	struct fetch_task *t = r->t;
@@ -1097,6 +1104,8 @@ static void fail_transfer(struct run *r, CURLcode cc)
 
 	if (tr->over_budget) {
 		fail_over_budget(t);
+	} else if (tr->no_memory) {
+		fail_no_memory(t);
 	} else if (tr->denied) {
 		snprintf(message, sizeof(message),
 			 "destination %s of %s (hop %u) is denied by [security]", tr->denied_addr,

@@ -94,8 +94,7 @@ static int request_fail(struct request_error *err, enum fetchd_err code, const c
 
 static int request_oom(struct request_error *err)
 {
-	/* Not the client's mistake: a 503 it may retry. */
-	return request_fail(err, ERR_OVERLOADED, "out of memory while reading the request");
+	return request_fail(err, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 }
 
 /* A NUL-terminated copy of n bytes (which may contain NUL). */
