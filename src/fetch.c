@@ -410,6 +410,8 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 		}
 		tr->body_charged = cap;
 	}
+	/* the buffer is charged in full before it grows */
+	assert(cap <= tr->body_charged);
 	if (cap > tr->body_cap) {
 		unsigned char *b = realloc(tr->body, cap ? cap : 1);
 		if (b == NULL)
@@ -888,6 +890,9 @@ static char **collect_cookies(CURL *c, size_t *n)
 
 static void transfer_free(struct fetch_worker *w, struct transfer *tr)
 {
+	/* what the transfer charged is held (with the document, if any) */
+	assert(tr->task->hold.budget == NULL ||
+	       tr->task->hold.held >= tr->body_charged + tr->header_charged);
 	budget_hold_release(&tr->task->hold, tr->body_charged + tr->header_charged);
 	for (size_t i = 0; i < tr->n_hops; i++)
 		hop_clear(&tr->hops[i]);

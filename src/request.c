@@ -4,6 +4,7 @@
  * request's size. */
 #include "request.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -507,6 +508,7 @@ done:
  * plus the Content-Type fetchd may add. */
 static struct header_field *request_header_slot(struct fetch_request *r)
 {
+	assert(r->n_headers <= REQUEST_MAX_HEADERS);
 	if (r->headers == NULL) {
 		r->headers = calloc(REQUEST_MAX_HEADERS + 1, sizeof(*r->headers));
 		if (r->headers == NULL)
