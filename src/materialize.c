@@ -134,41 +134,35 @@ static const char *hop_header(const struct response_hop *h, const char *name)
 }
 
 /* Bytes taken from upstream (header names and values, reasons, URLs,
- * cookies) as a JSON string: kept when they are UTF-8, else read as
- * ISO-8859-1, the historical header charset (RFC 9110 section 5.5),
- * decoded the WHATWG way, so "caf\xe9" becomes "café" instead of
- * vanishing. */
+ * cookies) as a JSON string, made valid UTF-8 by fetchd's one policy
+ * (charset_repair_utf8). */
 static void put_upstream(struct jsonw *w, const char *bytes, size_t len)
 {
+	char *copy;
 	size_t n;
-	char *text;
+	const char *text = charset_repair_utf8(bytes, len, &n, &copy);
 
-	if (charset_utf8_valid((const unsigned char *)bytes, len)) {
-		jsonw_string(w, bytes, len);
-		return;
-	}
-	text = charset_decode((const unsigned char *)bytes, len, "windows-1252", &n);
 	if (text == NULL) {
 		w->oom = true;
 		return;
 	}
 	jsonw_string(w, text, n);
-	free(text);
+	free(copy);
 }
 
-/* The UTF-8 form of upstream bytes, malloc'd (length in *n); NULL on out
- * of memory. */
+/* The UTF-8 form of upstream bytes (charset_repair_utf8), malloc'd
+ * (length in *n); NULL on out of memory. */
 static char *upstream_utf8(const char *bytes, size_t len, size_t *n)
 {
-	char *s;
+	char *copy, *s;
+	const char *text = charset_repair_utf8(bytes, len, n, &copy);
 
-	if (!charset_utf8_valid((const unsigned char *)bytes, len))
-		return charset_decode((const unsigned char *)bytes, len, "windows-1252", n);
+	if (text == NULL || copy != NULL)
+		return copy;
 	s = malloc(len + 1);
 	if (s != NULL) {
 		memcpy(s, bytes, len);
 		s[len] = '\0';
-		*n = len;
 	}
 	return s;
 }
@@ -193,22 +187,19 @@ static void put_joined(struct jsonw *w, const struct response_hop *h, const stru
 	for (size_t i = first; i < h->n_headers; i++) {
 		const char *v = h->headers[i].value;
 		size_t vn = strlen(v), n;
+		const char *text;
 		char *conv;
 
 		if (!key_eq(&keys[i], &keys[first]))
 			continue;
 		if (i != first)
 			jsonw_string_part(w, ", ", 2);
-		if (charset_utf8_valid((const unsigned char *)v, vn)) {
-			jsonw_string_part(w, v, vn);
-			continue;
-		}
-		conv = charset_decode((const unsigned char *)v, vn, "windows-1252", &n);
-		if (conv == NULL) {
+		text = charset_repair_utf8(v, vn, &n, &conv);
+		if (text == NULL) {
 			w->oom = true;
 			return;
 		}
-		jsonw_string_part(w, conv, n);
+		jsonw_string_part(w, text, n);
 		free(conv);
 	}
 	jsonw_string_close(w);
@@ -237,17 +228,14 @@ static void put_headers(struct jsonw *w, const struct response_hop *h)
 	text = (char *)(keys + h->n_headers);
 	for (size_t i = 0; i < h->n_headers; i++) {
 		const char *name = h->headers[i].name;
-		size_t len = strlen(name), n = len;
-		char *conv = NULL;
+		size_t len = strlen(name), n;
+		char *conv;
 
-		if (!charset_utf8_valid((const unsigned char *)name, len)) {
-			conv = charset_decode((const unsigned char *)name, len, "windows-1252", &n);
-			if (conv == NULL || n > len * 3) {
-				free(conv);
-				w->oom = true;
-				goto out;
-			}
-			name = conv;
+		name = charset_repair_utf8(name, len, &n, &conv);
+		if (name == NULL || n > len * 3) {
+			free(conv);
+			w->oom = true;
+			goto out;
 		}
 		for (size_t k = 0; k < n; k++) {
 			char c = name[k];

@@ -59,7 +59,7 @@ build() {
 CONFIG_SRCS="config units netguard log"
 build request request url base64 $CONFIG_SRCS
 build config $CONFIG_SRCS
-build links links
+build links links charset
 build charset charset
 build jsonw jsonw budget
 build jsoncopy jsoncopy jsonw budget charset
