@@ -1194,3 +1194,19 @@ char *charset_decode(const unsigned char *body, size_t len, const char *charset,
 	}
 	return out;
 }
+
+/* No BOM sniffing here, unlike charset_decode: "\xff\xfe" in a header is
+ * two latin-1 letters, not the start of UTF-16. */
+const char *charset_repair_utf8(const char *s, size_t len, size_t *out_len, char **copy)
+{
+	struct charset_sb_table t;
+
+	*copy = NULL;
+	if (charset_utf8_valid((const unsigned char *)s, len)) {
+		*out_len = len;
+		return s;
+	}
+	charset_sb_cp1252(&t);
+	*copy = charset_decode_sb((const unsigned char *)s, len, &t, out_len);
+	return *copy;
+}

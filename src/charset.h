@@ -38,4 +38,17 @@ bool charset_utf8_valid(const unsigned char *s, size_t len);
  * malloc'd, NUL-terminated, length in *out_len; NULL on out of memory. */
 char *charset_utf8_sanitize(const unsigned char *s, size_t len, size_t *out_len);
 
+/* fetchd's one policy for strings from upstream that go into JSON (header
+ * names and values, reasons, URLs, cookies, Link parameters) and for error
+ * messages that quote them (README, "Where SPEC and fetchd differ"): bytes
+ * that are valid UTF-8 are kept as they are; a string that is not is read
+ * as a whole as ISO-8859-1, the historical charset of header fields (RFC
+ * 9110 section 5.5), decoded as windows-1252 the WHATWG way, so "caf\xe9"
+ * becomes "café". Response bodies are not strings of this kind: they are
+ * decoded by their charset (charset_decode).
+ * Returns s itself when it is valid UTF-8 (*copy = NULL), else the repaired
+ * string, malloc'd and NUL-terminated, which *copy also points to for the
+ * caller to free; length in *out_len. NULL on out of memory. */
+const char *charset_repair_utf8(const char *s, size_t len, size_t *out_len, char **copy);
+
 #endif

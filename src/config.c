@@ -504,11 +504,40 @@ bad:
 	return -1;
 }
 
+/* A CIDR list key: items parsed and appended to (or, with replace, put
+ * in place of) the key's list. */
+static int config_set_cidrs(struct fetchd_config *cfg, const struct config_key *k, char **items,
+			    size_t n, bool replace, char *msg, size_t msglen)
+{
+	struct cidr **list = (struct cidr **)((char *)cfg + k->off);
+	size_t *count = (size_t *)((char *)cfg + k->off_n);
+	size_t base = replace ? 0 : *count;
+	struct cidr *nets = calloc(base + n + 1, sizeof(*nets));
+
+	if (nets == NULL) {
+		snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (netguard_parse_cidr(items[i], &nets[base + i]) < 0) {
+			snprintf(msg, msglen, "%s.%s: bad CIDR '%s'", k->section, k->name,
+				 items[i]);
+			free(nets);
+			return -1;
+		}
+	}
+	if (base > 0)
+		memcpy(nets, *list, base * sizeof(*nets));
+	free(*list);
+	*list = nets;
+	*count = base + n;
+	return 0;
+}
+
 static int config_set_list(struct fetchd_config *cfg, const struct config_key *k, char *value,
 			   bool replace, char *msg, size_t msglen)
 {
 	char **items = NULL;
-	struct cidr *nets = NULL;
 	ssize_t n;
 	size_t i;
 	unsigned schemes = 0;
@@ -535,31 +564,10 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 		}
 		break;
 
-	case CONFIG_T_CIDRS: {
-		struct cidr **list = (struct cidr **)((char *)cfg + k->off);
-		size_t *count = (size_t *)((char *)cfg + k->off_n);
-		size_t base = replace ? 0 : *count;
-
-		nets = calloc(base + (size_t)n + 1, sizeof(*nets));
-		if (nets == NULL) {
-			snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
+	case CONFIG_T_CIDRS:
+		if (config_set_cidrs(cfg, k, items, (size_t)n, replace, msg, msglen) < 0)
 			goto out;
-		}
-		for (i = 0; i < (size_t)n; i++) {
-			if (netguard_parse_cidr(items[i], &nets[base + i]) < 0) {
-				snprintf(msg, msglen, "%s.%s: bad CIDR '%s'", k->section, k->name,
-					 items[i]);
-				goto out;
-			}
-		}
-		if (base > 0)
-			memcpy(nets, *list, base * sizeof(*nets));
-		free(*list);
-		*list = nets;
-		*count = base + (size_t)n;
-		nets = NULL;
 		break;
-	}
 
 	case CONFIG_T_SCHEMES:
 		/* A scheme list always replaces: "schemes = https" means only https. */
@@ -588,11 +596,12 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 	}
 	ret = 0;
 out:
-	free(nets);
 	free(items);
 	return ret;
 }
 
+/* Long, and left so: one case per value type of the key table above,
+ * each a few lines, read side by side. */
 static int config_set_key(struct fetchd_config *cfg, const struct config_key *k, char *value,
 			  bool replace, char *msg, size_t msglen)
 {

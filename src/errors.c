@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
+
 struct err_entry {
 	const char *name;
 	int status;
@@ -58,70 +60,16 @@ int err_http_status(enum fetchd_err err)
 	return err_entry_of(err)->status;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when the
- * bytes there are not valid UTF-8 (RFC 3629: no overlongs, surrogates or
- * code points above U+10FFFF). */
-static size_t err_utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* A JSON string of msg with every byte that is not valid UTF-8 replaced by
- * '?', so that a message quoting upstream bytes never vanishes. */
+/* A JSON string of msg made valid UTF-8 by fetchd's one policy
+ * (charset_repair_utf8), so that a message quoting upstream bytes never
+ * vanishes. NULL on out of memory. */
 static json_t *err_message_string(const char *msg)
 {
-	size_t n = strlen(msg);
-	char *copy = NULL;
-	json_t *s = NULL;
+	char *copy;
+	size_t n;
+	const char *text = charset_repair_utf8(msg, strlen(msg), &n, &copy);
+	json_t *s = text != NULL ? json_stringn(text, n) : NULL;
 
-	s = json_stringn(msg, n);
-	if (s != NULL)
-		goto done;
-	copy = malloc(n + 1);
-	if (copy == NULL)
-		goto done;
-	for (size_t i = 0; i < n;) {
-		size_t len = err_utf8_seq_len((const unsigned char *)msg + i, n - i);
-
-		if (len == 0) {
-			copy[i] = '?';
-			len = 1;
-		} else {
-			memcpy(copy + i, msg + i, len);
-		}
-		i += len;
-	}
-	copy[n] = '\0';
-	s = json_stringn(copy, n);
-done:
 	free(copy);
 	return s;
 }

@@ -31,6 +31,13 @@ enum fetchd_err {
 	ERR__COUNT
 };
 
+/* The one outcome of a transient lack of memory, wherever it happens (the
+ * request's validation, the worker, the document): 503 overloaded, which
+ * carries Retry-After, since retrying later can work; never the client's
+ * mistake (400) nor the upstream's (502). */
+#define ERR_NO_MEMORY ERR_OVERLOADED
+#define ERR_NO_MEMORY_MESSAGE "out of memory"
+
 /* "invalid_json", ... */
 const char *err_code_name(enum fetchd_err err);
 

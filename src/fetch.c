@@ -4,6 +4,7 @@
 #include "fetch.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -42,6 +43,7 @@ struct transfer {
 	bool truncated;
 	bool too_big;
 	bool over_budget; /* the memory budget refused a charge */
+	bool no_memory;	  /* an allocation in a callback failed */
 
 	/* hops; the last one is being received */
 	struct response_hop *hops;
@@ -297,6 +299,14 @@ static int parse_status_line(struct transfer *tr, const char *line, size_t len)
 	return ver != NULL && h->reason != NULL ? 0 : -1;
 }
 
+/* A callback's allocation failed: abort the transfer (curl then answers
+ * CURLE_WRITE_ERROR), and fail_transfer answers ERR_NO_MEMORY. */
+static size_t no_memory(struct transfer *tr)
+{
+	tr->no_memory = true;
+	return 0;
+}
+
 static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 {
 	struct transfer *tr = arg;
@@ -321,7 +331,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 	if (len == 0)
 		return total;
 	if (len > 5 && memcmp(data, "HTTP/", 5) == 0)
-		return parse_status_line(tr, data, len) == 0 ? total : 0;
+		return parse_status_line(tr, data, len) == 0 ? total : no_memory(tr);
 	if ((data[0] == ' ' || data[0] == '\t') && h->n_headers > 0) {
 		/* obs-fold (RFC 9112 5.2): a continuation of the previous value */
 		f = &h->headers[h->n_headers - 1];
@@ -329,7 +339,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 		char *v = realloc(f->value, old + len + 1);
 
 		if (v == NULL)
-			return 0;
+			return no_memory(tr);
 		v[old] = ' ';
 		size_t skip = 0;
 		while (skip < len && (data[skip] == ' ' || data[skip] == '\t'))
@@ -346,7 +356,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 		size_t cap = tr->header_cap ? tr->header_cap * 2 : 16;
 		f = realloc(h->headers, cap * sizeof(*f));
 		if (f == NULL)
-			return 0;
+			return no_memory(tr);
 		h->headers = f;
 		tr->header_cap = cap;
 	}
@@ -361,7 +371,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
 	if (f->name == NULL || f->value == NULL) {
 		free(f->name);
 		free(f->value);
-		return 0;
+		return no_memory(tr);
 	}
 	h->n_headers++;
 	return total;
@@ -400,10 +410,12 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 		}
 		tr->body_charged = cap;
 	}
+	/* the buffer is charged in full before it grows */
+	assert(cap <= tr->body_charged);
 	if (cap > tr->body_cap) {
 		unsigned char *b = realloc(tr->body, cap ? cap : 1);
 		if (b == NULL)
-			return 0;
+			return no_memory(tr);
 		tr->body = b;
 		tr->body_cap = cap;
 	}
@@ -536,6 +548,11 @@ static void fail_over_budget(struct fetch_task *t)
 	}
 }
 
+static void fail_no_memory(struct fetch_task *t)
+{
+	fail(t, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE, CURLE_OK, NULL);
+}
+
 /* Should building the document stop? Its client left, or its deadline
  * passed. */
 static bool fetch_should_stop(void *arg)
@@ -573,17 +590,6 @@ static enum fetchd_err map_curl_error(CURLcode cc)
 	default:
 		return ERR_UPSTREAM_ERROR;
 	}
-}
-
-static bool scheme_allowed(const struct fetchd_config *cfg, const char *scheme)
-{
-	if (scheme == NULL)
-		return false;
-	if (strcasecmp(scheme, "http") == 0)
-		return cfg->schemes & CONFIG_SCHEME_HTTP;
-	if (strcasecmp(scheme, "https") == 0)
-		return cfg->schemes & CONFIG_SCHEME_HTTPS;
-	return false;
 }
 
 static const char *protocols_str(const struct fetchd_config *cfg)
@@ -645,7 +651,7 @@ static struct curl_slist *build_headers(const struct fetch_request *req, bool dr
 
 	*has_user_agent = false;
 	for (size_t i = 0; i < req->n_headers; i++) {
-		const struct fetch_header *h = &req->headers[i];
+		const struct header_field *h = &req->headers[i];
 
 		if (drop_credentials && redirect_is_credential_header(h->name))
 			continue;
@@ -884,6 +890,9 @@ static char **collect_cookies(CURL *c, size_t *n)
 
 static void transfer_free(struct fetch_worker *w, struct transfer *tr)
 {
+	/* what the transfer charged is held (with the document, if any) */
+	assert(tr->task->hold.budget == NULL ||
+	       tr->task->hold.held >= tr->body_charged + tr->header_charged);
 	budget_hold_release(&tr->task->hold, tr->body_charged + tr->header_charged);
 	for (size_t i = 0; i < tr->n_hops; i++)
 		hop_clear(&tr->hops[i]);
@@ -940,8 +949,7 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 		t->http_status = 200;
 		break;
 	case MATERIALIZE_NO_MEMORY:
-		fail(t, ERR_UPSTREAM_ERROR, "out of memory building the response document",
-		     CURLE_OK, NULL);
+		fail_no_memory(t);
 		break;
 	case MATERIALIZE_OVER_BUDGET:
 		fail_over_budget(t);
@@ -960,205 +968,297 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 	free(cookies);
 }
 
-void fetch_run(struct fetch_worker *w, struct fetch_task *t)
-{
-	const struct fetch_request *req = t->req;
-	const struct fetchd_config *cfg = t->cfg;
-	unsigned generation = atomic_load(&connection_generation);
-	CURL *c;
-
-	if (w->generation != generation) {
-		CURL *fresh = handle_new();
-
-		if (fresh != NULL) {
-			curl_easy_cleanup(w->curl);
-			w->curl = fresh;
-			w->generation = generation;
-			w->plain = false; /* a new handle has none of our options */
-		}
-	}
-	c = w->curl;
-	struct transfer *tr = &w->tr;
+/* One fetch_run: the hop being fetched and what carries over between
+ * hops. On fetch_run's stack; nothing here is allocated per hop but url. */
+struct run {
+	struct fetch_worker *w;
+	struct fetch_task *t;
+	char *url;	    /* of the current hop, malloc'd */
+	const char *method; /* of the current hop: a 303 turns POST into GET */
+	bool with_body;
+	bool drop_credentials; /* the chain has left the client's origin */
+	unsigned hop;
+	uint64_t start_ns, hop_start_ns;
 	struct response_timing timing;
-	char *errbuf = w->errbuf;
-	char message[512];
-	char *url = NULL;
-	const char *method = req->method;
-	bool with_body = req->body != NULL, drop_credentials = false;
-	uint64_t start_ns = clock_now_ns(), hop_start_ns;
+};
 
+/* What the redirect step decided. */
+enum run_next {
+	RUN_FINAL,  /* this hop's response is the answer */
+	RUN_FOLLOW, /* r->url is the next hop's */
+	RUN_FAILED, /* the task holds the error document */
+};
+
+/* Replace the worker's easy handle when the destination rules changed
+ * since it was made, closing the connections it pooled. */
+static void worker_refresh_handle(struct fetch_worker *w)
+{
+	unsigned generation = atomic_load(&connection_generation);
+	CURL *fresh;
+
+	if (w->generation == generation)
+		return;
+	fresh = handle_new();
+	if (fresh != NULL) {
+		curl_easy_cleanup(w->curl);
+		w->curl = fresh;
+		w->generation = generation;
+		w->plain = false; /* a new handle has none of our options */
+	}
+}
+
+/* Start the task's transfer on the worker: its state, the spare body
+ * buffer, no cookies of the previous task. */
+static void run_start(struct run *r, struct fetch_worker *w, struct fetch_task *t)
+{
+	struct transfer *tr = &w->tr;
+
+	memset(r, 0, sizeof(*r));
+	r->w = w;
+	r->t = t;
+	r->method = t->req->method;
+	r->with_body = t->req->body != NULL;
+	r->start_ns = clock_now_ns();
+	r->timing.queued_ms = (double)t->queued_ns / 1e6;
 	memset(tr, 0, sizeof(*tr));
-	memset(&timing, 0, sizeof(timing));
 	tr->task = t;
-	tr->req = req;
+	tr->req = t->req;
 	tr->body = w->spare_body;
 	tr->body_cap = w->spare_cap;
 	w->spare_body = NULL;
 	w->spare_cap = 0;
 	t->doc = NULL;
 	t->bytes_in = 0;
-	timing.queued_ms = (double)t->queued_ns / 1e6;
 	/* cookies never leak from the previous task on this worker */
-	curl_easy_setopt(c, CURLOPT_COOKIELIST, "ALL");
+	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST, "ALL");
+	r->url = strdup(t->req->url);
+}
 
-	url = strdup(req->url);
-	if (url == NULL) {
-		fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+/* [security] allow_hosts, judged on every hop's URL. Returns -1 after
+ * failing the task. */
+static int hop_check_host(struct run *r)
+{
+	const struct fetchd_config *cfg = r->t->cfg;
+	char message[512];
+	char *host;
+
+	/* parsing the URL again costs: only with host patterns to match */
+	if (cfg->n_allow_hosts == 0)
+		return 0;
+	host = url_get(r->url, CURLUPART_HOST, 0);
+	if (host != NULL && netguard_host_allowed(cfg->allow_hosts, cfg->n_allow_hosts, host)) {
+		free(host);
+		return 0;
+	}
+	snprintf(message, sizeof(message), "host '%s' (hop %u) is not in [security] allow_hosts",
+		 host ? host : "?", r->hop);
+	free(host);
+	fail(r->t, ERR_DESTINATION_DENIED, message, CURLE_OK, NULL);
+	return -1;
+}
+
+/* Set up and perform one hop: the deadline and host checks, the header
+ * list, the handle's options, curl_easy_perform. Returns -1 after failing
+ * the task, else 0 with curl's answer in *cc (a cut at max_bytes counts as
+ * CURLE_OK). */
+static int hop_perform(struct run *r, CURLcode *cc)
+{
+	struct fetch_worker *w = r->w;
+	struct fetch_task *t = r->t;
+	struct transfer *tr = &w->tr;
+	uint64_t now = clock_now_ns();
+	struct curl_slist *headers;
+	bool has_ua;
+
+	if (now >= t->deadline_ns) {
+		fail(t, ERR_UPSTREAM_TIMEOUT, "the deadline passed before the fetch completed",
+		     CURLE_OK, NULL);
+		return -1;
+	}
+	if (hop_check_host(r) != 0)
+		return -1;
+	headers = hop_headers(w, t->req, r->drop_credentials, r->with_body, t->via, &has_ua);
+	if (headers == NULL || hop_begin(tr) != 0) {
+		hop_headers_free(w, headers);
+		fail_no_memory(t);
+		return -1;
+	}
+	tr->body_len = 0;
+	tr->truncated = false;
+	w->errbuf[0] = '\0';
+	setup_hop(w, r->url, r->method, r->with_body, headers, has_ua,
+		  (t->deadline_ns - now + 999999) / 1000000);
+	r->hop_start_ns = clock_now_ns();
+	*cc = curl_easy_perform(w->curl);
+	hop_headers_free(w, headers);
+	if (*cc == CURLE_WRITE_ERROR && tr->truncated)
+		*cc = CURLE_OK;
+	return 0;
+}
+
+/* Fail the task for a hop that curl_easy_perform ended with cc. What
+ * fetchd's own callbacks saw comes first (the budget, memory, the
+ * connect-time guard, the client leaving): each surfaces in curl as a generic code. */
+static void fail_transfer(struct run *r, CURLcode cc)
+{
+	struct fetch_task *t = r->t;
+	const struct transfer *tr = &r->w->tr;
+	const char *errbuf = r->w->errbuf;
+	enum fetchd_err err = map_curl_error(cc);
+	char message[512];
+
+	if (tr->over_budget) {
+		fail_over_budget(t);
+	} else if (tr->no_memory) {
+		fail_no_memory(t);
+	} else if (tr->denied) {
+		snprintf(message, sizeof(message),
+			 "destination %s of %s (hop %u) is denied by [security]", tr->denied_addr,
+			 r->url, r->hop);
+		fail(t, ERR_DESTINATION_DENIED, message, cc, errbuf);
+	} else if (atomic_load(&t->cancel)) {
+		fail(t, ERR_CLIENT_CLOSED, "the fetch was cancelled", cc, errbuf);
+	} else if (cc == CURLE_OPERATION_TIMEDOUT &&
+		   strncmp(errbuf, "Operation too slow", 18) == 0) {
+		/* curl's words for its low-speed limit */
+		snprintf(message, sizeof(message),
+			 "the upstream sent less than %llu bytes/s for %llu s "
+			 "([fetch] low_speed_limit)",
+			 (unsigned long long)t->cfg->low_speed_limit,
+			 (unsigned long long)(t->cfg->low_speed_time_ms / 1000));
+		fail(t, ERR_UPSTREAM_TIMEOUT, message, cc, errbuf);
+	} else if (cc == CURLE_ABORTED_BY_CALLBACK || err == ERR_UPSTREAM_TIMEOUT) {
+		fail(t, ERR_UPSTREAM_TIMEOUT, "the deadline passed before the fetch completed", cc,
+		     errbuf);
+	} else if (tr->too_big || err == ERR_RESPONSE_TOO_LARGE) {
+		snprintf(message, sizeof(message), "the response body is larger than %llu bytes",
+			 (unsigned long long)t->req->max_bytes);
+		fail(t, ERR_RESPONSE_TOO_LARGE, message, cc, errbuf);
+	} else if (tr->headers_too_big) {
+		fail(t, ERR_UPSTREAM_ERROR, "the response headers are too large", cc, errbuf);
+	} else {
+		snprintf(message, sizeof(message), "fetching %s failed: %s", r->url,
+			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		fail(t, err, message, cc, errbuf);
+	}
+}
+
+/* The hop is complete: add its times to the timing and record its status,
+ * reason, version and URL. Returns -1 after failing the task. */
+static int hop_record(struct run *r)
+{
+	CURL *c = r->w->curl;
+	struct response_hop *h = current_hop(&r->w->tr);
+	char *effective = NULL;
+	curl_off_t namelookup = 0, connect = 0, appconnect = 0, starttransfer = 0;
+	long status = 0;
+
+	assert(h != NULL); /* hop_perform began it */
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &effective);
+	curl_easy_getinfo(c, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
+	curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect);
+	curl_easy_getinfo(c, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+	curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+	r->timing.dns_ms += ms(namelookup);
+	r->timing.connect_ms += connect > namelookup ? ms(connect - namelookup) : 0;
+	r->timing.tls_ms += appconnect > connect ? ms(appconnect - connect) : 0;
+	r->timing.ttfb_ms = (double)(r->hop_start_ns - r->start_ns) / 1e6 + ms(starttransfer);
+	h->status = status;
+	if (h->reason == NULL)
+		h->reason = strdup(http_reason_phrase(status));
+	if (h->http_version == NULL)
+		h->http_version = strdup("1.1");
+	h->url = strdup(effective != NULL ? effective : r->url);
+	if (h->url == NULL || h->reason == NULL || h->http_version == NULL) {
+		fail_no_memory(r->t);
+		return -1;
+	}
+	return 0;
+}
+
+/* Decide whether the recorded hop is followed (SPEC section 2,
+ * "Redirects"): its Location, max_redirects, the scheme of the target,
+ * the method the status turns the request into, and credentials off
+ * once the chain leaves the client's origin. */
+static enum run_next redirect_step(struct run *r)
+{
+	const struct fetch_request *req = r->t->req;
+	long status = current_hop(&r->w->tr)->status;
+	char *location = NULL, *next_url;
+	char message[512];
+	bool keep_body;
+
+	if (!req->follow_redirects || !redirect_is_redirect(status))
+		return RUN_FINAL;
+	curl_easy_getinfo(r->w->curl, CURLINFO_REDIRECT_URL, &location);
+	if (location == NULL)
+		return RUN_FINAL; /* a 3xx without Location is a final response */
+	if (r->hop >= req->max_redirects) {
+		snprintf(message, sizeof(message), "more than %u redirects", req->max_redirects);
+		/* curl's code for what curl would have said (SPEC's 502 row) */
+		fail(r->t, ERR_TOO_MANY_REDIRECTS, message, CURLE_TOO_MANY_REDIRECTS, NULL);
+		return RUN_FAILED;
+	}
+	char *scheme = url_get(location, CURLUPART_SCHEME, 0);
+	if (!url_scheme_allowed(r->t->cfg, scheme)) {
+		snprintf(message, sizeof(message), "redirect to scheme '%s' is not allowed (hop %u)",
+			 scheme ? scheme : "?", r->hop + 1);
+		free(scheme);
+		fail(r->t, ERR_UPSTREAM_ERROR, message, CURLE_UNSUPPORTED_PROTOCOL, NULL);
+		return RUN_FAILED;
+	}
+	free(scheme);
+	next_url = strdup(location);
+	if (next_url == NULL) {
+		fail_no_memory(r->t);
+		return RUN_FAILED;
+	}
+	redirect_next_method(status, r->method, &r->method, &keep_body);
+	if (!keep_body)
+		r->with_body = false;
+	/* once a hop leaves the client's origin, credentials stay off for the
+	 * rest of the chain */
+	if (!redirect_same_origin(req->url, next_url))
+		r->drop_credentials = true;
+	free(r->url);
+	r->url = next_url;
+	return RUN_FOLLOW;
+}
+
+void fetch_run(struct fetch_worker *w, struct fetch_task *t)
+{
+	struct run r;
+	enum run_next next = RUN_FOLLOW;
+
+	worker_refresh_handle(w);
+	run_start(&r, w, t);
+	if (r.url == NULL) {
+		fail_no_memory(t);
 		goto out;
 	}
-	for (unsigned hop = 0;; hop++) {
-		uint64_t now = clock_now_ns();
-		struct curl_slist *headers;
-		bool has_ua;
+	for (;; r.hop++) {
 		CURLcode cc;
-		char *host;
 
-		if (now >= t->deadline_ns) {
-			fail(t, ERR_UPSTREAM_TIMEOUT, "the deadline passed before the fetch completed",
-			     CURLE_OK, NULL);
+		if (hop_perform(&r, &cc) != 0)
 			goto out;
-		}
-		/* parsing the URL again costs: only with host patterns to match */
-		host = cfg->n_allow_hosts > 0 ? url_get(url, CURLUPART_HOST, 0) : NULL;
-		if (cfg->n_allow_hosts > 0 &&
-		    (host == NULL ||
-		     !netguard_host_allowed(cfg->allow_hosts, cfg->n_allow_hosts, host))) {
-			snprintf(message, sizeof(message),
-				 "host '%s' (hop %u) is not in [security] allow_hosts",
-				 host ? host : "?", hop);
-			free(host);
-			fail(t, ERR_DESTINATION_DENIED, message, CURLE_OK, NULL);
-			goto out;
-		}
-		free(host);
-		headers = hop_headers(w, req, drop_credentials, with_body, t->via, &has_ua);
-		if (headers == NULL || hop_begin(tr) != 0) {
-			hop_headers_free(w, headers);
-			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
-			goto out;
-		}
-		tr->body_len = 0;
-		tr->truncated = false;
-		errbuf[0] = '\0';
-		setup_hop(w, url, method, with_body, headers, has_ua,
-			  (t->deadline_ns - now + 999999) / 1000000);
-		hop_start_ns = clock_now_ns();
-		cc = curl_easy_perform(c);
-		hop_headers_free(w, headers);
-
-		if (cc == CURLE_WRITE_ERROR && tr->truncated)
-			cc = CURLE_OK;
 		if (cc != CURLE_OK) {
-			enum fetchd_err err = map_curl_error(cc);
-
-			if (tr->over_budget) {
-				fail_over_budget(t);
-			} else if (tr->denied) {
-				snprintf(message, sizeof(message),
-					 "destination %s of %s (hop %u) is denied by [security]",
-					 tr->denied_addr, url, hop);
-				fail(t, ERR_DESTINATION_DENIED, message, cc, errbuf);
-			} else if (atomic_load(&t->cancel)) {
-				fail(t, ERR_CLIENT_CLOSED, "the fetch was cancelled", cc, errbuf);
-			} else if (cc == CURLE_OPERATION_TIMEDOUT &&
-				   strncmp(errbuf, "Operation too slow", 18) == 0) {
-				/* curl's words for its low-speed limit */
-				snprintf(message, sizeof(message),
-					 "the upstream sent less than %llu bytes/s for %llu s "
-					 "([fetch] low_speed_limit)",
-					 (unsigned long long)t->cfg->low_speed_limit,
-					 (unsigned long long)(t->cfg->low_speed_time_ms / 1000));
-				fail(t, ERR_UPSTREAM_TIMEOUT, message, cc, errbuf);
-			} else if (cc == CURLE_ABORTED_BY_CALLBACK ||
-				   err == ERR_UPSTREAM_TIMEOUT) {
-				fail(t, ERR_UPSTREAM_TIMEOUT,
-				     "the deadline passed before the fetch completed", cc, errbuf);
-			} else if (tr->too_big || err == ERR_RESPONSE_TOO_LARGE) {
-				snprintf(message, sizeof(message),
-					 "the response body is larger than %llu bytes",
-					 (unsigned long long)req->max_bytes);
-				fail(t, ERR_RESPONSE_TOO_LARGE, message, cc, errbuf);
-			} else if (tr->headers_too_big) {
-				fail(t, ERR_UPSTREAM_ERROR, "the response headers are too large", cc,
-				     errbuf);
-			} else {
-				snprintf(message, sizeof(message), "fetching %s failed: %s", url,
-					 errbuf[0] ? errbuf : curl_easy_strerror(cc));
-				fail(t, err, message, cc, errbuf);
-			}
+			fail_transfer(&r, cc);
 			goto out;
 		}
-
-		/* the hop is complete: record it */
-		struct response_hop *h = current_hop(tr);
-		char *effective = NULL, *location = NULL;
-		curl_off_t namelookup = 0, connect = 0, appconnect = 0, starttransfer = 0;
-		long status = 0;
-
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &effective);
-		curl_easy_getinfo(c, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
-		curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect);
-		curl_easy_getinfo(c, CURLINFO_APPCONNECT_TIME_T, &appconnect);
-		curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
-		timing.dns_ms += ms(namelookup);
-		timing.connect_ms += connect > namelookup ? ms(connect - namelookup) : 0;
-		timing.tls_ms += appconnect > connect ? ms(appconnect - connect) : 0;
-		timing.ttfb_ms = (double)(hop_start_ns - start_ns) / 1e6 + ms(starttransfer);
-		h->status = status;
-		if (h->reason == NULL)
-			h->reason = strdup(http_reason_phrase(status));
-		if (h->http_version == NULL)
-			h->http_version = strdup("1.1");
-		h->url = strdup(effective != NULL ? effective : url);
-		if (h->url == NULL || h->reason == NULL || h->http_version == NULL) {
-			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
+		if (hop_record(&r) != 0)
 			goto out;
-		}
-
-		if (!req->follow_redirects || !redirect_is_redirect(status))
+		next = redirect_step(&r);
+		if (next != RUN_FOLLOW)
 			break;
-		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location);
-		if (location == NULL)
-			break; /* a 3xx without Location is a final response */
-		if (hop >= req->max_redirects) {
-			snprintf(message, sizeof(message), "more than %u redirects",
-				 req->max_redirects);
-			/* curl's code for what curl would have said (SPEC's 502 row) */
-			fail(t, ERR_TOO_MANY_REDIRECTS, message, CURLE_TOO_MANY_REDIRECTS, NULL);
-			goto out;
-		}
-		char *scheme = url_get(location, CURLUPART_SCHEME, 0);
-		if (!scheme_allowed(cfg, scheme)) {
-			snprintf(message, sizeof(message),
-				 "redirect to scheme '%s' is not allowed (hop %u)",
-				 scheme ? scheme : "?", hop + 1);
-			free(scheme);
-			fail(t, ERR_UPSTREAM_ERROR, message, CURLE_UNSUPPORTED_PROTOCOL, NULL);
-			goto out;
-		}
-		free(scheme);
-		char *next_url = strdup(location);
-		if (next_url == NULL) {
-			fail(t, ERR_UPSTREAM_ERROR, "out of memory", CURLE_OK, NULL);
-			goto out;
-		}
-		bool keep_body;
-		redirect_next_method(status, method, &method, &keep_body);
-		if (!keep_body)
-			with_body = false;
-		/* once a hop leaves the client's origin, credentials stay off
-		 * for the rest of the chain */
-		if (!redirect_same_origin(req->url, next_url))
-			drop_credentials = true;
-		free(url);
-		url = next_url;
 	}
-	timing.total_ms = (double)(clock_now_ns() - start_ns) / 1e6;
-	succeed(t, tr, c, w->id, &timing);
+	if (next == RUN_FINAL) {
+		r.timing.total_ms = (double)(clock_now_ns() - r.start_ns) / 1e6;
+		succeed(t, &w->tr, w->curl, w->id, &r.timing);
+	}
 out:
 	/* nothing of this client's stays in the handle */
-	curl_easy_setopt(c, CURLOPT_COOKIELIST, "ALL");
-	free(url);
-	transfer_free(w, tr);
+	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST, "ALL");
+	free(r.url);
+	transfer_free(w, &w->tr);
 }

@@ -299,7 +299,7 @@ static bool copy_name(struct jsoncopy *c)
 	if (peek(c) != ':')
 		return false;
 	c->pos++;
-	jsonw_raw(c->w, ":", 1);
+	JSONW_LIT(c->w, ":");
 	return true;
 }
 
@@ -364,7 +364,7 @@ static bool copy_text(struct jsoncopy *c)
 
 			if (ch == ',') {
 				c->pos++;
-				jsonw_raw(c->w, ",", 1);
+				JSONW_LIT(c->w, ",");
 				if (object) {
 					skip_ws(c);
 					if (!copy_name(c))

@@ -3,6 +3,7 @@
  * a third of a worker's time on small fetches). */
 #include "jsonw.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@ bool jsonw_reserve(struct jsonw *w, size_t n)
 
 	if (w->oom)
 		return false;
+	assert(w->len <= w->cap);
 	/* + 1: room for the NUL jsonw_finish adds */
 	if (n < w->cap - w->len)
 		return true;
@@ -63,6 +65,7 @@ bool jsonw_reserve(struct jsonw *w, size_t n)
 	}
 	w->buf = b;
 	w->cap = cap;
+	assert(n < w->cap - w->len);
 	return true;
 }
 
@@ -82,7 +85,7 @@ void jsonw_sep(struct jsonw *w)
 		return;
 	last = w->buf[w->len - 1];
 	if (last != '{' && last != '[')
-		jsonw_raw(w, ",", 1);
+		JSONW_LIT(w, ",");
 }
 
 /* Nonzero when one of the 8 bytes is below 0x20, '"' or '\\' (the
@@ -186,12 +189,12 @@ void jsonw_string_part(struct jsonw *w, const char *s, size_t n)
 
 void jsonw_string_open(struct jsonw *w)
 {
-	jsonw_raw(w, "\"", 1);
+	JSONW_LIT(w, "\"");
 }
 
 void jsonw_string_close(struct jsonw *w)
 {
-	jsonw_raw(w, "\"", 1);
+	JSONW_LIT(w, "\"");
 }
 
 void jsonw_string(struct jsonw *w, const char *s, size_t n)
@@ -207,7 +210,7 @@ void jsonw_key(struct jsonw *w, const char *key)
 {
 	jsonw_sep(w);
 	jsonw_string(w, key, strlen(key));
-	jsonw_raw(w, ":", 1);
+	JSONW_LIT(w, ":");
 }
 
 /* Decimal digits of v at the end of buf (which ends at end); returns the
@@ -303,14 +306,14 @@ void jsonw_real(struct jsonw *w, double v)
 void jsonw_bool(struct jsonw *w, bool v)
 {
 	if (v)
-		jsonw_raw(w, "true", 4);
+		JSONW_LIT(w, "true");
 	else
-		jsonw_raw(w, "false", 5);
+		JSONW_LIT(w, "false");
 }
 
 void jsonw_null(struct jsonw *w)
 {
-	jsonw_raw(w, "null", 4);
+	JSONW_LIT(w, "null");
 }
 
 char *jsonw_finish(struct jsonw *w, size_t *len)

@@ -35,6 +35,10 @@ bool jsonw_reserve(struct jsonw *w, size_t n);
 
 void jsonw_raw(struct jsonw *w, const char *s, size_t n);
 
+/* jsonw_raw of a string literal, its length counted by the compiler:
+ * JSONW_LIT(w, ",\"status\":"). */
+#define JSONW_LIT(w, lit) jsonw_raw((w), "" lit, sizeof(lit) - 1)
+
 /* A ',' unless the last byte opened an object or an array. */
 void jsonw_sep(struct jsonw *w);
 

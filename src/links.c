@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
+#include "http.h"
+
 /* Work stays linear in the header's length: at most LINKS_MAX link-values
  * are kept (the rest is not even scanned), and each one fans out into at
  * most LINKS_MAX_RELS entries of at most LINKS_MAX_PARAMS parameters. */
@@ -41,14 +44,6 @@ static const char *links_skip_ows(const char *p)
 	return p;
 }
 
-/* tchar (RFC 7230 3.2.6), ASCII only whatever the locale. */
-static bool links_is_tchar(char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static char links_ascii_lower(char c)
 {
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
@@ -65,59 +60,20 @@ static char *links_strndup(const char *s, size_t n)
 	return d;
 }
 
-/* A new JSON string of s[0..n), each ill-formed UTF-8 subsequence replaced
- * by one U+FFFD ("maximal subpart", as the WHATWG UTF-8 decoder does), since
- * json_stringn() refuses invalid UTF-8. NULL only on out of memory. */
+/* A new JSON string of s[0..n), made valid UTF-8 by fetchd's one policy
+ * (charset_repair_utf8), since json_stringn() refuses invalid UTF-8. NULL
+ * only on out of memory. */
 static json_t *links_json_string(const char *s, size_t n)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	char *out, *o;
-	size_t i = 0;
+	char *copy;
+	size_t len;
+	const char *text = charset_repair_utf8(s, n, &len, &copy);
 	json_t *j;
 
-	if (n > (SIZE_MAX - 1) / 3)
+	if (text == NULL)
 		return NULL;
-	out = malloc(3 * n + 1);
-	if (out == NULL)
-		return NULL;
-	o = out;
-	while (i < n) {
-		unsigned char c = u[i], lo = 0x80, hi = 0xbf;
-		size_t need = 0, k;
-
-		if (c < 0x80) {
-			*o++ = (char)c;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
-			hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			lo = c == 0xf0 ? 0x90 : 0x80;
-			hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
-		}
-		for (k = 1; k <= need && i + k < n; k++) {
-			if (u[i + k] < lo || u[i + k] > hi)
-				break;
-			lo = 0x80;
-			hi = 0xbf;
-		}
-		if (need > 0 && k == need + 1) {
-			memcpy(o, s + i, need + 1);
-			o += need + 1;
-		} else {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-		}
-		i += k;
-	}
-	j = json_stringn(out, (size_t)(o - out));
-	free(out);
+	j = json_stringn(text, len);
+	free(copy);
 	return j;
 }
 
@@ -251,7 +207,7 @@ static enum links_rc links_parse_one(const char **pp, struct links_link *l, bool
 		p = links_skip_ows(p + 1);
 		if (*p == ';' || *p == ',' || *p == '\0')
 			continue;
-		for (name = p; links_is_tchar(*p); p++)
+		for (name = p; http_is_tchar((unsigned char)*p); p++)
 			;
 		if (p == name)
 			goto bad;

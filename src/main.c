@@ -124,8 +124,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	struct runtime *rt = arg;
 
 	(void)what;
-	log_info("signal %d: shutting down (lame duck, if set, then no new connections; "
-		 "in-flight fetches finish)",
+	log_info("signal %d: draining (no new connections; finishing in-flight fetches)",
 		 (int)sig);
 #ifdef HAVE_LIBSYSTEMD
 	sd_notify(0, "STOPPING=1");
@@ -134,9 +133,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* SIGHUP: parse, check, swap. A file with errors is rejected, each problem
- * logged with file:line, and the running configuration stays. The config
- * and the token file it names (server_reload) are the only files the loop
- * thread reads. */
+ * logged with file:line, and the running configuration stays. Reading the
+ * config is the one file read the loop thread does. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct runtime *rt = arg;
@@ -217,7 +215,11 @@ static struct event_base *loop_new(void)
 	return base;
 }
 
-int main(int argc, char **argv)
+/* The command line: options into *path, *test_only and the overrides ov
+ * (room for argc of them). Returns -1 to go on, else the exit status
+ * (--version, --help, a bad option). */
+static int parse_options(int argc, char **argv, const char **path, bool *test_only,
+			 struct override *ov, size_t *n_ov)
 {
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -230,47 +232,108 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *path = CONFIG_DEFAULT_PATH;
-	struct override *ov = calloc((size_t)argc, sizeof(*ov));
-	size_t n_ov = 0;
-	bool test_only = false;
-	struct fetchd_config *cfg = NULL;
-	struct runtime rt;
-	int opt, rc = 1, problems;
+	int opt;
 
-	memory_init(); /* before any thread exists */
-	memset(&rt, 0, sizeof(rt));
-	if (ov == NULL)
-		return 1;
 	while ((opt = getopt_long(argc, argv, "c:th", options, NULL)) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 't': test_only = true; break;
-		case 'L': ov[n_ov++] = (struct override){"server", "listen", optarg}; break;
-		case 'T': ov[n_ov++] = (struct override){"pool", "threads", optarg}; break;
-		case 'A': ov[n_ov++] = (struct override){"security", "allow", optarg}; break;
-		case 'l': ov[n_ov++] = (struct override){"log", "level", optarg}; break;
+		case 'c': *path = optarg; break;
+		case 't': *test_only = true; break;
+		case 'L': ov[(*n_ov)++] = (struct override){"server", "listen", optarg}; break;
+		case 'T': ov[(*n_ov)++] = (struct override){"pool", "threads", optarg}; break;
+		case 'A': ov[(*n_ov)++] = (struct override){"security", "allow", optarg}; break;
+		case 'l': ov[(*n_ov)++] = (struct override){"log", "level", optarg}; break;
 		case 'V':
 			printf("fetchd %s\n", PACKAGE_VERSION);
-			free(ov);
 			return 0;
 		case 'h':
 			usage(stdout);
-			free(ov);
 			return 0;
 		default:
 			usage(stderr);
-			free(ov);
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "fetchd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
-		free(ov);
 		return 2;
 	}
+	return -1;
+}
 
+/* SIGTERM, SIGINT and SIGHUP through the loop (evsignal); with systemd,
+ * READY=1 and the once-a-second STATUS= timer. fatal() when the signal
+ * events cannot be made: start-up only. */
+/* The signal events, before fetchd listens: a SIGTERM that comes once a
+ * client could see the port must drain, not kill (the default action). */
+static void runtime_signals_start(struct runtime *rt)
+{
+	rt->sigterm = evsignal_new(rt->base, SIGTERM, on_stop_signal, rt);
+	rt->sigint = evsignal_new(rt->base, SIGINT, on_stop_signal, rt);
+	rt->sighup = evsignal_new(rt->base, SIGHUP, on_hup, rt);
+	if (rt->sigterm == NULL || rt->sigint == NULL || rt->sighup == NULL)
+		fatal("cannot install signal handlers");
+	evsignal_add(rt->sigterm, NULL);
+	evsignal_add(rt->sigint, NULL);
+	evsignal_add(rt->sighup, NULL);
+}
+
+/* Listening and serving: say so, to the log and to systemd. */
+static void runtime_ready(struct runtime *rt)
+{
+	log_info("fetchd %s ready", PACKAGE_VERSION);
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "READY=1");
+	if (getenv("NOTIFY_SOCKET") != NULL) {
+		struct timeval second = {1, 0};
+
+		rt->status_timer = event_new(rt->base, -1, EV_PERSIST, on_status_timer, rt);
+		if (rt->status_timer != NULL) {
+			event_add(rt->status_timer, &second);
+			on_status_timer(-1, 0, rt);
+		}
+	}
+#else
+	(void)rt;
+#endif
+}
+
+/* Free what main set up in rt, in the reverse order, and the libraries'
+ * global state. */
+static void runtime_free(struct runtime *rt)
+{
+	server_free(rt->srv);
+	if (rt->sigterm)
+		event_free(rt->sigterm);
+	if (rt->sigint)
+		event_free(rt->sigint);
+	if (rt->sighup)
+		event_free(rt->sighup);
+	if (rt->status_timer)
+		event_free(rt->status_timer);
+	event_base_free(rt->base);
+	fetch_global_cleanup();
+	libevent_global_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH;
+	struct override *ov = calloc((size_t)argc, sizeof(*ov));
+	size_t n_ov = 0;
+	bool test_only = false;
+	struct fetchd_config *cfg = NULL;
+	struct runtime rt;
+	int rc = 1, problems;
+
+	memory_init(); /* before any thread exists */
+	memset(&rt, 0, sizeof(rt));
+	if (ov == NULL)
+		return 1;
+	rc = parse_options(argc, argv, &path, &test_only, ov, &n_ov);
+	if (rc >= 0)
+		goto out;
+	rc = 1;
 	cfg = load_config(path, ov, n_ov, stderr, &problems);
 	if (test_only) {
 		if (problems == 0)
@@ -301,45 +364,15 @@ int main(int argc, char **argv)
 	if (rt.srv == NULL)
 		goto stop;
 	cfg = NULL; /* the server's now */
+	runtime_signals_start(&rt);
 	if (server_start(rt.srv) != 0)
 		goto stop;
-	rt.sigterm = evsignal_new(rt.base, SIGTERM, on_stop_signal, &rt);
-	rt.sigint = evsignal_new(rt.base, SIGINT, on_stop_signal, &rt);
-	rt.sighup = evsignal_new(rt.base, SIGHUP, on_hup, &rt);
-	if (rt.sigterm == NULL || rt.sigint == NULL || rt.sighup == NULL)
-		fatal("cannot install signal handlers");
-	evsignal_add(rt.sigterm, NULL);
-	evsignal_add(rt.sigint, NULL);
-	evsignal_add(rt.sighup, NULL);
-	log_info("fetchd %s ready", PACKAGE_VERSION);
-#ifdef HAVE_LIBSYSTEMD
-	sd_notify(0, "READY=1");
-	if (getenv("NOTIFY_SOCKET") != NULL) {
-		struct timeval second = {1, 0};
-
-		rt.status_timer = event_new(rt.base, -1, EV_PERSIST, on_status_timer, &rt);
-		if (rt.status_timer != NULL) {
-			event_add(rt.status_timer, &second);
-			on_status_timer(-1, 0, &rt);
-		}
-	}
-#endif
+	runtime_ready(&rt);
 	event_base_dispatch(rt.base);
 	rc = 0;
 	log_info("fetchd stopped");
 stop:
-	server_free(rt.srv);
-	if (rt.sigterm)
-		event_free(rt.sigterm);
-	if (rt.sigint)
-		event_free(rt.sigint);
-	if (rt.sighup)
-		event_free(rt.sighup);
-	if (rt.status_timer)
-		event_free(rt.status_timer);
-	event_base_free(rt.base);
-	fetch_global_cleanup();
-	libevent_global_shutdown();
+	runtime_free(&rt);
 out:
 	config_free(cfg);
 	free(ov);

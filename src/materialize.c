@@ -5,6 +5,7 @@
  * same key order, same merging of repeated keys, same numbers. */
 #include "materialize.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -133,41 +134,35 @@ static const char *hop_header(const struct response_hop *h, const char *name)
 }
 
 /* Bytes taken from upstream (header names and values, reasons, URLs,
- * cookies) as a JSON string: kept when they are UTF-8, else read as
- * ISO-8859-1, the historical header charset (RFC 9110 section 5.5),
- * decoded the WHATWG way, so "caf\xe9" becomes "café" instead of
- * vanishing. */
+ * cookies) as a JSON string, made valid UTF-8 by fetchd's one policy
+ * (charset_repair_utf8). */
 static void put_upstream(struct jsonw *w, const char *bytes, size_t len)
 {
+	char *copy;
 	size_t n;
-	char *text;
+	const char *text = charset_repair_utf8(bytes, len, &n, &copy);
 
-	if (charset_utf8_valid((const unsigned char *)bytes, len)) {
-		jsonw_string(w, bytes, len);
-		return;
-	}
-	text = charset_decode((const unsigned char *)bytes, len, "windows-1252", &n);
 	if (text == NULL) {
 		w->oom = true;
 		return;
 	}
 	jsonw_string(w, text, n);
-	free(text);
+	free(copy);
 }
 
-/* The UTF-8 form of upstream bytes, malloc'd (length in *n); NULL on out
- * of memory. */
+/* The UTF-8 form of upstream bytes (charset_repair_utf8), malloc'd
+ * (length in *n); NULL on out of memory. */
 static char *upstream_utf8(const char *bytes, size_t len, size_t *n)
 {
-	char *s;
+	char *copy, *s;
+	const char *text = charset_repair_utf8(bytes, len, n, &copy);
 
-	if (!charset_utf8_valid((const unsigned char *)bytes, len))
-		return charset_decode((const unsigned char *)bytes, len, "windows-1252", n);
+	if (text == NULL || copy != NULL)
+		return copy;
 	s = malloc(len + 1);
 	if (s != NULL) {
 		memcpy(s, bytes, len);
 		s[len] = '\0';
-		*n = len;
 	}
 	return s;
 }
@@ -192,22 +187,19 @@ static void put_joined(struct jsonw *w, const struct response_hop *h, const stru
 	for (size_t i = first; i < h->n_headers; i++) {
 		const char *v = h->headers[i].value;
 		size_t vn = strlen(v), n;
+		const char *text;
 		char *conv;
 
 		if (!key_eq(&keys[i], &keys[first]))
 			continue;
 		if (i != first)
 			jsonw_string_part(w, ", ", 2);
-		if (charset_utf8_valid((const unsigned char *)v, vn)) {
-			jsonw_string_part(w, v, vn);
-			continue;
-		}
-		conv = charset_decode((const unsigned char *)v, vn, "windows-1252", &n);
-		if (conv == NULL) {
+		text = charset_repair_utf8(v, vn, &n, &conv);
+		if (text == NULL) {
 			w->oom = true;
 			return;
 		}
-		jsonw_string_part(w, conv, n);
+		jsonw_string_part(w, text, n);
 		free(conv);
 	}
 	jsonw_string_close(w);
@@ -221,7 +213,7 @@ static void put_headers(struct jsonw *w, const struct response_hop *h)
 	size_t total = 0, used = 0;
 	char *text;
 
-	jsonw_raw(w, "{", 1);
+	JSONW_LIT(w, "{");
 	if (h->n_headers == 0)
 		goto out;
 	/* every name's lower-case UTF-8 form, in one block: latin-1 bytes take
@@ -236,17 +228,14 @@ static void put_headers(struct jsonw *w, const struct response_hop *h)
 	text = (char *)(keys + h->n_headers);
 	for (size_t i = 0; i < h->n_headers; i++) {
 		const char *name = h->headers[i].name;
-		size_t len = strlen(name), n = len;
-		char *conv = NULL;
+		size_t len = strlen(name), n;
+		char *conv;
 
-		if (!charset_utf8_valid((const unsigned char *)name, len)) {
-			conv = charset_decode((const unsigned char *)name, len, "windows-1252", &n);
-			if (conv == NULL || n > len * 3) {
-				free(conv);
-				w->oom = true;
-				goto out;
-			}
-			name = conv;
+		name = charset_repair_utf8(name, len, &n, &conv);
+		if (name == NULL || n > len * 3) {
+			free(conv);
+			w->oom = true;
+			goto out;
 		}
 		for (size_t k = 0; k < n; k++) {
 			char c = name[k];
@@ -267,46 +256,46 @@ static void put_headers(struct jsonw *w, const struct response_hop *h)
 			continue; /* joined into the first one */
 		jsonw_sep(w);
 		jsonw_string(w, keys[i].s, keys[i].n);
-		jsonw_raw(w, ":", 1);
+		JSONW_LIT(w, ":");
 		put_joined(w, h, keys, i);
 	}
 out:
 	free(keys);
-	jsonw_raw(w, "}", 1);
+	JSONW_LIT(w, "}");
 }
 
 static void put_header_list(struct jsonw *w, const struct response_hop *h)
 {
-	jsonw_raw(w, "[", 1);
+	JSONW_LIT(w, "[");
 	for (size_t i = 0; i < h->n_headers; i++) {
 		jsonw_sep(w);
-		jsonw_raw(w, "[", 1);
+		JSONW_LIT(w, "[");
 		put_upstream(w, h->headers[i].name, strlen(h->headers[i].name));
-		jsonw_raw(w, ",", 1);
+		JSONW_LIT(w, ",");
 		put_upstream(w, h->headers[i].value, strlen(h->headers[i].value));
-		jsonw_raw(w, "]", 1);
+		JSONW_LIT(w, "]");
 	}
-	jsonw_raw(w, "]", 1);
+	JSONW_LIT(w, "]");
 }
 
 static void put_history(struct jsonw *w, const struct fetch_response *resp)
 {
-	jsonw_raw(w, "[", 1);
+	JSONW_LIT(w, "[");
 	for (size_t i = 0; i + 1 < resp->n_hops; i++) {
 		const struct response_hop *h = &resp->hops[i];
 
 		jsonw_sep(w);
-		jsonw_raw(w, "{\"url\":", 7);
+		JSONW_LIT(w, "{\"url\":");
 		put_upstream(w, h->url, strlen(h->url));
-		jsonw_raw(w, ",\"status\":", 10);
+		JSONW_LIT(w, ",\"status\":");
 		jsonw_int(w, h->status);
-		jsonw_raw(w, ",\"reason\":", 10);
+		JSONW_LIT(w, ",\"reason\":");
 		put_upstream(w, h->reason, strlen(h->reason));
-		jsonw_raw(w, ",\"headers\":", 11);
+		JSONW_LIT(w, ",\"headers\":");
 		put_headers(w, h);
-		jsonw_raw(w, "}", 1);
+		JSONW_LIT(w, "}");
 	}
-	jsonw_raw(w, "]", 1);
+	JSONW_LIT(w, "]");
 }
 
 /* Netscape cookie-file lines (domain, flag, path, secure, expiry, name,
@@ -320,7 +309,7 @@ static void put_cookies(struct jsonw *w, const struct fetch_response *resp)
 	} *c = NULL;
 	size_t n = 0;
 
-	jsonw_raw(w, "{", 1);
+	JSONW_LIT(w, "{");
 	if (resp->n_cookies == 0)
 		goto out;
 	c = calloc(resp->n_cookies, sizeof(*c));
@@ -379,7 +368,7 @@ static void put_cookies(struct jsonw *w, const struct fetch_response *resp)
 		}
 		jsonw_sep(w);
 		jsonw_string(w, c[i].name, c[i].name_len);
-		jsonw_raw(w, ":", 1);
+		JSONW_LIT(w, ":");
 		jsonw_string(w, c[last].value, c[last].value_len);
 	}
 out:
@@ -388,7 +377,7 @@ out:
 		free(c[i].value);
 	}
 	free(c);
-	jsonw_raw(w, "}", 1);
+	JSONW_LIT(w, "}");
 }
 
 /* A jansson value dumped in place (the links object, the parsed body). */
@@ -451,7 +440,7 @@ static void put_base64(struct doc *d, const unsigned char *body, size_t len)
 {
 	if (!jsonw_reserve(&d->w, base64_encoded_len(len) + 2))
 		return;
-	jsonw_raw(&d->w, "\"", 1);
+	JSONW_LIT(&d->w, "\"");
 	for (size_t off = 0; off < len && !d->w.oom && !doc_stop(d); off += BASE64_PIECE) {
 		size_t n = len - off < BASE64_PIECE ? len - off : BASE64_PIECE;
 
@@ -459,7 +448,7 @@ static void put_base64(struct doc *d, const unsigned char *body, size_t len)
 			return;
 		d->w.len += base64_encode_to(body + off, n, d->w.buf + d->w.len);
 	}
-	jsonw_raw(&d->w, "\"", 1);
+	JSONW_LIT(&d->w, "\"");
 }
 
 /* The json field, copied without a tree (src/jsoncopy.c); absent when the
@@ -565,7 +554,7 @@ static void put_links(struct jsonw *w, const struct response_hop *final)
 	json_t *links;
 
 	if (link == NULL) {
-		jsonw_raw(w, "{}", 2);
+		JSONW_LIT(w, "{}");
 		return;
 	}
 	links = links_parse(link, final->url);
@@ -580,19 +569,19 @@ static void put_links(struct jsonw *w, const struct response_hop *final)
 
 static void put_timing(struct jsonw *w, const struct response_timing *t)
 {
-	jsonw_raw(w, "{\"queued_ms\":", 13);
+	JSONW_LIT(w, "{\"queued_ms\":");
 	jsonw_real(w, round3(t->queued_ms));
-	jsonw_raw(w, ",\"dns_ms\":", 10);
+	JSONW_LIT(w, ",\"dns_ms\":");
 	jsonw_real(w, round3(t->dns_ms));
-	jsonw_raw(w, ",\"connect_ms\":", 14);
+	JSONW_LIT(w, ",\"connect_ms\":");
 	jsonw_real(w, round3(t->connect_ms));
-	jsonw_raw(w, ",\"tls_ms\":", 10);
+	JSONW_LIT(w, ",\"tls_ms\":");
 	jsonw_real(w, round3(t->tls_ms));
-	jsonw_raw(w, ",\"ttfb_ms\":", 11);
+	JSONW_LIT(w, ",\"ttfb_ms\":");
 	jsonw_real(w, round3(t->ttfb_ms));
-	jsonw_raw(w, ",\"total_ms\":", 12);
+	JSONW_LIT(w, ",\"total_ms\":");
 	jsonw_real(w, round3(t->total_ms));
-	jsonw_raw(w, "}", 1);
+	JSONW_LIT(w, "}");
 }
 
 /* Room for the whole document in one allocation, most of the time. */
@@ -615,16 +604,20 @@ enum materialize_result materialize_document_limited(const struct fetch_response
 						     const struct materialize_limits *limits,
 						     char **doc, size_t *len)
 {
-	const struct response_hop *final = &resp->hops[resp->n_hops - 1];
-	const char *content_type = hop_header(final, "Content-Type");
+	const struct response_hop *final;
+	const char *content_type;
 	struct doc d = {.lim = limits};
 	char *declared, *out;
 	size_t cap;
 
+	/* fetch_run materializes only after recording at least one hop */
+	assert(resp->hops != NULL && resp->n_hops > 0);
+	final = &resp->hops[resp->n_hops - 1];
+	content_type = hop_header(final, "Content-Type");
 	*doc = NULL;
 	*len = 0;
 	jsonw_init_charged(&d.w, size_hint(resp), limits != NULL ? limits->hold : NULL);
-	jsonw_raw(&d.w, "{", 1);
+	JSONW_LIT(&d.w, "{");
 	if (fields & FIELD_URL) {
 		jsonw_key(&d.w, "url");
 		put_upstream(&d.w, final->url, strlen(final->url));
@@ -693,20 +686,20 @@ enum materialize_result materialize_document_limited(const struct fetch_response
 	}
 	if (fields & FIELD_REMOTE) {
 		jsonw_key(&d.w, "remote");
-		jsonw_raw(&d.w, "{\"ip\":", 6);
+		JSONW_LIT(&d.w, "{\"ip\":");
 		if (resp->remote_ip != NULL)
 			jsonw_string(&d.w, resp->remote_ip, strlen(resp->remote_ip));
 		else
 			jsonw_null(&d.w);
-		jsonw_raw(&d.w, ",\"port\":", 8);
+		JSONW_LIT(&d.w, ",\"port\":");
 		jsonw_int(&d.w, resp->remote_port);
-		jsonw_raw(&d.w, "}", 1);
+		JSONW_LIT(&d.w, "}");
 	}
 	if (fields & FIELD_WORKER) {
 		jsonw_key(&d.w, "worker");
 		jsonw_int(&d.w, resp->worker);
 	}
-	jsonw_raw(&d.w, "}", 1);
+	JSONW_LIT(&d.w, "}");
 	if (doc_stop(&d) || d.w.oom) {
 		jsonw_free(&d.w);
 		if (d.stopped)

@@ -6,12 +6,6 @@
 
 #include "request.h"
 
-/* One header line as received: raw bytes, not necessarily UTF-8. */
-struct header_field {
-	char *name;
-	char *value;
-};
-
 /* One response along the redirect chain. */
 struct response_hop {
 	char *url;

@@ -97,6 +97,8 @@ static void emit_histogram(struct text *t, const char *name, const char *help,
 	emit(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->total);
 }
 
+/* Long, and left so: one emit stanza per exported metric, in the order of
+ * the exposition, read as the list of what /metrics offers. */
 char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		     const struct executor_stats *pools, size_t n_pools, uint64_t pending_bytes,
 		     size_t *len)

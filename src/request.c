@@ -4,6 +4,7 @@
  * request's size. */
 #include "request.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "base64.h"
 #include "config.h"
+#include "url.h"
 
 #define REQUEST_MAX_HEADERS 100
 /* Longer URLs are refused by most servers (RFC 9110 section 4.1 suggests
@@ -93,8 +95,7 @@ static int request_fail(struct request_error *err, enum fetchd_err code, const c
 
 static int request_oom(struct request_error *err)
 {
-	/* Not the client's mistake: a 503 it may retry. */
-	return request_fail(err, ERR_OVERLOADED, "out of memory while reading the request");
+	return request_fail(err, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 }
 
 /* A NUL-terminated copy of n bytes (which may contain NUL). */
@@ -294,15 +295,6 @@ static int request_url_scheme(const char *s, char *buf, size_t buflen)
 	return 0;
 }
 
-static bool request_scheme_allowed(const char *scheme, const struct fetchd_config *cfg)
-{
-	if (strcmp(scheme, "http") == 0)
-		return (cfg->schemes & CONFIG_SCHEME_HTTP) != 0;
-	if (strcmp(scheme, "https") == 0)
-		return (cfg->schemes & CONFIG_SCHEME_HTTPS) != 0;
-	return false;
-}
-
 /* WHATWG URL's "ends in a number" rule: the last label of host (a final
  * '.' aside) is decimal digits or 0x and hex digits, so resolvers read the
  * whole host as an IPv4 address. */
@@ -365,67 +357,54 @@ done:
 	return rc;
 }
 
-static int request_bind_url(struct fetch_request *r, const json_t *url, const json_t *params,
-			    const struct fetchd_config *cfg, struct request_error *err)
+/* The URL's text before any parsing: a string without spaces or control
+ * characters, "scheme:" with a scheme the configuration allows. *ascii
+ * says whether it is printable ASCII only (URLENCODE then leaves it as it
+ * is). */
+static int request_check_url_text(const json_t *url, const struct fetchd_config *cfg, bool *ascii,
+				  struct request_error *err)
 {
-	CURLU *u = NULL;
-	CURLUcode uc;
+	const char *s = json_string_value(url);
+	size_t n = json_string_length(url);
 	char scheme[33];
-	char *part = NULL;
-	const char *s;
-	size_t n;
-	bool ascii = true; /* printable ASCII only: URLENCODE leaves it as it is */
-	int rc = -1;
 
-	if (url == NULL) {
-		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is required");
-		goto done;
-	}
-	if (!json_is_string(url)) {
-		request_fail(err, ERR_INVALID_REQUEST, "field 'url' must be a string");
-		goto done;
-	}
-	s = json_string_value(url);
-	n = json_string_length(url);
+	*ascii = true;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		ascii = ascii && c < 0x7f;
-		if (c <= 0x20 || c == 0x7f) {
-			request_fail(err, ERR_INVALID_REQUEST,
-				     "field 'url' must not contain spaces or control characters "
-				     "(NUL, CR, LF, ...); percent-encode them");
-			goto done;
-		}
+		*ascii = *ascii && c < 0x7f;
+		if (c <= 0x20 || c == 0x7f)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'url' must not contain spaces or control "
+					    "characters (NUL, CR, LF, ...); percent-encode them");
 	}
-	if (request_url_scheme(s, scheme, sizeof(scheme)) != 0) {
-		request_fail(
+	if (request_url_scheme(s, scheme, sizeof(scheme)) != 0)
+		return request_fail(
 			err, ERR_INVALID_REQUEST,
 			"field 'url' must be an absolute URL starting with http:// or https://");
-		goto done;
-	}
-	if (!request_scheme_allowed(scheme, cfg)) {
-		request_fail(err, ERR_UNSUPPORTED_SCHEME, "field 'url': scheme '%s' is not allowed",
-			     scheme);
-		goto done;
-	}
-	u = curl_url();
-	if (u == NULL) {
-		request_oom(err);
-		goto done;
-	}
-	/* URLENCODE percent-encodes non-ASCII bytes in path and query and keeps
-	 * existing %XX escapes. */
-	uc = curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE);
-	if (uc != CURLUE_OK) {
-		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL: %s",
-			     curl_url_strerror(uc));
-		goto done;
-	}
+	if (!url_scheme_allowed(cfg, scheme))
+		return request_fail(err, ERR_UNSUPPORTED_SCHEME,
+				    "field 'url': scheme '%s' is not allowed", scheme);
+	/* "http:///x": an empty authority, which libcurl would read as host
+	 * "x". An http(s) URL with an empty host is invalid (RFC 9110 section
+	 * 4.2.1, RFC 3986 section 3.2). */
+	if (strncmp(s + strlen(scheme) + 1, "///", 3) == 0)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'url' has no host: nothing between '//' and the path");
+	return 0;
+}
+
+/* The parsed URL's scheme again (curl's reading of it) and its host,
+ * bound to r->host. */
+static int request_bind_host(struct fetch_request *r, CURLU *u, const struct fetchd_config *cfg,
+			     struct request_error *err)
+{
+	char *part = NULL;
+	int rc = -1;
+
 	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
-	    !request_scheme_allowed(part, cfg)) {
-		request_fail(err, ERR_UNSUPPORTED_SCHEME,
-			     "field 'url': scheme '%.32s' is not allowed",
+	    !url_scheme_allowed(cfg, part)) {
+		request_fail(err, ERR_UNSUPPORTED_SCHEME, "field 'url': scheme '%.32s' is not allowed",
 			     part != NULL ? part : "");
 		goto done;
 	}
@@ -442,13 +421,25 @@ static int request_bind_url(struct fetch_request *r, const json_t *url, const js
 		request_oom(err);
 		goto done;
 	}
+	rc = 0;
+done:
 	curl_free(part);
-	part = NULL;
-	/* A plain URL is kept as given: curl would give it back the same,
-	 * give or take the normalization (dot segments, an empty path) it does
-	 * again when it fetches, and rebuilding it is the costliest step on the
-	 * loop. Other spellings ("HTTP:", "http:/host") and URLs with params
-	 * are rebuilt, so a bound URL always starts "http://" or "https://". */
+	return rc;
+}
+
+/* Bind r->url: the URL as given (s) when it is plain, else curl's rebuilt
+ * form with the params appended.
+ * A plain URL is kept as given: curl would give it back the same, give or
+ * take the normalization (dot segments, an empty path) it does again when
+ * it fetches, and rebuilding it is the costliest step on the loop. Other
+ * spellings ("HTTP:", "http:/host") and URLs with params are rebuilt, so a
+ * bound URL always starts "http://" or "https://". */
+static int request_bind_full_url(struct fetch_request *r, CURLU *u, const char *s, bool ascii,
+				 const json_t *params, struct request_error *err)
+{
+	char *part = NULL;
+	int rc = -1;
+
 	if (params != NULL || !ascii ||
 	    (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)) {
 		if (params != NULL && request_append_params(u, params, err) != 0)
@@ -472,24 +463,52 @@ static int request_bind_url(struct fetch_request *r, const json_t *url, const js
 	rc = 0;
 done:
 	curl_free(part);
+	return rc;
+}
+
+static int request_bind_url(struct fetch_request *r, const json_t *url, const json_t *params,
+			    const struct fetchd_config *cfg, struct request_error *err)
+{
+	CURLU *u = NULL;
+	CURLUcode uc;
+	const char *s;
+	bool ascii;
+	int rc = -1;
+
+	if (url == NULL)
+		return request_fail(err, ERR_INVALID_REQUEST, "field 'url' is required");
+	if (!json_is_string(url))
+		return request_fail(err, ERR_INVALID_REQUEST, "field 'url' must be a string");
+	if (request_check_url_text(url, cfg, &ascii, err) != 0)
+		return -1;
+	s = json_string_value(url);
+	u = curl_url();
+	if (u == NULL)
+		return request_oom(err);
+	/* URLENCODE percent-encodes non-ASCII bytes in path and query and keeps
+	 * existing %XX escapes. */
+	uc = curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE);
+	if (uc != CURLUE_OK) {
+		request_fail(err, ERR_INVALID_REQUEST, "field 'url' is not a valid URL: %s",
+			     curl_url_strerror(uc));
+		goto done;
+	}
+	if (request_bind_host(r, u, cfg, err) != 0 ||
+	    request_bind_full_url(r, u, s, ascii, params, err) != 0)
+		goto done;
+	rc = 0;
+done:
 	curl_url_cleanup(u);
 	return rc;
 }
 
 /* ---- headers ---- */
 
-/* RFC 9110 section 5.6.2: tchar. */
-static bool request_is_tchar(unsigned char c)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* The next free header slot. The array has room for the client's maximum
  * plus the Content-Type fetchd may add. */
-static struct fetch_header *request_header_slot(struct fetch_request *r)
+static struct header_field *request_header_slot(struct fetch_request *r)
 {
+	assert(r->n_headers <= REQUEST_MAX_HEADERS);
 	if (r->headers == NULL) {
 		r->headers = calloc(REQUEST_MAX_HEADERS + 1, sizeof(*r->headers));
 		if (r->headers == NULL)
@@ -501,7 +520,7 @@ static struct fetch_header *request_header_slot(struct fetch_request *r)
 static int request_add_header(struct fetch_request *r, const char *name, size_t name_len,
 			      const json_t *value, struct request_error *err)
 {
-	struct fetch_header *h;
+	struct header_field *h;
 	const char *v;
 	size_t v_len;
 
@@ -514,7 +533,7 @@ static int request_add_header(struct fetch_request *r, const char *name, size_t 
 				    "header names must be 1 to %d bytes long",
 				    REQUEST_MAX_HEADER_NAME);
 	for (size_t i = 0; i < name_len; i++)
-		if (!request_is_tchar((unsigned char)name[i]))
+		if (!http_is_tchar((unsigned char)name[i]))
 			return request_fail(err, ERR_INVALID_REQUEST,
 					    "header name '%.64s' is not an RFC 9110 token", name);
 	for (size_t i = 0; i < REQUEST_COUNT(request_framing_headers); i++)
@@ -635,7 +654,7 @@ static int request_bind_body(struct fetch_request *r, const json_t *obj, struct 
 			return request_oom(err);
 		r->body_len = strlen(r->body);
 		if (!request_has_header(r, "Content-Type")) {
-			struct fetch_header *h = request_header_slot(r);
+			struct header_field *h = request_header_slot(r);
 
 			if (h == NULL)
 				return request_oom(err);
@@ -793,25 +812,13 @@ static int request_check_fields(const json_t *obj, struct request_error *err)
 	return 0;
 }
 
-struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_config *cfg,
-					struct request_error *err)
+/* A request with every default of SPEC section 2, capped by cfg. */
+static struct fetch_request *request_new(const struct fetchd_config *cfg)
 {
-	static const char *const body_modes[] = {"auto", "text", "base64", "none"};
-	struct fetch_request *r = NULL;
-	const json_t *v;
-	size_t idx;
+	struct fetch_request *r = calloc(1, sizeof(*r));
 
-	if (!json_is_object(obj)) {
-		request_fail(err, ERR_INVALID_REQUEST, "the fetch request must be a JSON object");
-		goto bad;
-	}
-	if (request_check_fields(obj, err) != 0)
-		goto bad;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		request_oom(err);
-		goto bad;
-	}
+	if (r == NULL)
+		return NULL;
 	r->follow_redirects = true;
 	r->max_redirects = cfg->max_redirects;
 	r->max_bytes = cfg->max_response_bytes;
@@ -820,113 +827,137 @@ struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_c
 	r->decompress = true;
 	r->body_mode = BODY_MODE_AUTO;
 	r->fields = FIELD_ALL;
+	return r;
+}
 
-	if (request_bind_url(r, json_object_get(obj, "url"), json_object_get(obj, "params"), cfg,
-			     err) != 0)
-		goto bad;
+static int request_bind_method(struct fetch_request *r, const json_t *v, struct request_error *err)
+{
+	size_t idx = 0;
 
-	v = json_object_get(obj, "method");
-	idx = 0;
 	if (v != NULL && request_bind_enum_string(v, "method", request_methods,
 						  REQUEST_COUNT(request_methods), &idx, err) != 0)
-		goto bad;
+		return -1;
 	r->method = strdup(request_methods[idx]);
-	if (r->method == NULL) {
-		request_oom(err);
-		goto bad;
-	}
+	return r->method != NULL ? 0 : request_oom(err);
+}
 
-	v = json_object_get(obj, "headers");
-	if (v != NULL && request_bind_headers(r, v, err) != 0)
-		goto bad;
-	if (request_bind_body(r, obj, err) != 0)
-		goto bad;
-	if (request_bind_timeout(r, json_object_get(obj, "timeout"), cfg, err) != 0)
-		goto bad;
-	if (request_get_bool(obj, "follow_redirects", &r->follow_redirects, err) != 0)
-		goto bad;
+/* max_redirects and max_bytes: a client may lower the server's caps, never
+ * raise them. */
+static int request_bind_limits(struct fetch_request *r, const json_t *obj,
+			       const struct fetchd_config *cfg, struct request_error *err)
+{
+	const json_t *v = json_object_get(obj, "max_redirects");
 
-	v = json_object_get(obj, "max_redirects");
 	if (v != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0) {
-			request_fail(err, ERR_INVALID_REQUEST,
-				     "field 'max_redirects' must be a non-negative integer");
-			goto bad;
-		}
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'max_redirects' must be a non-negative integer");
 		if ((uint64_t)json_integer_value(v) < cfg->max_redirects)
 			r->max_redirects = (unsigned)json_integer_value(v);
 	}
-
 	v = json_object_get(obj, "max_bytes");
 	if (v != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-			request_fail(err, ERR_INVALID_REQUEST,
-				     "field 'max_bytes' must be a positive integer");
-			goto bad;
-		}
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'max_bytes' must be a positive integer");
 		/* SPEC 2, Limits: below the server's cap the client chose a cut. */
 		if ((uint64_t)json_integer_value(v) < cfg->max_response_bytes) {
 			r->max_bytes = (uint64_t)json_integer_value(v);
 			r->truncate = true;
 		}
 	}
+	return 0;
+}
 
+/* verify_tls (false only when the server allows it) and decompress. */
+static int request_bind_transfer_flags(struct fetch_request *r, const json_t *obj,
+				       const struct fetchd_config *cfg, struct request_error *err)
+{
 	if (request_get_bool(obj, "verify_tls", &r->verify_tls, err) != 0)
-		goto bad;
-	if (!r->verify_tls && !cfg->allow_insecure && json_object_get(obj, "verify_tls") != NULL) {
-		request_fail(err, ERR_INVALID_REQUEST,
-			     "verify_tls: false is not allowed by this server (allow_insecure = "
-			     "false)");
+		return -1;
+	if (!r->verify_tls && !cfg->allow_insecure && json_object_get(obj, "verify_tls") != NULL)
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "verify_tls: false is not allowed by this server "
+				    "(allow_insecure = false)");
+	return request_get_bool(obj, "decompress", &r->decompress, err);
+}
+
+static int request_bind_body_mode(struct fetch_request *r, const json_t *v,
+				  struct request_error *err)
+{
+	static const char *const body_modes[] = {"auto", "text", "base64", "none"};
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return request_fail(err, ERR_INVALID_REQUEST, "field 'body_mode' must be a string");
+	for (size_t i = 0; i < REQUEST_COUNT(body_modes); i++) {
+		if (strlen(body_modes[i]) == json_string_length(v) &&
+		    strcmp(body_modes[i], json_string_value(v)) == 0) {
+			r->body_mode = (enum body_mode)i; /* same order as the enum */
+			return 0;
+		}
+	}
+	return request_fail(err, ERR_INVALID_REQUEST,
+			    "field 'body_mode' must be one of auto, text, base64, none "
+			    "(got '%.64s')",
+			    json_string_value(v));
+}
+
+static int request_bind_pool(struct fetch_request *r, const json_t *v,
+			     const struct fetchd_config *cfg, struct request_error *err)
+{
+	const char *name;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return request_fail(err, ERR_INVALID_REQUEST, "field 'pool' must be a string");
+	name = json_string_value(v);
+	if (strlen(name) != json_string_length(v) ||
+	    (strcmp(name, "default") != 0 && config_pool_find(cfg, name) == NULL))
+		return request_fail(err, ERR_INVALID_REQUEST, "unknown pool '%.64s'", name);
+	r->pool = strdup(name);
+	return r->pool != NULL ? 0 : request_oom(err);
+}
+
+struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_config *cfg,
+					struct request_error *err)
+{
+	struct fetch_request *r = NULL;
+	const json_t *v;
+
+	if (!json_is_object(obj)) {
+		request_fail(err, ERR_INVALID_REQUEST, "the fetch request must be a JSON object");
 		goto bad;
 	}
-	if (request_get_bool(obj, "decompress", &r->decompress, err) != 0)
+	if (request_check_fields(obj, err) != 0)
 		goto bad;
-
-	v = json_object_get(obj, "body_mode");
-	if (v != NULL) {
-		if (!json_is_string(v)) {
-			request_fail(err, ERR_INVALID_REQUEST,
-				     "field 'body_mode' must be a string");
-			goto bad;
-		}
-		idx = REQUEST_COUNT(body_modes);
-		for (size_t i = 0; i < REQUEST_COUNT(body_modes); i++)
-			if (strlen(body_modes[i]) == json_string_length(v) &&
-			    strcmp(body_modes[i], json_string_value(v)) == 0)
-				idx = i;
-		if (idx == REQUEST_COUNT(body_modes)) {
-			request_fail(err, ERR_INVALID_REQUEST,
-				     "field 'body_mode' must be one of auto, text, base64, none "
-				     "(got '%.64s')",
-				     json_string_value(v));
-			goto bad;
-		}
-		r->body_mode = (enum body_mode)idx; /* same order as the enum */
+	r = request_new(cfg);
+	if (r == NULL) {
+		request_oom(err);
+		goto bad;
 	}
-
+	/* in this order: the first field that is wrong is the one named */
+	if (request_bind_url(r, json_object_get(obj, "url"), json_object_get(obj, "params"), cfg,
+			     err) != 0 ||
+	    request_bind_method(r, json_object_get(obj, "method"), err) != 0)
+		goto bad;
+	v = json_object_get(obj, "headers");
+	if (v != NULL && request_bind_headers(r, v, err) != 0)
+		goto bad;
+	if (request_bind_body(r, obj, err) != 0 ||
+	    request_bind_timeout(r, json_object_get(obj, "timeout"), cfg, err) != 0 ||
+	    request_get_bool(obj, "follow_redirects", &r->follow_redirects, err) != 0 ||
+	    request_bind_limits(r, obj, cfg, err) != 0 ||
+	    request_bind_transfer_flags(r, obj, cfg, err) != 0 ||
+	    request_bind_body_mode(r, json_object_get(obj, "body_mode"), err) != 0)
+		goto bad;
 	v = json_object_get(obj, "fields");
 	if (v != NULL && request_bind_fields(r, v, err) != 0)
 		goto bad;
-
-	v = json_object_get(obj, "pool");
-	if (v != NULL) {
-		if (!json_is_string(v)) {
-			request_fail(err, ERR_INVALID_REQUEST, "field 'pool' must be a string");
-			goto bad;
-		}
-		const char *name = json_string_value(v);
-
-		if (strlen(name) != json_string_length(v) ||
-		    (strcmp(name, "default") != 0 && config_pool_find(cfg, name) == NULL)) {
-			request_fail(err, ERR_INVALID_REQUEST, "unknown pool '%.64s'", name);
-			goto bad;
-		}
-		r->pool = strdup(name);
-		if (r->pool == NULL) {
-			request_fail(err, ERR_OVERLOADED, "out of memory");
-			goto bad;
-		}
-	}
+	if (request_bind_pool(r, json_object_get(obj, "pool"), cfg, err) != 0)
+		goto bad;
 	return r;
 bad:
 	request_free(r);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "errors.h"
+#include "http.h"
 
 struct fetchd_config;
 
@@ -46,11 +47,6 @@ enum response_field {
 /* The name of a field bit ("status"), or NULL. */
 const char *request_field_name(unsigned field_bit);
 
-struct fetch_header {
-	char *name;
-	char *value;
-};
-
 /* Every argument of one fetch, bound before it is queued (the partial of
  * run_in_executor(pool, partial(requests.get, url, **kw))). Limits are
  * already capped by the configuration. */
@@ -60,7 +56,7 @@ struct fetch_request {
 	char *url;
 	char *host;   /* its host, as libcurl's URL parser gives it */
 	char *method; /* upper-case */
-	struct fetch_header *headers;
+	struct header_field *headers;
 	size_t n_headers;
 	char *body; /* NULL when the request has none */
 	size_t body_len;

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "config.h"
 
 char *url_get(const char *url, CURLUPart part, unsigned int flags)
 {
@@ -17,4 +20,15 @@ char *url_get(const char *url, CURLUPart part, unsigned int flags)
 	curl_free(value);
 	curl_url_cleanup(u);
 	return copy;
+}
+
+bool url_scheme_allowed(const struct fetchd_config *cfg, const char *scheme)
+{
+	if (scheme == NULL)
+		return false;
+	if (strcasecmp(scheme, "http") == 0)
+		return (cfg->schemes & CONFIG_SCHEME_HTTP) != 0;
+	if (strcasecmp(scheme, "https") == 0)
+		return (cfg->schemes & CONFIG_SCHEME_HTTPS) != 0;
+	return false;
 }

@@ -87,7 +87,8 @@ START_TEST(test_err_message_with_invalid_utf8_is_kept)
 				 "bad \xff\xfe header caf\xc3\xa9 \xc3 \xed\xa0\x80", NULL, NULL);
 
 	ck_assert_str_eq(doc, "{\"error\":{\"code\":\"upstream_error\",\"message\":"
-			      "\"bad ?? header caf\xc3\xa9 ? ???\"}}");
+			      "\"bad \xc3\xbf\xc3\xbe header caf\xc3\x83\xc2\xa9 \xc3\x83 "
+			      "\xc3\xad\xc2\xa0\xe2\x82\xac\"}}");
 	free(doc);
 }
 END_TEST

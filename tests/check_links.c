@@ -192,23 +192,24 @@ START_TEST(test_later_link_with_same_key_wins)
 }
 END_TEST
 
-START_TEST(test_invalid_utf8_becomes_replacement_character)
+START_TEST(test_invalid_utf8_is_read_as_latin1)
 {
-	/* Latin-1 é, a truncated 4-byte sequence, an encoded surrogate, and a
-	 * valid é and snowman that must stay; then overlong forms of '/'. */
+	/* A value that is not UTF-8 (latin-1 é, a truncated 4-byte sequence,
+	 * an encoded surrogate, overlong forms of '/') is read as a whole as
+	 * ISO-8859-1 (windows-1252), fetchd's one policy for upstream strings
+	 * (charset_repair_utf8): the valid é and snowman beside them too. */
 	assert_links("<https://e.example/1>; rel=next; "
 		     "title=\"caf\xe9 \xf0\x9f\x98 \xed\xa0\x80 \xc3\xa9\xe2\x98\x83\"; "
 		     "x=\xff; o=\"\xe0\x80\xaf\xc0\xaf\"",
 		     BASE,
 		     json_pack("{s:{s:s,s:s,s:s,s:s,s:s}}", "next", "url", "https://e.example/1",
 			       "rel", "next", "title",
-			       "caf\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
-			       "\xc3\xa9\xe2\x98\x83",
-			       "x", "\xef\xbf\xbd", "o",
-			       "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
+			       "caf\xc3\xa9 \xc3\xb0\xc5\xb8\xcb\x9c \xc3\xad\xc2\xa0\xe2\x82\xac "
+			       "\xc3\x83\xc2\xa9\xc3\xa2\xcb\x9c\xc6\x92",
+			       "x", "\xc3\xbf", "o", "\xc3\xa0\xe2\x82\xac\xc2\xaf\xc3\x80\xc2\xaf"));
 	assert_links("<https://e.example/1>; rel=n\xe9xt", BASE,
-		     json_pack("{s:{s:s,s:s}}", "n\xef\xbf\xbdxt", "url", "https://e.example/1",
-			       "rel", "n\xef\xbf\xbdxt"));
+		     json_pack("{s:{s:s,s:s}}", "n\xc3\xa9xt", "url", "https://e.example/1", "rel",
+			       "n\xc3\xa9xt"));
 }
 END_TEST
 
@@ -354,7 +355,7 @@ static Suite *links_suite(void)
 	tcase_add_test(tc, test_malformed_entries_skipped_rest_kept);
 	tcase_add_test(tc, test_empty_values_give_empty_object);
 	tcase_add_test(tc, test_later_link_with_same_key_wins);
-	tcase_add_test(tc, test_invalid_utf8_becomes_replacement_character);
+	tcase_add_test(tc, test_invalid_utf8_is_read_as_latin1);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("resolve");

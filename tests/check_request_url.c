@@ -358,6 +358,21 @@ START_TEST(test_many_params_are_refused_at_the_cap)
 }
 END_TEST
 
+/* "http:///echo" parses in libcurl as host "echo": an empty host is a
+ * 400 naming url, whatever the number of slashes after it. */
+START_TEST(test_url_with_empty_host_is_rejected)
+{
+	expect_error("{\"url\": \"http:///echo\"}", ERR_INVALID_REQUEST, "'url' has no host");
+	expect_error("{\"url\": \"HTTPS:///echo?x=1\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:////echo\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:///\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http://@/x\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http://:80/x\"}", ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:///echo\", \"params\": {\"a\": \"b\"}}",
+		     ERR_INVALID_REQUEST, "'url'");
+}
+END_TEST
+
 static Suite *request_url_suite(void)
 {
 	Suite *s = suite_create("request_url");
@@ -384,6 +399,7 @@ static Suite *request_url_suite(void)
 	tcase_add_test(tc, test_params_cap_is_the_url_cap);
 	tcase_add_test(tc, test_params_stop_at_the_first_one_past_the_cap);
 	tcase_add_test(tc, test_many_params_are_refused_at_the_cap);
+	tcase_add_test(tc, test_url_with_empty_host_is_rejected);
 	suite_add_tcase(s, tc);
 	return s;
 }

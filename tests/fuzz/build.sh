@@ -57,9 +57,9 @@ build() {
 }
 
 CONFIG_SRCS="config units netguard log"
-build request request base64 $CONFIG_SRCS
+build request request url base64 $CONFIG_SRCS
 build config $CONFIG_SRCS
-build links links
+build links links charset
 build charset charset
 build jsonw jsonw budget
 build jsoncopy jsoncopy jsonw budget charset
