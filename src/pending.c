@@ -529,7 +529,7 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		request_free(req);
-		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
+		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	j->req = req;
@@ -555,7 +555,7 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	j->ft.rules = &j->snap->rules;
 	if (client_via(p->req, &j->ft.via) != 0) {
 		job_free(j);
-		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
+		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	j->ft.deadline_ns = clock_now_ns() + req->timeout_ms * 1000000ull;
@@ -563,7 +563,7 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
 	if (j->deadline_ev == NULL) {
 		job_free(j);
-		pending_item_error(p, i, ERR_OVERLOADED, "out of memory");
+		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	tv.tv_sec = (time_t)(req->timeout_ms / 1000);

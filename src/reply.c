@@ -157,7 +157,7 @@ void reply_json(struct evhttp_request *req, int status, json_t *obj)
 
 	json_decref(obj);
 	if (doc == NULL) {
-		reply_error(req, ERR_UPSTREAM_ERROR, "out of memory");
+		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	reply_doc(req, status, doc, strlen(doc));

@@ -61,7 +61,7 @@ static void handle_fetch_object(struct server *srv, struct evhttp_request *req, 
 	struct pending *p = pending_new(srv, req, 1, false);
 
 	if (p == NULL) {
-		reply_error(req, ERR_OVERLOADED, "out of memory");
+		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	pending_submit(p, 0, obj);
@@ -150,14 +150,17 @@ static json_t *query_value(const char *key, size_t key_len, const char *value, s
  * to a NUL byte is refused, and timeout must be a decimal number (the JSON
  * form then refuses one that is not positive). No query at all gives {},
  * which validation answers "field 'url' is required". */
-static json_t *query_to_object(const char *query, char *msg, size_t msglen)
+static json_t *query_to_object(const char *query, struct request_error *err)
 {
+	char *msg = err->message;
+	size_t msglen = sizeof(err->message);
 	json_t *obj = json_object(), *v;
 	char *raw = NULL, *value = NULL;
 	const char *arg, *end, *eq;
 
 	if (obj == NULL) {
-		snprintf(msg, msglen, "out of memory");
+		err->code = ERR_NO_MEMORY;
+		snprintf(msg, msglen, ERR_NO_MEMORY_MESSAGE);
 		goto bad;
 	}
 	for (arg = query ? query : ""; *arg != '\0'; arg = *end == '&' ? end + 1 : end) {
@@ -173,7 +176,8 @@ static json_t *query_to_object(const char *query, char *msg, size_t msglen)
 		raw = strndup(eq + 1, (size_t)(end - eq - 1));
 		value = raw != NULL ? evhttp_uridecode(raw, 1, &value_len) : NULL;
 		if (value == NULL) {
-			snprintf(msg, msglen, "out of memory");
+			err->code = ERR_NO_MEMORY;
+		snprintf(msg, msglen, ERR_NO_MEMORY_MESSAGE);
 			goto bad;
 		}
 		if (json_object_getn(obj, arg, key_len) != NULL) {
@@ -230,9 +234,10 @@ static void handle_fetch(struct server *srv, struct evhttp_request *req)
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
 		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 
-		obj = query_to_object(evhttp_uri_get_query(uri), err.message, sizeof(err.message));
+		err.code = ERR_INVALID_REQUEST;
+		obj = query_to_object(evhttp_uri_get_query(uri), &err);
 		if (obj == NULL) {
-			reply_error(req, ERR_INVALID_REQUEST, err.message);
+			reply_error(req, err.code, err.message);
 			return;
 		}
 	} else {
@@ -293,7 +298,7 @@ static void handle_batch(struct server *srv, struct evhttp_request *req)
 	}
 	p = pending_new(srv, req, json_array_size(list), true);
 	if (p == NULL) {
-		reply_error(req, ERR_OVERLOADED, "out of memory");
+		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		goto out;
 	}
 	/* admitted one by one, like asyncio.gather; the last completion may
@@ -394,7 +399,7 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 		free(text);
 		if (buf != NULL)
 			evbuffer_free(buf);
-		reply_error(req, ERR_OVERLOADED, "out of memory");
+		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
