@@ -2,7 +2,8 @@
  * [fetch] ca_file, the four bad certificates (unknown CA, expired, wrong
  * name, self-signed), verify_tls and allow_insecure, http_version over
  * HTTP/1.1 and HTTP/2, credentials dropped on an https -> http redirect,
- * and TLS sessions shared between workers (TLS 1.2 and 1.3).
+ * a reload taking ca_file away, and TLS sessions shared between workers
+ * (TLS 1.2 and 1.3).
  *
  * The certificates are made at test time by tests/tls/mkcerts.sh
  * ($TLS_MKCERTS) into a temporary directory, removed at exit. The HTTP/1.1
@@ -795,6 +796,66 @@ START_TEST(test_https_to_http_redirect_drops_credentials)
 }
 END_TEST
 
+/* ---- reload ---- */
+
+/* Wait (bounded) for the n-th "reloaded:" line of f's log. */
+static bool wait_reloaded(const struct fetchd *f, int n)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+
+	for (;;) {
+		char *log = fetchd_log(f);
+		const char *p = log;
+		int seen = 0;
+
+		while ((p = strstr(p, "reloaded:")) != NULL) {
+			seen++;
+			p++;
+		}
+		free(log);
+		if (seen >= n)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+/* The worker that fetched under ca_file keeps its connection and the TLS
+ * session; once a reload has taken ca_file away, neither may carry the old
+ * trust: the next fetch is verified again and fails. */
+START_TEST(test_reload_without_ca_file_verifies_the_next_fetch_again)
+{
+	struct fetchd_opts o = {.allow_loopback = true, .keep_config = true};
+	struct upstream u;
+	struct fetchd f;
+	struct http_resp r;
+	char *ca = cert_path("ca.pem");
+	char *conf = str_printf("[pool]\nthreads = 1\n[fetch]\nca_file = %s\n", ca);
+	char *url;
+
+	tls_upstream_start(&u, "leaf", false, NULL);
+	o.extra_config = conf;
+	fetchd_start_ex(&f, &o);
+	url = tls_url(&u, "127.0.0.1", "/json");
+	fetch_url(&f, url, false, &r);
+	expect_json_fetched(&r);
+	http_resp_free(&r);
+
+	fetchd_write_config(&f, "[pool]\nthreads = 1\n");
+	ck_assert_int_eq(fetchd_signal(&f, SIGHUP), 0);
+	ck_assert_msg(wait_reloaded(&f, 1), "fetchd did not log \"reloaded:\" after SIGHUP");
+	fetch_url(&f, url, false, &r);
+	expect_tls_error(&r, "unable to get local issuer certificate");
+	http_resp_free(&r);
+	free(url);
+	free(conf);
+	free(ca);
+	fetchd_stop(&f);
+	upstream_stop(&u);
+}
+END_TEST
+
 /* ---- TLS sessions shared between workers ---- */
 
 /* One fetch makes a full handshake; then THREADS concurrent fetches hold
@@ -834,6 +895,12 @@ static void check_sessions_shared(const char *max_version)
 	upstream_stop(&u);
 }
 
+/* KNOWN INTERMITTENT FAILURE with today's fetchd (curl 7.88.1, OpenSSL
+ * 3.0): about 1 run in 6 (plain build) to 1 in 2 (ASan), one of the
+ * THREADS - 1 new TLS 1.3 connections makes a second full handshake
+ * ("2 full and 2 resumed"); TLS 1.2 never does. A real gap in resumption
+ * through the share handle's CURL_LOCK_DATA_SSL_SESSION cache under TLS 1.3
+ * tickets; kept strict so it shows until it is fixed (issue 12). */
 START_TEST(test_tls13_sessions_are_shared_between_workers)
 {
 	check_sessions_shared(NULL);
@@ -900,6 +967,11 @@ static Suite *tls_suite(void)
 	tc = tcase_create("redirects");
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_https_to_http_redirect_drops_credentials);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reload");
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_test(tc, test_reload_without_ca_file_verifies_the_next_fetch_again);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sessions");
