@@ -3,6 +3,11 @@
  *
  * Binds 127.0.0.1 only, on an ephemeral port (or --port N), prints
  * "PORT n\n" as its first line of stdout and serves until SIGTERM/SIGINT.
+ * With --tls CERT KEY it serves HTTPS instead (upstream_tls.c), optionally
+ * requiring a client certificate (--tls-client-ca FILE) or capped at a TLS
+ * version (--tls-max 1.2); /tls-stats then counts full and resumed
+ * handshakes, leaving out the connections that query the counters. The raw endpoints (/lie, /reset, /garbage, /reset-mid) write
+ * to the socket and are plain-HTTP only.
  * Endpoints are listed in route_table below; every query value is
  * optional and defaults when absent or malformed.
  */
@@ -27,6 +32,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <zlib.h>
+
+#include "upstream_tls.h"
 
 #define CHUNK_SIZE   (16 * 1024)
 #define MAX_GEN_SIZE (256L * 1024 * 1024)
@@ -64,6 +71,7 @@ struct upstream {
 	unsigned char *gzip_body;
 	size_t gzip_len;
 	unsigned long connections; /* TCP connections accepted so far */
+	struct upstream_tls *tls;  /* NULL: plain HTTP */
 };
 
 /* One request being routed. */
@@ -1029,12 +1037,31 @@ static void ep_connections(struct call *c)
 		   json_pack("{s:I}", "accepted", (json_int_t)c->up->connections));
 }
 
-/* evhttp's hook for each new connection: count it. */
+/* /tls-stats: handshakes completed, full and resumed, by every connection
+ * that never asked for /tls-stats, /stats or /release (see route_request);
+ * 404 without --tls. */
+static void ep_tls_stats(struct call *c)
+{
+	unsigned long full, resumed;
+
+	if (c->up->tls == NULL) {
+		reply_text(c->req, 404, "not a TLS upstream\n");
+		return;
+	}
+	upstream_tls_counts(c->up->tls, &full, &resumed);
+	reply_json(c->req, 200, NULL, json_pack("{s:I,s:I}", "full", (json_int_t)full,
+	    "resumed", (json_int_t)resumed));
+}
+
+/* evhttp's hook for each new connection: count it, and give it TLS when
+ * the upstream serves HTTPS. */
 static struct bufferevent *count_connection(struct event_base *base, void *arg)
 {
 	struct upstream *u = arg;
 
 	u->connections++;
+	if (u->tls != NULL)
+		return upstream_tls_bufferevent(u->tls, base);
 	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
@@ -1050,6 +1077,7 @@ static const struct route {
 	{"/stats", ep_stats},
 	{"/count", ep_count},
 	{"/connections", ep_connections},
+	{"/tls-stats", ep_tls_stats},
 	{"/headers", ep_headers},
 	{"/json", ep_json},
 	{"/json-list", ep_json_list},
@@ -1092,6 +1120,11 @@ route_request(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&c.query);
 	if (path == NULL)
 		path = "/";
+	/* the tests' queries of the counters stay out of the TLS counts */
+	if (c.up->tls != NULL && (strcmp(path, "/tls-stats") == 0 || strcmp(path, "/stats") == 0 ||
+	    strcmp(path, "/release") == 0))
+		upstream_tls_exclude(c.up->tls,
+		    evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)));
 	if (strncmp(path, "/status/", 8) == 0) {
 		ep_status(&c, path + 8);
 		goto done;
@@ -1154,6 +1187,8 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	socklen_t slen = sizeof(sin);
 	struct counter *ctr;
+	struct upstream_tls_opts tls = {0};
+	char tls_err[512];
 	long port = 0;
 	int i, rc = 1;
 
@@ -1163,12 +1198,28 @@ main(int argc, char **argv)
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc &&
 		    parse_long(argv[i + 1], &port) == 0 && port >= 0 && port <= 65535) {
 			i++;
+		} else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
+			tls.cert = argv[++i];
+			tls.key = argv[++i];
+		} else if (strcmp(argv[i], "--tls-client-ca") == 0 && i + 1 < argc) {
+			tls.client_ca = argv[++i];
+		} else if (strcmp(argv[i], "--tls-max") == 0 && i + 1 < argc) {
+			tls.max_version = argv[++i];
 		} else {
-			fprintf(stderr, "usage: %s [--port N]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--port N] [--tls CERT KEY "
+			    "[--tls-client-ca FILE] [--tls-max 1.2|1.3]]\n", argv[0]);
 			return 2;
 		}
 	}
+	if (tls.cert == NULL && (tls.client_ca != NULL || tls.max_version != NULL)) {
+		fprintf(stderr, "upstream: --tls-client-ca and --tls-max need --tls\n");
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
+	if (tls.cert != NULL && (up.tls = upstream_tls_new(&tls, tls_err, sizeof(tls_err))) == NULL) {
+		fprintf(stderr, "upstream: %s\n", tls_err);
+		goto out;
+	}
 	if (gzip_prepare(&up) == -1) {
 		fprintf(stderr, "upstream: gzip set-up failed\n");
 		goto out;
@@ -1232,5 +1283,6 @@ out:
 		free(ctr);
 	}
 	free(up.gzip_body);
+	upstream_tls_free(up.tls);
 	return rc;
 }
