@@ -125,6 +125,30 @@ plot 'overhead_direct.cdf' using 1:2 with lines lw 2 title 'curl -> upstream', \
 """, "overhead")
 
 
+# sections of RESULTS.md kept by hand (figures measured outside bench/run),
+# and whether each goes before or after notes.md's analysis
+HAND_SECTIONS = {"## Parse cost of big requests": "before",
+                 "## Memory that returns (issue 10)": "after"}
+
+
+def hand_sections(where):
+    """Those sections, carried over from the previous RESULTS.md."""
+    path = os.path.join(RES, "RESULTS.md")
+    if not os.path.exists(path):
+        return []
+    out, keep = [], False
+    for line in open(path).read().split("\n"):
+        if line.startswith("## "):
+            keep = HAND_SECTIONS.get(line.strip()) == where
+        if keep:
+            out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    if not out:
+        return []
+    return out + [""] if where == "before" else [""] + out
+
+
 def main():
     with open(os.path.join(DATA, "results.json")) as f:
         R = json.load(f)
@@ -365,9 +389,12 @@ def main():
     for n in R.get("notes", []):
         w("Note: %s\n" % n)
 
+    # sections kept by hand: carried over, so a new report does not drop them
+    md.extend(hand_sections("before"))
     notes = os.path.join(BENCH, "notes.md")
     if os.path.exists(notes):
         w(open(notes).read())
+    md.extend(hand_sections("after"))
 
     with open(os.path.join(RES, "RESULTS.md"), "w") as f:
         f.write("\n".join(md) + "\n")
