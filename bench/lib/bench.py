@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ BUILD = os.environ.get("BENCH_BUILD", os.path.join(ROOT, "build"))
 FETCHD = os.path.join(BUILD, "fetchd")
 UPSTREAM = os.path.join(BUILD, "tests", "upstream")
 PROBE = os.environ["BENCH_PROBE"]
+NODELAY = os.environ.get("BENCH_NODELAY")     # lib/nodelay.c, for the TLS upstream
 WORK = os.environ["BENCH_WORK"]
 PIDFILE = os.environ["BENCH_PIDFILE"]
 DATA = os.path.join(BENCH, "results", "data")
@@ -131,15 +133,35 @@ def task_ticks(pid):
 # ---------------------------------------------------------------- servers
 
 class Upstream:
-    def __init__(self):
-        self.p = spawn([UPSTREAM], "upstream", stdout=subprocess.PIPE)
+    """The test upstream; with tls=(cert, key, ca) it serves HTTPS only and
+    counts handshakes at /tls-stats (its own queries of it left out)."""
+
+    def __init__(self, tls=None, name="upstream"):
+        args, env = [UPSTREAM], None
+        self.scheme, self.ctx = "http", None
+        if tls is not None:
+            args += ["--tls", tls[0], tls[1]]
+            self.scheme, self.ctx = "https", ssl.create_default_context(cafile=tls[2])
+            # TCP_NODELAY on its sockets: without it each TLS reply (two
+            # records, two writes) waits ~40 ms for a delayed ACK (lib/nodelay.c)
+            if NODELAY and os.path.exists(NODELAY):
+                env = dict(os.environ, LD_PRELOAD=NODELAY)
+        self.p = spawn(args, name, env=env, stdout=subprocess.PIPE)
         line = self.p.stdout.readline().decode()
         if not line.startswith("PORT "):
             raise RuntimeError("upstream did not start: %r" % line)
         self.port = int(line.split()[1])
 
     def url(self, path, host="127.0.0.1"):
-        return "http://%s:%d%s" % (host, self.port, path)
+        return "%s://%s:%d%s" % (self.scheme, host, self.port, path)
+
+    def tls_stats(self):
+        """{"full": n, "resumed": m} since the upstream started."""
+        with urllib.request.urlopen(self.url("/tls-stats"), timeout=5.0, context=self.ctx) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        stop(self.p)
 
     def nice(self, n):
         """Scheduling priority of the (single-threaded) upstream; False if not allowed."""
@@ -198,15 +220,21 @@ class Fetchd:
 
 
 class Nginx:
-    def __init__(self, upstream_port):
+    """nginx from a template in bench/ (@DIR@, @WORKERS@, @UPSTREAM_PORT@,
+    @PORT@, and any other @KEY@ given in subs)."""
+
+    def __init__(self, upstream_port, template="nginx.conf.in", subs=None):
         self.port = free_port()
+        self.workers = os.cpu_count()
         self.dir = tempfile.mkdtemp(prefix="nginx.", dir=WORK)
         os.chmod(WORK, 0o711)             # nobody must reach its own directory
         os.chmod(self.dir, 0o755)
-        with open(os.path.join(BENCH, "nginx.conf.in")) as f:
+        with open(os.path.join(BENCH, template)) as f:
             conf = f.read()
-        conf = (conf.replace("@DIR@", self.dir).replace("@WORKERS@", str(os.cpu_count()))
+        conf = (conf.replace("@DIR@", self.dir).replace("@WORKERS@", str(self.workers))
                 .replace("@UPSTREAM_PORT@", str(upstream_port)).replace("@PORT@", str(self.port)))
+        for k, v in (subs or {}).items():
+            conf = conf.replace("@%s@" % k, v)
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
             f.write(conf)
         args = ["nginx", "-e", "stderr", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf")]
