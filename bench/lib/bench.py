@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ BUILD = os.environ.get("BENCH_BUILD", os.path.join(ROOT, "build"))
 FETCHD = os.path.join(BUILD, "fetchd")
 UPSTREAM = os.path.join(BUILD, "tests", "upstream")
 PROBE = os.environ["BENCH_PROBE"]
+NODELAY = os.environ.get("BENCH_NODELAY")     # lib/nodelay.c, for the TLS upstream
 WORK = os.environ["BENCH_WORK"]
 PIDFILE = os.environ["BENCH_PIDFILE"]
 DATA = os.path.join(BENCH, "results", "data")
@@ -131,15 +133,35 @@ def task_ticks(pid):
 # ---------------------------------------------------------------- servers
 
 class Upstream:
-    def __init__(self):
-        self.p = spawn([UPSTREAM], "upstream", stdout=subprocess.PIPE)
+    """The test upstream; with tls=(cert, key, ca) it serves HTTPS only and
+    counts handshakes at /tls-stats (its own queries of it left out)."""
+
+    def __init__(self, tls=None, name="upstream"):
+        args, env = [UPSTREAM], None
+        self.scheme, self.ctx = "http", None
+        if tls is not None:
+            args += ["--tls", tls[0], tls[1]]
+            self.scheme, self.ctx = "https", ssl.create_default_context(cafile=tls[2])
+            # TCP_NODELAY on its sockets: without it each TLS reply (two
+            # records, two writes) waits ~40 ms for a delayed ACK (lib/nodelay.c)
+            if NODELAY and os.path.exists(NODELAY):
+                env = dict(os.environ, LD_PRELOAD=NODELAY)
+        self.p = spawn(args, name, env=env, stdout=subprocess.PIPE)
         line = self.p.stdout.readline().decode()
         if not line.startswith("PORT "):
             raise RuntimeError("upstream did not start: %r" % line)
         self.port = int(line.split()[1])
 
     def url(self, path, host="127.0.0.1"):
-        return "http://%s:%d%s" % (host, self.port, path)
+        return "%s://%s:%d%s" % (self.scheme, host, self.port, path)
+
+    def tls_stats(self):
+        """{"full": n, "resumed": m} since the upstream started."""
+        with urllib.request.urlopen(self.url("/tls-stats"), timeout=5.0, context=self.ctx) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        stop(self.p)
 
     def nice(self, n):
         """Scheduling priority of the (single-threaded) upstream; False if not allowed."""
@@ -198,15 +220,21 @@ class Fetchd:
 
 
 class Nginx:
-    def __init__(self, upstream_port):
+    """nginx from a template in bench/ (@DIR@, @WORKERS@, @UPSTREAM_PORT@,
+    @PORT@, and any other @KEY@ given in subs)."""
+
+    def __init__(self, upstream_port, template="nginx.conf.in", subs=None):
         self.port = free_port()
+        self.workers = os.cpu_count()
         self.dir = tempfile.mkdtemp(prefix="nginx.", dir=WORK)
         os.chmod(WORK, 0o711)             # nobody must reach its own directory
         os.chmod(self.dir, 0o755)
-        with open(os.path.join(BENCH, "nginx.conf.in")) as f:
+        with open(os.path.join(BENCH, template)) as f:
             conf = f.read()
-        conf = (conf.replace("@DIR@", self.dir).replace("@WORKERS@", str(os.cpu_count()))
+        conf = (conf.replace("@DIR@", self.dir).replace("@WORKERS@", str(self.workers))
                 .replace("@UPSTREAM_PORT@", str(upstream_port)).replace("@PORT@", str(self.port)))
+        for k, v in (subs or {}).items():
+            conf = conf.replace("@%s@" % k, v)
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
             f.write(conf)
         args = ["nginx", "-e", "stderr", "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf")]
@@ -618,6 +646,91 @@ def scenario_bulkhead(up):
     return out
 
 
+def scenario_https(up):
+    """/text?n=64 from an HTTPS origin (the test upstream with --tls), 64
+    keep-alive connections: fetchd vs nginx as an HTTPS reverse proxy, each
+    started afresh for every run, runs interleaved (f, n, f, n, f, n); the
+    origin's full and resumed handshakes counted per run, warm-up and
+    measurement apart."""
+    dur, warm, rounds, conns, threads = secs(7), 1, 3, 64, 8
+    certs = os.path.join(WORK, "tls")
+    subprocess.run(["sh", os.path.join(ROOT, "tests", "tls", "mkcerts.sh"), certs],
+                   check=True, capture_output=True, timeout=60)
+    ca = os.path.join(certs, "ca.pem")
+    os.chmod(certs, 0o755)                # nginx runs as nobody and reads ca.pem
+    os.chmod(ca, 0o644)
+    origin = Upstream(tls=(os.path.join(certs, "leaf.pem"), os.path.join(certs, "leaf.key"), ca),
+                      name="upstream-tls")
+    target = origin.url("/text?n=64")
+    out = {"connections": conns, "duration_s": dur, "warmup_s": warm, "wrk_threads": 2,
+           "fetchd_threads": threads, "nginx_workers": os.cpu_count(), "rounds": rounds,
+           "path": "/text?n=64", "runs": [],
+           "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "loadavg_at_start": open("/proc/loadavg").read().split()[:3]}
+
+    def delta(a, b):
+        return {k: b[k] - a[k] for k in ("full", "resumed")}
+
+    def start(name):
+        if name == "fetchd":
+            srv = Fetchd("https", threads=threads, extra="[fetch]\nca_file = %s\n" % ca)
+            return srv, srv.url(), fetch_body(target)
+        srv = Nginx(origin.port, template="nginx-https.conf.in", subs={"CA": ca})
+        return srv, "http://127.0.0.1:%d/text?n=64" % srv.port, None
+
+    try:
+        # reference: wrk straight to the origin over HTTPS (its own 64
+        # connections, kept alive), what the origin serves on these cores
+        wrk(target, conns, warm, threads=2)
+        out["origin_direct"] = wrk(target, conns, max(2, dur // 2), threads=2)
+        log("https origin direct: %.0f/s p50 %.0f us" % (out["origin_direct"]["rps"],
+                                                         out["origin_direct"]["p50_us"]))
+        for i in range(rounds):
+            for name in ("fetchd", "nginx"):
+                t0 = origin.tls_stats()
+                srv, url, body = start(name)
+                try:
+                    wrk(url, conns, warm, threads=2, body=body)          # warm-up
+                    t1 = origin.tls_stats()
+                    r = wrk(url, conns, dur, threads=2, body=body)
+                    t2 = origin.tls_stats()
+                finally:
+                    srv.stop()
+                run = {"target": name, "round": i + 1, "wrk": r, "rps": r["rps"],
+                       "errors": r["errors"], "warmup_tls": delta(t0, t1), "run_tls": delta(t1, t2)}
+                out["runs"].append(run)
+                log("https %s #%d: %.0f/s p50 %.0f us p99 %.0f us errors %d; handshakes "
+                    "warm-up %d full %d resumed, run %d full %d resumed"
+                    % (name, i + 1, r["rps"], r["p50_us"], r["p99_us"], r["errors"],
+                       run["warmup_tls"]["full"], run["warmup_tls"]["resumed"],
+                       run["run_tls"]["full"], run["run_tls"]["resumed"]))
+    finally:
+        origin.stop()
+    for name in ("fetchd", "nginx"):
+        rps = [r["rps"] for r in out["runs"] if r["target"] == name]
+        out[name] = {"median_rps": pct(rps, 50), "min_rps": min(rps), "max_rps": max(rps),
+                     "workers": threads if name == "fetchd" else os.cpu_count(),
+                     "warmup_full_max": max(r["warmup_tls"]["full"] for r in out["runs"]
+                                            if r["target"] == name),
+                     "run_full_total": sum(r["run_tls"]["full"] for r in out["runs"]
+                                           if r["target"] == name),
+                     "run_resumed_total": sum(r["run_tls"]["resumed"] for r in out["runs"]
+                                              if r["target"] == name)}
+    out["ratio"] = out["fetchd"]["median_rps"] / out["nginx"]["median_rps"]
+    out["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
+    log("https: fetchd median %.0f/s (%.0f-%.0f), nginx median %.0f/s (%.0f-%.0f): %.2fx"
+        % (out["fetchd"]["median_rps"], out["fetchd"]["min_rps"], out["fetchd"]["max_rps"],
+           out["nginx"]["median_rps"], out["nginx"]["min_rps"], out["nginx"]["max_rps"], out["ratio"]))
+    # the last few runs of this scenario, kept across bench runs (RESULTS.md
+    # shows them: one run of it says little on a shared machine)
+    hist = RESULTS.setdefault("https_history", [])
+    hist.append({"date": out["date"], "loadavg_at_start": out["loadavg_at_start"],
+                 "ratio": out["ratio"],
+                 "fetchd": out["fetchd"], "nginx": out["nginx"]})
+    del hist[:-5]
+    return out
+
+
 SCENARIOS = [
     ("offload", scenario_offload),
     ("little", scenario_little),
@@ -626,6 +739,7 @@ SCENARIOS = [
     ("large", scenario_large),
     ("memory", scenario_memory),
     ("bulkhead", scenario_bulkhead),
+    ("https", scenario_https),
 ]
 
 
@@ -660,9 +774,13 @@ def main():
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     t0 = time.monotonic()
     path = os.path.join(DATA, "results.json")
-    if only and os.path.exists(path):      # a partial run updates the last full one
+    if os.path.exists(path):
         with open(path) as f:
-            RESULTS.update(json.load(f))
+            last = json.load(f)
+        if only:                           # a partial run updates the last full one
+            RESULTS.update(last)
+        else:                              # a full run keeps only the HTTPS history
+            RESULTS["https_history"] = last.get("https_history", [])
     RESULTS["environment"] = environment()
     up = Upstream()
     try:

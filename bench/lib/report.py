@@ -125,6 +125,30 @@ plot 'overhead_direct.cdf' using 1:2 with lines lw 2 title 'curl -> upstream', \
 """, "overhead")
 
 
+# sections of RESULTS.md kept by hand (figures measured outside bench/run),
+# and whether each goes before or after notes.md's analysis
+HAND_SECTIONS = {"## Parse cost of big requests": "before",
+                 "## Memory that returns (issue 10)": "after"}
+
+
+def hand_sections(where):
+    """Those sections, carried over from the previous RESULTS.md."""
+    path = os.path.join(RES, "RESULTS.md")
+    if not os.path.exists(path):
+        return []
+    out, keep = [], False
+    for line in open(path).read().split("\n"):
+        if line.startswith("## "):
+            keep = HAND_SECTIONS.get(line.strip()) == where
+        if keep:
+            out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    if not out:
+        return []
+    return out + [""] if where == "before" else [""] + out
+
+
 def main():
     with open(os.path.join(DATA, "results.json")) as f:
         R = json.load(f)
@@ -203,6 +227,21 @@ def main():
         acc.append(("Bulkhead: fast p99 rises < 20%",
                     "p99 %s alone, %s under slow load: %+.0f%%" % (us(a), us(ld), 100 * b["rise"]),
                     verdict(b["rise"] < 0.20)))
+
+    h = S.get("https", {})
+    if "ratio" in h:
+        fh, nh = h["fetchd"], h["nginx"]
+        acc.append(("HTTPS small responses: fetchd >= 0.9x nginx (median of %d each)" % h["rounds"],
+                    "%.0f/s (%.0f–%.0f) vs %.0f/s (%.0f–%.0f) = %.2fx"
+                    % (fh["median_rps"], fh["min_rps"], fh["max_rps"], nh["median_rps"], nh["min_rps"],
+                       nh["max_rps"], h["ratio"]), verdict(h["ratio"] >= 0.9)))
+        t, n = h["fetchd"], h["nginx"]
+        acc.append(("HTTPS: fetchd's full handshakes <= 1 per worker in warm-up, none after",
+                    "warm-up at most %d full (%d threads); measured runs %d full, %d resumed "
+                    "(nginx, for reference: warm-up at most %d full, runs %d full, %d resumed)"
+                    % (t["warmup_full_max"], t["workers"], t["run_full_total"], t["run_resumed_total"],
+                       n["warmup_full_max"], n["run_full_total"], n["run_resumed_total"]),
+                    verdict(t["warmup_full_max"] <= t["workers"] and t["run_full_total"] == 0)))
 
     w("## Acceptance figures\n")
     w("| target | measured | |")
@@ -359,15 +398,71 @@ def main():
             w("\nFast p99 under slow load vs alone (named pool, mean of both): %+.0f%%.\n" % (100 * b["rise"]))
             w("![bulkhead](bulkhead.png)\n")
 
+    # ---------------------------------------------------------- https
+    if "runs" in h:
+        w("## HTTPS small responses\n")
+        w("`bench/run https` (alone; also part of the full run), on %s, load average %s at its start, "
+          "%s at its end. The origin is the test upstream in TLS mode (`build/tests/upstream --tls`, "
+          "HTTP/1.1 over TLS 1.3, a leaf for 127.0.0.1/localhost from a private CA made at bench time "
+          "by `tests/tls/mkcerts.sh`), serving `%s`; it counts full and resumed handshakes "
+          "(`/tls-stats`, read before and after each warm-up and each run). fetchd (`threads = %d`, "
+          "`[fetch] ca_file` = the CA) gets `POST /v1/fetch` of `https://127.0.0.1:PORT%s` and answers the "
+          "full document; nginx (%d worker processes, `bench/nginx-https.conf.in`: `proxy_pass https://` "
+          "to an upstream block with `keepalive 64`, `proxy_ssl_verify on` with the CA, "
+          "`proxy_ssl_session_reuse on`, `keepalive_requests` raised from its default 1000, "
+          "TLS 1.2–1.3) gets the GET. wrk -t2, %d connections, "
+          "keep-alive; each server started afresh for each run, %d s warm-up then %d s measured; "
+          "%d runs each, interleaved (fetchd, nginx, fetchd, …). The origin runs with `TCP_NODELAY` "
+          "forced on (`bench/lib/nodelay.c`, preloaded): without it every reply waits ~40 ms for "
+          "a delayed ACK and both servers measure only that."
+          % (h.get("date", "?"), " ".join(h.get("loadavg_at_start", [])), " ".join(h.get("loadavg_at_end", [])),
+             h["path"], h["fetchd_threads"], h["path"], h["nginx_workers"], h["connections"],
+             h["warmup_s"], h["duration_s"], h["rounds"]))
+        w("")
+        w("| target | median req/s | spread (min–max) | vs nginx |")
+        w("|---|---|---|---|")
+        for k in ("fetchd", "nginx"):
+            t = h[k]
+            w("| %s | %.0f | %.0f–%.0f | %.2fx |" % (k, t["median_rps"], t["min_rps"], t["max_rps"],
+                                                   t["median_rps"] / h["nginx"]["median_rps"]))
+        if "origin_direct" in h:
+            od = h["origin_direct"]
+            w("| (origin direct, wrk over HTTPS, once) | %.0f | | %.2fx |" % (od["rps"], od["rps"] / h["nginx"]["median_rps"]))
+        w("")
+        w("| run | target | req/s | p50 | p99 | errors | handshakes in warm-up (full / resumed) | in the measured run (full / resumed) |")
+        w("|---|---|---|---|---|---|---|---|")
+        for i, r in enumerate(h["runs"]):
+            w("| %d | %s | %.0f | %s | %s | %d | %d / %d | %d / %d |"
+              % (i + 1, r["target"], r["rps"], us(r["wrk"]["p50_us"]), us(r["wrk"]["p99_us"]), r["errors"],
+                 r["warmup_tls"]["full"], r["warmup_tls"]["resumed"], r["run_tls"]["full"], r["run_tls"]["resumed"]))
+        hist = R.get("https_history", [])
+        if len(hist) > 1:
+            w("")
+            w("The last %d runs of this scenario (kept in `results.json` across bench runs; the last row is "
+              "the one above):" % len(hist))
+            w("")
+            w("| date | load at start | fetchd median (min–max) | nginx median (min–max) | fetchd/nginx | fetchd full handshakes: warm-up max / runs |")
+            w("|---|---|---|---|---|---|")
+            for e in hist:
+                f_, n_ = e["fetchd"], e["nginx"]
+                w("| %s | %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.2fx | %d / %d |"
+                  % (e["date"], " ".join(e["loadavg_at_start"]), f_["median_rps"], f_["min_rps"], f_["max_rps"],
+                     n_["median_rps"], n_["min_rps"], n_["max_rps"], e["ratio"],
+                     f_["warmup_full_max"], f_["run_full_total"]))
+        w("")
+
     failed = [k for k, v in S.items() if isinstance(v, dict) and v.get("failed")]
     for k in failed:
         w("**Scenario %s failed:** %s\n" % (k, S[k]["failed"]))
     for n in R.get("notes", []):
         w("Note: %s\n" % n)
 
+    # sections kept by hand: carried over, so a new report does not drop them
+    md.extend(hand_sections("before"))
     notes = os.path.join(BENCH, "notes.md")
     if os.path.exists(notes):
         w(open(notes).read())
+    md.extend(hand_sections("after"))
 
     with open(os.path.join(RES, "RESULTS.md"), "w") as f:
         f.write("\n".join(md) + "\n")
