@@ -29,7 +29,6 @@ BUILD = os.environ.get("BENCH_BUILD", os.path.join(ROOT, "build"))
 FETCHD = os.path.join(BUILD, "fetchd")
 UPSTREAM = os.path.join(BUILD, "tests", "upstream")
 PROBE = os.environ["BENCH_PROBE"]
-NODELAY = os.environ.get("BENCH_NODELAY")     # lib/nodelay.c, for the TLS upstream
 WORK = os.environ["BENCH_WORK"]
 PIDFILE = os.environ["BENCH_PIDFILE"]
 DATA = os.path.join(BENCH, "results", "data")
@@ -142,10 +141,6 @@ class Upstream:
         if tls is not None:
             args += ["--tls", tls[0], tls[1]]
             self.scheme, self.ctx = "https", ssl.create_default_context(cafile=tls[2])
-            # TCP_NODELAY on its sockets: without it each TLS reply (two
-            # records, two writes) waits ~40 ms for a delayed ACK (lib/nodelay.c)
-            if NODELAY and os.path.exists(NODELAY):
-                env = dict(os.environ, LD_PRELOAD=NODELAY)
         self.p = spawn(args, name, env=env, stdout=subprocess.PIPE)
         line = self.p.stdout.readline().decode()
         if not line.startswith("PORT "):

@@ -412,9 +412,9 @@ def main():
           "`proxy_ssl_session_reuse on`, `keepalive_requests` raised from its default 1000, "
           "TLS 1.2–1.3) gets the GET. wrk -t2, %d connections, "
           "keep-alive; each server started afresh for each run, %d s warm-up then %d s measured; "
-          "%d runs each, interleaved (fetchd, nginx, fetchd, …). The origin runs with `TCP_NODELAY` "
-          "forced on (`bench/lib/nodelay.c`, preloaded): without it every reply waits ~40 ms for "
-          "a delayed ACK and both servers measure only that."
+          "%d runs each, interleaved (fetchd, nginx, fetchd, …). The origin sets `TCP_NODELAY` "
+          "on its sockets: without it every reply waits ~40 ms for a delayed ACK and both servers "
+          "measure only that."
           % (h.get("date", "?"), " ".join(h.get("loadavg_at_start", [])), " ".join(h.get("loadavg_at_end", [])),
              h["path"], h["fetchd_threads"], h["path"], h["nginx_workers"], h["connections"],
              h["warmup_s"], h["duration_s"], h["rounds"]))
