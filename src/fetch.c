@@ -28,10 +28,12 @@
 #include "netguard.h"
 #include "redirect.h"
 #include "request.h"
+#include "tlsinfo.h"
 #include "url.h"
 
 /* The state of one fetch across its hops. */
 struct transfer {
+	CURL *curl; /* the worker's handle */
 	struct fetch_task *task;
 	const struct fetch_request *req;
 
@@ -55,12 +57,18 @@ struct transfer {
 	/* set by the connect-time guard */
 	bool denied;
 	char denied_addr[INET6_ADDRSTRLEN + 8];
+
+	/* the TLS state of the current hop's connection, taken in prereq_cb
+	 * when the document wants the tls field and the hop is https */
+	bool want_tls;
+	struct tls_capture tls;
 };
 
 struct fetch_worker {
 	unsigned id;
 	CURL *curl;
 	unsigned generation; /* of connection_generation when curl was made */
+	struct share_gen *share; /* of that generation, a reference held */
 
 	/* The transfer and error buffer live here, so the callbacks' data
 	 * pointers are set once per handle, not per hop. */
@@ -81,36 +89,127 @@ struct fetch_worker {
 	bool plain;
 	bool user_agent_on;
 	const char *protocols;
-	char *user_agent, *ca_file, *proxy;
+	enum request_http_version http_version;
+	char *user_agent, *proxy;
+	/* the configuration's PEM blobs the handle points at (CURL_BLOB_NOCOPY:
+	 * the task's snapshot keeps them alive while a transfer runs; between
+	 * tasks the handle is set up again before any transfer when they
+	 * differ from the next task's) */
+	struct config_blob ca_pem, client_cert_pem, client_key_pem;
 };
 
-/* Bumped when the destination rules change: each worker then replaces its
- * easy handle, closing the connections it pooled under the old rules. */
+/* The share handle of one generation: DNS cache and TLS sessions across
+ * workers, with its own locks. Connections and HSTS are not shared:
+ * libcurl does not support that across threads.
+ *
+ * libcurl 7.88 has no way to flush a share's TLS sessions while handles
+ * are attached to it (CURLSHOPT_UNSHARE refuses with CURLSHE_IN_USE), so
+ * fetch_drop_connections makes a new share instead, and each worker moves
+ * to it with its new easy handle. The old one lives until its last worker
+ * has left it (refs: one per worker attached, one while it is current). */
+struct share_gen {
+	CURLSH *sh;
+	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+	unsigned refs; /* guarded by share_mutex */
+};
+
+static pthread_mutex_t share_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct share_gen *share_current; /* guarded by share_mutex */
+
+/* Bumped when the destination or TLS rules change: each worker then
+ * replaces its easy handle, closing the connections it pooled under the
+ * old rules, and attaches the share of the new generation. Bumped after
+ * share_current is replaced, so a worker that sees the new number takes
+ * the new share. */
 static atomic_uint connection_generation;
-
-void fetch_drop_connections(void)
-{
-	atomic_fetch_add(&connection_generation, 1);
-}
-
-/* The share handle: DNS cache and TLS sessions across workers. Connections
- * and HSTS are not shared: libcurl does not support that across threads. */
-static CURLSH *share;
-static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
 {
+	struct share_gen *g = arg;
+
 	(void)h;
 	(void)access;
-	(void)arg;
-	pthread_mutex_lock(&share_locks[data]);
+	pthread_mutex_lock(&g->locks[data]);
 }
 
 static void share_unlock(CURL *h, curl_lock_data data, void *arg)
 {
+	struct share_gen *g = arg;
+
 	(void)h;
-	(void)arg;
-	pthread_mutex_unlock(&share_locks[data]);
+	pthread_mutex_unlock(&g->locks[data]);
+}
+
+/* A new share with one reference, or NULL. */
+static struct share_gen *share_gen_new(void)
+{
+	struct share_gen *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->sh = curl_share_init();
+	if (g->sh == NULL) {
+		free(g);
+		return NULL;
+	}
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&g->locks[i], NULL);
+	g->refs = 1;
+	curl_share_setopt(g->sh, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(g->sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(g->sh, CURLSHOPT_USERDATA, g);
+	curl_share_setopt(g->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(g->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	return g;
+}
+
+/* The current share, one more reference taken (NULL before
+ * fetch_global_init). */
+static struct share_gen *share_get(void)
+{
+	struct share_gen *g;
+
+	pthread_mutex_lock(&share_mutex);
+	g = share_current;
+	if (g != NULL)
+		g->refs++;
+	pthread_mutex_unlock(&share_mutex);
+	return g;
+}
+
+/* Drop a reference; the last cleans the share up (no handle is attached
+ * to it by then: each reference is a worker whose handle uses it). */
+static void share_put(struct share_gen *g)
+{
+	bool last;
+
+	if (g == NULL)
+		return;
+	pthread_mutex_lock(&share_mutex);
+	last = --g->refs == 0;
+	pthread_mutex_unlock(&share_mutex);
+	if (!last)
+		return;
+	curl_share_cleanup(g->sh);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&g->locks[i]);
+	free(g);
+}
+
+void fetch_drop_connections(void)
+{
+	struct share_gen *fresh = share_gen_new(), *old = NULL;
+
+	if (fresh == NULL) {
+		log_warn("out of memory for a new TLS session cache: keeping the old one");
+	} else {
+		pthread_mutex_lock(&share_mutex);
+		old = share_current;
+		share_current = fresh;
+		pthread_mutex_unlock(&share_mutex);
+		share_put(old);
+	}
+	atomic_fetch_add(&connection_generation, 1);
 }
 
 /* "Via: 1.1 fetchd-0123456789abcdef", fetchd's own Via field line; the
@@ -155,25 +254,19 @@ int fetch_global_init(void)
 	snprintf(via_self, sizeof(via_self), "Via: 1.1 fetchd-%016llx", (unsigned long long)name);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&share_locks[i], NULL);
-	share = curl_share_init();
-	if (share == NULL)
-		return -1;
-	curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	return 0;
+	share_current = share_gen_new();
+	return share_current != NULL ? 0 : -1;
 }
 
 void fetch_global_cleanup(void)
 {
-	if (share != NULL)
-		curl_share_cleanup(share);
-	share = NULL;
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&share_locks[i]);
+	struct share_gen *g;
+
+	pthread_mutex_lock(&share_mutex);
+	g = share_current;
+	share_current = NULL;
+	pthread_mutex_unlock(&share_mutex);
+	share_put(g);
 	curl_global_cleanup();
 }
 
@@ -201,8 +294,11 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 		return NULL;
 	w->id = worker_id;
 	w->generation = atomic_load(&connection_generation);
+	w->share = share_get();
 	w->curl = handle_new();
-	if (w->curl == NULL) {
+	if (w->curl == NULL || w->share == NULL) {
+		curl_easy_cleanup(w->curl);
+		share_put(w->share);
 		free(w);
 		return NULL;
 	}
@@ -226,10 +322,10 @@ void fetch_worker_free(struct fetch_worker *w)
 	if (w == NULL)
 		return;
 	curl_easy_cleanup(w->curl);
+	share_put(w->share); /* after the handle that used it */
 	curl_slist_free_all(w->plain_headers);
 	free(w->spare_body);
 	free(w->user_agent);
-	free(w->ca_file);
 	free(w->proxy);
 	free(w);
 }
@@ -484,6 +580,15 @@ static int prereq_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int 
 
 	(void)conn_local_ip;
 	(void)conn_local_port;
+	if (tr->want_tls) {
+		struct curl_tlssessioninfo *ti = NULL;
+
+		/* the connection is the transfer's only until curl_easy_perform
+		 * returns: take what the tls field needs now */
+		if (curl_easy_getinfo(tr->curl, CURLINFO_TLS_SSL_PTR, &ti) == CURLE_OK &&
+		    ti != NULL && ti->backend == CURLSSLBACKEND_OPENSSL)
+			tlsinfo_capture(&tr->tls, ti->internals);
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, conn_primary_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
 		ss.ss_family = AF_INET;
@@ -562,9 +667,9 @@ static bool fetch_should_stop(void *arg)
 	return atomic_load(&t->cancel) || clock_now_ns() >= t->deadline_ns;
 }
 
-static enum fetchd_err map_curl_error(CURLcode cc)
+enum fetchd_err fetch_map_curl_error(int curl_code)
 {
-	switch (cc) {
+	switch ((CURLcode)curl_code) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return ERR_DNS_FAILURE;
@@ -573,6 +678,8 @@ static enum fetchd_err map_curl_error(CURLcode cc)
 	case CURLE_OPERATION_TIMEDOUT:
 		return ERR_UPSTREAM_TIMEOUT;
 	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:
@@ -584,6 +691,7 @@ static enum fetchd_err map_curl_error(CURLcode cc)
 	case CURLE_SSL_SHUTDOWN_FAILED:
 	case CURLE_SSL_ENGINE_INITFAILED:
 	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_CLIENTCERT:
 		return ERR_TLS_ERROR;
 	case CURLE_FILESIZE_EXCEEDED:
 		return ERR_RESPONSE_TOO_LARGE;
@@ -766,6 +874,57 @@ static void set_hop_limits(CURL *c, const struct fetch_request *req,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
 }
 
+/* A blob the handle points at is the configuration's when it is the same
+ * memory: the handle reads through the pointer (CURL_BLOB_NOCOPY), so the
+ * same address and length set up again would change nothing. */
+static bool same_blob(const struct config_blob *a, const struct config_blob *b)
+{
+	return a->data == b->data && a->len == b->len;
+}
+
+static long curl_http_version(enum request_http_version v)
+{
+	switch (v) {
+	case REQUEST_HTTP_1_1:
+		return CURL_HTTP_VERSION_1_1;
+	case REQUEST_HTTP_2:
+		/* over http:// an Upgrade: h2c request (curl 7.88), which a
+		 * server that does not speak h2c ignores: HTTP/1.1 then */
+		return CURL_HTTP_VERSION_2_0;
+	case REQUEST_HTTP_AUTO:
+	default:
+		return CURL_HTTP_VERSION_2TLS;
+	}
+}
+
+/* [fetch] ca_file, client_cert and client_key as the bytes config_check
+ * read (on SIGHUP too), never the paths: a file replaced at the same path
+ * counts from the next reload, and a fetch opens no file. ca_file is the
+ * whole trust: the system's bundle and directory are left out
+ * (CURLOPT_CAINFO_BLOB overrides CURLOPT_CAINFO; the directory is cleared
+ * here). The blobs are not copied (CURL_BLOB_NOCOPY): the task's snapshot
+ * keeps the configuration alive while the transfer runs. */
+static void set_tls_files(CURL *c, const struct fetchd_config *cfg)
+{
+	if (cfg->ca_pem.data != NULL) {
+		struct curl_blob ca = {cfg->ca_pem.data, cfg->ca_pem.len, CURL_BLOB_NOCOPY};
+
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	}
+	if (cfg->client_cert_pem.data != NULL && cfg->client_key_pem.data != NULL) {
+		struct curl_blob cert = {cfg->client_cert_pem.data, cfg->client_cert_pem.len,
+					 CURL_BLOB_NOCOPY};
+		struct curl_blob key = {cfg->client_key_pem.data, cfg->client_key_pem.len,
+					CURL_BLOB_NOCOPY};
+
+		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
+		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
+		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+}
+
 /* Configure the easy handle for one hop, starting from curl_easy_reset. */
 static void setup_hop_full(struct fetch_worker *w, const char *url, const char *method,
 			   bool with_body, struct curl_slist *headers, bool has_user_agent,
@@ -779,7 +938,7 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SHARE, share);
+	curl_easy_setopt(c, CURLOPT_SHARE, w->share->sh);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols_str(cfg));
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -808,8 +967,8 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 		curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	}
 	set_hop_limits(c, req, cfg, strcmp(method, "HEAD") == 0, remaining_ms);
-	if (cfg->ca_file != NULL)
-		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, curl_http_version(req->http_version));
+	set_tls_files(c, cfg);
 	/* "" disables the environment's http_proxy as well */
 	curl_easy_setopt(c, CURLOPT_PROXY, cfg->proxy != NULL ? cfg->proxy : "");
 
@@ -828,8 +987,11 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	w->plain = strcmp(method, "GET") == 0 && !with_body && req->decompress;
 	w->user_agent_on = !has_user_agent && cfg->user_agent != NULL;
 	w->protocols = protocols_str(cfg);
-	if (!keep_string(&w->user_agent, cfg->user_agent) ||
-	    !keep_string(&w->ca_file, cfg->ca_file) || !keep_string(&w->proxy, cfg->proxy))
+	w->http_version = req->http_version;
+	w->ca_pem = cfg->ca_pem;
+	w->client_cert_pem = cfg->client_cert_pem;
+	w->client_key_pem = cfg->client_key_pem;
+	if (!keep_string(&w->user_agent, cfg->user_agent) || !keep_string(&w->proxy, cfg->proxy))
 		w->plain = false;
 }
 
@@ -848,8 +1010,11 @@ static void setup_hop(struct fetch_worker *w, const char *url, const char *metho
 	CURL *c = w->curl;
 
 	if (!w->plain || with_body || !req->decompress || strcmp(method, "GET") != 0 ||
-	    w->protocols != protocols_str(cfg) || !same_string(w->user_agent, cfg->user_agent) ||
-	    !same_string(w->ca_file, cfg->ca_file) || !same_string(w->proxy, cfg->proxy)) {
+	    w->protocols != protocols_str(cfg) || w->http_version != req->http_version ||
+	    !same_string(w->user_agent, cfg->user_agent) || !same_string(w->proxy, cfg->proxy) ||
+	    !same_blob(&w->ca_pem, &cfg->ca_pem) ||
+	    !same_blob(&w->client_cert_pem, &cfg->client_cert_pem) ||
+	    !same_blob(&w->client_key_pem, &cfg->client_key_pem)) {
 		setup_hop_full(w, url, method, with_body, headers, has_user_agent, remaining_ms);
 		return;
 	}
@@ -897,6 +1062,7 @@ static void transfer_free(struct fetch_worker *w, struct transfer *tr)
 	for (size_t i = 0; i < tr->n_hops; i++)
 		hop_clear(&tr->hops[i]);
 	free(tr->hops);
+	tlsinfo_release(&tr->tls);
 	if (tr->body != NULL && tr->body_cap <= SPARE_BODY_MAX && w->spare_body == NULL) {
 		w->spare_body = tr->body;
 		w->spare_cap = tr->body_cap;
@@ -911,12 +1077,22 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 		    struct response_timing *timing)
 {
 	struct fetch_response resp;
+	struct tls_info tls;
 	char *ip = NULL;
-	long port = 0;
+	long port = 0, new_connections = 0;
 	char **cookies;
 	size_t n_cookies;
 
 	memset(&resp, 0, sizeof(resp));
+	memset(&tls, 0, sizeof(tls));
+	if (tr->tls.taken) {
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_connections);
+		if (tlsinfo_describe(&tr->tls, new_connections > 0, &tls) != 0) {
+			fail_no_memory(t);
+			return;
+		}
+		resp.tls = &tls;
+	}
 	curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip);
 	curl_easy_getinfo(c, CURLINFO_PRIMARY_PORT, &port);
 	cookies = collect_cookies(c, &n_cookies);
@@ -966,6 +1142,7 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 	for (size_t i = 0; i < n_cookies; i++)
 		free(cookies[i]);
 	free(cookies);
+	tlsinfo_clear(&tls);
 }
 
 /* One fetch_run: the hop being fetched and what carries over between
@@ -989,22 +1166,32 @@ enum run_next {
 	RUN_FAILED, /* the task holds the error document */
 };
 
-/* Replace the worker's easy handle when the destination rules changed
- * since it was made, closing the connections it pooled. */
+/* Replace the worker's easy handle when the destination or TLS rules
+ * changed since it was made, closing the connections it pooled, and move
+ * to the share of the new generation (its TLS session cache starts
+ * empty). On out of memory the worker keeps both and tries again at its
+ * next task. */
 static void worker_refresh_handle(struct fetch_worker *w)
 {
 	unsigned generation = atomic_load(&connection_generation);
+	struct share_gen *share;
 	CURL *fresh;
 
 	if (w->generation == generation)
 		return;
+	share = share_get();
 	fresh = handle_new();
-	if (fresh != NULL) {
-		curl_easy_cleanup(w->curl);
-		w->curl = fresh;
-		w->generation = generation;
-		w->plain = false; /* a new handle has none of our options */
+	if (fresh == NULL || share == NULL) {
+		curl_easy_cleanup(fresh);
+		share_put(share);
+		return;
 	}
+	curl_easy_cleanup(w->curl);
+	share_put(w->share); /* the old handle no longer uses it */
+	w->curl = fresh;
+	w->share = share;
+	w->generation = generation;
+	w->plain = false; /* a new handle has none of our options */
 }
 
 /* Start the task's transfer on the worker: its state, the spare body
@@ -1021,6 +1208,7 @@ static void run_start(struct run *r, struct fetch_worker *w, struct fetch_task *
 	r->start_ns = clock_now_ns();
 	r->timing.queued_ms = (double)t->queued_ns / 1e6;
 	memset(tr, 0, sizeof(*tr));
+	tr->curl = w->curl;
 	tr->task = t;
 	tr->req = t->req;
 	tr->body = w->spare_body;
@@ -1057,6 +1245,11 @@ static int hop_check_host(struct run *r)
 	return -1;
 }
 
+static bool is_https(const char *url)
+{
+	return strncasecmp(url, "https:", 6) == 0;
+}
+
 /* Set up and perform one hop: the deadline and host checks, the header
  * list, the handle's options, curl_easy_perform. Returns -1 after failing
  * the task, else 0 with curl's answer in *cc (a cut at max_bytes counts as
@@ -1085,6 +1278,9 @@ static int hop_perform(struct run *r, CURLcode *cc)
 	}
 	tr->body_len = 0;
 	tr->truncated = false;
+	/* plain http never looks at TLS: no capture, no certificate */
+	tr->want_tls = (t->req->fields & FIELD_TLS) && is_https(r->url);
+	tlsinfo_release(&tr->tls);
 	w->errbuf[0] = '\0';
 	setup_hop(w, r->url, r->method, r->with_body, headers, has_ua,
 		  (t->deadline_ns - now + 999999) / 1000000);
@@ -1096,6 +1292,22 @@ static int hop_perform(struct run *r, CURLcode *cc)
 	return 0;
 }
 
+/* Under TLS 1.3 the client's certificate travels after the handshake has
+ * completed on the client's side (RFC 8446 section 4.4.2), so a server
+ * that refuses it (alert certificate_required or unknown_ca, then close)
+ * surfaces in curl as a send or receive failure (55, 56; 35 when the alert
+ * comes during curl's handshake read) with no response byte. On an https
+ * hop that is reported as tls_error, whatever the exact code. */
+static bool refused_after_handshake(const struct run *r, CURLcode cc)
+{
+	long header_size = 0;
+
+	if (cc != CURLE_SEND_ERROR && cc != CURLE_RECV_ERROR && cc != CURLE_SSL_CONNECT_ERROR)
+		return false;
+	curl_easy_getinfo(r->w->curl, CURLINFO_HEADER_SIZE, &header_size);
+	return header_size == 0 && is_https(r->url);
+}
+
 /* Fail the task for a hop that curl_easy_perform ended with cc. What
  * fetchd's own callbacks saw comes first (the budget, memory, the
  * connect-time guard, the client leaving): each surfaces in curl as a generic code. */
@@ -1104,7 +1316,7 @@ static void fail_transfer(struct run *r, CURLcode cc)
 	struct fetch_task *t = r->t;
 	const struct transfer *tr = &r->w->tr;
 	const char *errbuf = r->w->errbuf;
-	enum fetchd_err err = map_curl_error(cc);
+	enum fetchd_err err = fetch_map_curl_error(cc);
 	char message[512];
 
 	if (tr->over_budget) {
@@ -1136,6 +1348,12 @@ static void fail_transfer(struct run *r, CURLcode cc)
 		fail(t, ERR_RESPONSE_TOO_LARGE, message, cc, errbuf);
 	} else if (tr->headers_too_big) {
 		fail(t, ERR_UPSTREAM_ERROR, "the response headers are too large", cc, errbuf);
+	} else if (refused_after_handshake(r, cc)) {
+		snprintf(message, sizeof(message),
+			 "fetching %s failed: the server ended the TLS connection before "
+			 "answering (a client certificate refused after the handshake?): %s",
+			 r->url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		fail(t, ERR_TLS_ERROR, message, cc, errbuf);
 	} else {
 		snprintf(message, sizeof(message), "fetching %s failed: %s", r->url,
 			 errbuf[0] ? errbuf : curl_easy_strerror(cc));
@@ -1204,6 +1422,15 @@ static enum run_next redirect_step(struct run *r)
 	if (!url_scheme_allowed(r->t->cfg, scheme)) {
 		snprintf(message, sizeof(message), "redirect to scheme '%s' is not allowed (hop %u)",
 			 scheme ? scheme : "?", r->hop + 1);
+		free(scheme);
+		fail(r->t, ERR_UPSTREAM_ERROR, message, CURLE_UNSUPPORTED_PROTOCOL, NULL);
+		return RUN_FAILED;
+	}
+	/* [fetch] allow_downgrade: https to http leaves TLS behind */
+	if (!r->t->cfg->allow_downgrade && is_https(r->url) && scheme != NULL &&
+	    strcasecmp(scheme, "http") == 0) {
+		snprintf(message, sizeof(message),
+			 "redirect from https to http is not allowed (hop %u)", r->hop + 1);
 		free(scheme);
 		fail(r->t, ERR_UPSTREAM_ERROR, message, CURLE_UNSUPPORTED_PROTOCOL, NULL);
 		return RUN_FAILED;

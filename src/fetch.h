@@ -41,6 +41,12 @@ void fetch_worker_free(struct fetch_worker *w);
  * keeps before its next fetch. Safe from any thread. */
 void fetch_drop_connections(void);
 
+/* The error code of a failed transfer, from libcurl's CURLcode alone:
+ * every TLS code is ERR_TLS_ERROR. fetch_run refines it with what its
+ * callbacks saw (the guard, the budget, the deadline, a TLS 1.3 refusal
+ * after the handshake). */
+enum fetchd_err fetch_map_curl_error(int curl_code);
+
 /* One fetch: the bound request and its outcome. The loop fills the inputs
  * before queueing; fetch_run fills the outputs on the worker. */
 struct fetch_task {

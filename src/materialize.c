@@ -599,6 +599,52 @@ static size_t size_hint(const struct fetch_response *resp)
 	return n;
 }
 
+/* "tls": null, or the version, cipher, resumption and peer certificate. */
+static void put_tls(struct jsonw *w, const struct tls_info *tls)
+{
+	if (tls == NULL) {
+		jsonw_null(w);
+		return;
+	}
+	JSONW_LIT(w, "{\"version\":");
+	if (tls->version != NULL)
+		put_upstream(w, tls->version, strlen(tls->version));
+	else
+		jsonw_null(w);
+	JSONW_LIT(w, ",\"cipher\":");
+	if (tls->cipher != NULL)
+		put_upstream(w, tls->cipher, strlen(tls->cipher));
+	else
+		jsonw_null(w);
+	JSONW_LIT(w, ",\"resumed\":");
+	jsonw_bool(w, tls->resumed);
+	JSONW_LIT(w, ",\"new_connection\":");
+	jsonw_bool(w, tls->new_connection);
+	JSONW_LIT(w, ",\"peer\":");
+	if (!tls->has_peer) {
+		jsonw_null(w);
+	} else {
+		const struct tls_peer *p = &tls->peer;
+
+		JSONW_LIT(w, "{\"subject\":");
+		put_upstream(w, p->subject, strlen(p->subject));
+		JSONW_LIT(w, ",\"issuer\":");
+		put_upstream(w, p->issuer, strlen(p->issuer));
+		JSONW_LIT(w, ",\"san\":[");
+		for (size_t i = 0; i < p->n_san; i++) {
+			jsonw_sep(w);
+			put_upstream(w, p->san[i], strlen(p->san[i]));
+		}
+		JSONW_LIT(w, "],\"not_after\":");
+		if (p->not_after[0] != '\0')
+			jsonw_string(w, p->not_after, strlen(p->not_after));
+		else
+			jsonw_null(w);
+		JSONW_LIT(w, "}");
+	}
+	JSONW_LIT(w, "}");
+}
+
 enum materialize_result materialize_document_limited(const struct fetch_response *resp,
 						     unsigned fields, enum body_mode mode,
 						     const struct materialize_limits *limits,
@@ -698,6 +744,10 @@ enum materialize_result materialize_document_limited(const struct fetch_response
 	if (fields & FIELD_WORKER) {
 		jsonw_key(&d.w, "worker");
 		jsonw_int(&d.w, resp->worker);
+	}
+	if (fields & FIELD_TLS) {
+		jsonw_key(&d.w, "tls");
+		put_tls(&d.w, resp->tls);
 	}
 	JSONW_LIT(&d.w, "}");
 	if (doc_stop(&d) || d.w.oom) {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "request.h"
+#include "tlsinfo.h"
 
 /* One response along the redirect chain. */
 struct response_hop {
@@ -34,6 +35,7 @@ struct fetch_response {
 	const char *remote_ip;
 	long remote_port;
 	unsigned worker;
+	const struct tls_info *tls; /* NULL: plain http (the field is null) */
 };
 
 /* Build the response document of SPEC section 2 for the fields and body

@@ -26,7 +26,7 @@
 static const char *const request_fields_allowed[] = {
 	"url",        "method",    "params",           "headers",       "body",      "body_base64",
 	"json",       "timeout",   "follow_redirects", "max_redirects", "max_bytes", "verify_tls",
-	"decompress", "body_mode", "fields",           "pool",
+	"decompress", "body_mode", "fields",           "pool",          "http_version",
 };
 
 static const char *const request_methods[] = {
@@ -46,7 +46,7 @@ static const char *const request_field_names[] = {
 	"headers", "header_list",    "history",    "encoding", "apparent_encoding",
 	"text",    "content_base64", "json",       "cookies",  "links",
 	"size",    "truncated",      "elapsed_ms", "timing",   "remote",
-	"worker",
+	"worker",  "tls",
 };
 
 #define REQUEST_COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -904,6 +904,30 @@ static int request_bind_body_mode(struct fetch_request *r, const json_t *v,
 			    json_string_value(v));
 }
 
+/* "auto", "1.1" or "2", exactly (a version is not a word: no case folding). */
+static int request_bind_http_version(struct fetch_request *r, const json_t *v,
+				     struct request_error *err)
+{
+	static const char *const versions[] = {"auto", "1.1", "2"};
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'http_version' must be a string");
+	for (size_t i = 0; i < REQUEST_COUNT(versions); i++) {
+		if (strlen(versions[i]) == json_string_length(v) &&
+		    strcmp(versions[i], json_string_value(v)) == 0) {
+			/* same order as the enum */
+			r->http_version = (enum request_http_version)i;
+			return 0;
+		}
+	}
+	return request_fail(err, ERR_INVALID_REQUEST,
+			    "field 'http_version' must be one of auto, 1.1, 2 (got '%.64s')",
+			    json_string_value(v));
+}
+
 static int request_bind_pool(struct fetch_request *r, const json_t *v,
 			     const struct fetchd_config *cfg, struct request_error *err)
 {
@@ -951,7 +975,8 @@ struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_c
 	    request_get_bool(obj, "follow_redirects", &r->follow_redirects, err) != 0 ||
 	    request_bind_limits(r, obj, cfg, err) != 0 ||
 	    request_bind_transfer_flags(r, obj, cfg, err) != 0 ||
-	    request_bind_body_mode(r, json_object_get(obj, "body_mode"), err) != 0)
+	    request_bind_body_mode(r, json_object_get(obj, "body_mode"), err) != 0 ||
+	    request_bind_http_version(r, json_object_get(obj, "http_version"), err) != 0)
 		goto bad;
 	v = json_object_get(obj, "fields");
 	if (v != NULL && request_bind_fields(r, v, err) != 0)

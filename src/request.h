@@ -18,6 +18,13 @@ enum body_mode {
 	BODY_MODE_NONE,
 };
 
+/* The request field http_version: which HTTP version curl offers. */
+enum request_http_version {
+	REQUEST_HTTP_AUTO = 0, /* "auto": h2 through ALPN over https, else 1.1 */
+	REQUEST_HTTP_1_1,      /* "1.1" */
+	REQUEST_HTTP_2,	       /* "2": ALPN h2 over https, an h2c Upgrade over http */
+};
+
 /* Top-level response fields a client may select with "fields". */
 enum response_field {
 	FIELD_URL = 1u << 0,
@@ -41,7 +48,8 @@ enum response_field {
 	FIELD_TIMING = 1u << 18,
 	FIELD_REMOTE = 1u << 19,
 	FIELD_WORKER = 1u << 20,
-	FIELD_ALL = (1u << 21) - 1,
+	FIELD_TLS = 1u << 21,
+	FIELD_ALL = (1u << 22) - 1,
 };
 
 /* The name of a field bit ("status"), or NULL. */
@@ -69,6 +77,7 @@ struct fetch_request {
 	bool verify_tls;
 	bool decompress;
 	enum body_mode body_mode;
+	enum request_http_version http_version;
 	unsigned fields; /* enum response_field bits */
 	char *pool;	 /* "default" or a [pool.NAME]; NULL: chosen by host */
 };

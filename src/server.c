@@ -667,6 +667,24 @@ static bool same_cidrs(const struct cidr *a, size_t na, const struct cidr *b, si
 	return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
 }
 
+static bool same_blob(const struct config_blob *a, const struct config_blob *b)
+{
+	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0) &&
+	       (a->data == NULL) == (b->data == NULL);
+}
+
+/* What a pooled TLS connection or a cached TLS session was made under:
+ * the trust (ca_file's bytes), the client certificate and key (bytes),
+ * the verification settings and the schemes. */
+static bool same_tls(const struct fetchd_config *a, const struct fetchd_config *b)
+{
+	return same_blob(&a->ca_pem, &b->ca_pem) &&
+	       same_blob(&a->client_cert_pem, &b->client_cert_pem) &&
+	       same_blob(&a->client_key_pem, &b->client_key_pem) &&
+	       a->verify_tls == b->verify_tls && a->allow_insecure == b->allow_insecure &&
+	       a->schemes == b->schemes;
+}
+
 static bool same_pools(const struct fetchd_config *a, const struct fetchd_config *b)
 {
 	if (a->n_pools != b->n_pools)
@@ -715,10 +733,11 @@ int server_reload(struct server *srv, struct fetchd_config *cfg)
 	apply_http_limits(srv, cfg);
 	budget_set_limit(doc_account_budget(srv->docs), cfg->max_pending_bytes);
 	log_set_level(cfg->log_level);
-	/* connections opened under the old rules are dropped before reuse */
+	/* connections opened under the old rules are dropped before reuse;
+	 * with the TLS rules, the cached TLS sessions too */
 	if (old->deny_private != cfg->deny_private ||
 	    !same_cidrs(old->allow, old->n_allow, cfg->allow, cfg->n_allow) ||
-	    !same_cidrs(old->deny, old->n_deny, cfg->deny, cfg->n_deny))
+	    !same_cidrs(old->deny, old->n_deny, cfg->deny, cfg->n_deny) || !same_tls(old, cfg))
 		fetch_drop_connections();
 	auth_free_token(srv->auth_token);
 	srv->auth_token = token;

@@ -678,7 +678,7 @@ START_TEST(test_full_document_has_exactly_the_documented_fields)
 	static const char *const text_keys[] = {
 		"url", "status", "reason", "ok", "http_version", "headers", "header_list",
 		"history", "encoding", "apparent_encoding", "text", "cookies", "links", "size",
-		"truncated", "elapsed_ms", "timing", "remote", "worker"};
+		"truncated", "elapsed_ms", "timing", "remote", "worker", "tls"};
 	static const struct {
 		const char *path, *extra;
 	} cases[] = {{"/utf8", NULL}, {"/json", "json"}, {"/bytes?n=10", "content_base64"}};

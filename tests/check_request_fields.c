@@ -412,6 +412,45 @@ START_TEST(test_unknown_fields_name_is_rejected_naming_it)
 }
 END_TEST
 
+START_TEST(test_http_version_is_auto_1_1_or_2)
+{
+	static const struct {
+		const char *json;
+		enum request_http_version want;
+	} ok[] = {
+		{"{\"url\": \"http://e.org/\"}", REQUEST_HTTP_AUTO},
+		{"{\"url\": \"http://e.org/\", \"http_version\": \"auto\"}", REQUEST_HTTP_AUTO},
+		{"{\"url\": \"http://e.org/\", \"http_version\": \"1.1\"}", REQUEST_HTTP_1_1},
+		{"{\"url\": \"https://e.org/\", \"http_version\": \"2\"}", REQUEST_HTTP_2},
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct fetch_request *r = bind_ok(ok[i].json);
+
+		ck_assert_int_eq(r->http_version, ok[i].want);
+		request_free(r);
+	}
+}
+END_TEST
+
+START_TEST(test_http_version_other_values_are_400_naming_the_field)
+{
+	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"3\"}", ERR_INVALID_REQUEST,
+		     "field 'http_version' must be one of auto, 1.1, 2 (got '3')");
+	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"2.0\"}",
+		     ERR_INVALID_REQUEST,
+		     "field 'http_version' must be one of auto, 1.1, 2 (got '2.0')");
+	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"AUTO\"}",
+		     ERR_INVALID_REQUEST,
+		     "field 'http_version' must be one of auto, 1.1, 2 (got 'AUTO')");
+	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"2\\u0000\"}",
+		     ERR_INVALID_REQUEST,
+		     "field 'http_version' must be one of auto, 1.1, 2 (got '2')");
+	expect_error("{\"url\": \"http://e.org/\", \"http_version\": 2}", ERR_INVALID_REQUEST,
+		     "field 'http_version' must be a string");
+}
+END_TEST
+
 START_TEST(test_every_field_name_round_trips)
 {
 	unsigned seen = 0;
@@ -433,6 +472,7 @@ START_TEST(test_every_field_name_round_trips)
 	ck_assert_str_eq(request_field_name(FIELD_STATUS), "status");
 	ck_assert_str_eq(request_field_name(FIELD_CONTENT_BASE64), "content_base64");
 	ck_assert_str_eq(request_field_name(FIELD_WORKER), "worker");
+	ck_assert_str_eq(request_field_name(FIELD_TLS), "tls");
 	ck_assert_ptr_null(request_field_name(0));
 	ck_assert_ptr_null(request_field_name(FIELD_URL | FIELD_STATUS));
 	ck_assert_ptr_null(request_field_name(FIELD_ALL + 1));
@@ -502,6 +542,8 @@ static Suite *request_fields_suite(void)
 	tcase_add_test(tc, test_fields_select_response_fields);
 	tcase_add_test(tc, test_unknown_fields_name_is_rejected_naming_it);
 	tcase_add_test(tc, test_every_field_name_round_trips);
+	tcase_add_test(tc, test_http_version_is_auto_1_1_or_2);
+	tcase_add_test(tc, test_http_version_other_values_are_400_naming_the_field);
 	tcase_add_test(tc, test_pool_must_be_known);
 	tcase_add_test(tc, test_every_documented_field_is_accepted);
 	suite_add_tcase(s, tc);
