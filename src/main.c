@@ -124,7 +124,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	struct runtime *rt = arg;
 
 	(void)what;
-	log_info("signal %d: draining (no new connections; finishing in-flight fetches)",
+	log_info("signal %d: shutting down (lame duck, if set, then no new connections; "
+		 "in-flight fetches finish)",
 		 (int)sig);
 #ifdef HAVE_LIBSYSTEMD
 	sd_notify(0, "STOPPING=1");
@@ -133,8 +134,9 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* SIGHUP: parse, check, swap. A file with errors is rejected, each problem
- * logged with file:line, and the running configuration stays. Reading the
- * config is the one file read the loop thread does. */
+ * logged with file:line, and the running configuration stays. The config,
+ * the files it names (the token, the TLS CA, certificate and key) and the
+ * interface list are what the loop thread reads, and only on SIGHUP. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct runtime *rt = arg;
