@@ -22,6 +22,22 @@ void metrics_observe(struct histogram *h, double seconds)
 	h->sum += seconds;
 }
 
+void metrics_count_answer(struct metrics *m, int status, enum fetchd_err err)
+{
+	if (err != ERR_NONE || status == 200) {
+		m->requests[err]++;
+		return;
+	}
+	for (size_t i = 0; i < METRICS_PLAIN_STATUSES; i++) {
+		if (m->requests_plain[i].status == 0)
+			m->requests_plain[i].status = status;
+		if (m->requests_plain[i].status == status) {
+			m->requests_plain[i].n++;
+			return;
+		}
+	}
+}
+
 double metrics_quantile(const struct histogram *h, double q)
 {
 	double rank = q * (double)h->total, seen = 0;
@@ -108,13 +124,17 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 	if (t.buf == NULL)
 		return NULL;
 	t.buf[0] = '\0';
-	emit(&t, "# HELP fetchd_requests_total Fetch outcomes by HTTP status and error code.\n"
+	emit(&t, "# HELP fetchd_requests_total Answers by HTTP status and error code: one per "
+		 "fetch (a batch item is one) and one per request answered without a fetch.\n"
 		 "# TYPE fetchd_requests_total counter\n");
 	for (int e = 0; e < ERR__COUNT; e++) {
 		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"%s\"} %llu\n",
 		     e == ERR_NONE ? 200 : err_http_status(e), e == ERR_NONE ? "" : err_code_name(e),
 		     (unsigned long long)m->requests[e]);
 	}
+	for (size_t i = 0; i < METRICS_PLAIN_STATUSES && m->requests_plain[i].status != 0; i++)
+		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"\"} %llu\n",
+		     m->requests_plain[i].status, (unsigned long long)m->requests_plain[i].n);
 	static const char *const gauges[][3] = {
 		{"fetchd_pool_threads", "gauge", "Worker threads of the pool."},
 		{"fetchd_pool_busy", "gauge", "Workers running a fetch."},

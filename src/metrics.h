@@ -10,6 +10,7 @@
 struct executor_stats;
 
 #define METRICS_BUCKETS 14
+#define METRICS_PLAIN_STATUSES 4
 
 /* A latency histogram with fixed bounds (seconds, Prometheus style). */
 struct histogram {
@@ -21,6 +22,12 @@ struct histogram {
 /* Counters of one server, updated on the loop thread only (no locks). */
 struct metrics {
 	uint64_t requests[ERR__COUNT]; /* by outcome; ERR_NONE = 200 */
+	/* answers with no error code and a status other than 200 (the 503
+	 * of /healthz and /readyz), by status; a zero status is a free slot */
+	struct {
+		int status;
+		uint64_t n;
+	} requests_plain[METRICS_PLAIN_STATUSES];
 	uint64_t fetch_failed;
 	uint64_t pool_failed[1 + CONFIG_MAX_POOLS]; /* by pool index: 0 is [pool] */
 	uint64_t pool_aborted[1 + CONFIG_MAX_POOLS]; /* running, client gone */
@@ -37,6 +44,10 @@ struct metrics {
 };
 
 void metrics_observe(struct histogram *h, double seconds);
+
+/* Count one answer in fetchd_requests_total{code,error}: by err, or when
+ * err is ERR_NONE by status. */
+void metrics_count_answer(struct metrics *m, int status, enum fetchd_err err);
 
 /* The q-quantile (0..1) of h in seconds, interpolated within its bucket;
  * 0 when empty. */
