@@ -1096,3 +1096,122 @@ int config_check(struct fetchd_config *cfg, const char *where, FILE *err)
 	}
 	return errors;
 }
+
+/* A size in the largest unit that keeps it exact ("1M", "1536K", "100"). */
+static void config_dump_size(FILE *out, uint64_t v)
+{
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t unit = UINT64_C(1) << (10 * (3 - i));
+
+		if (v != 0 && v % unit == 0) {
+			fprintf(out, "%llu%c", (unsigned long long)(v / unit), units[i]);
+			return;
+		}
+	}
+	fprintf(out, "%llu", (unsigned long long)v);
+}
+
+/* A duration in the largest unit that keeps it exact ("30s", "250ms"). */
+static void config_dump_duration(FILE *out, uint64_t ms)
+{
+	if (ms != 0 && ms % (60 * 60 * 1000) == 0)
+		fprintf(out, "%lluh", (unsigned long long)(ms / (60 * 60 * 1000)));
+	else if (ms != 0 && ms % (60 * 1000) == 0)
+		fprintf(out, "%llum", (unsigned long long)(ms / (60 * 1000)));
+	else if (ms % 1000 == 0)
+		fprintf(out, "%llus", (unsigned long long)(ms / 1000));
+	else
+		fprintf(out, "%llums", (unsigned long long)ms);
+}
+
+static void config_dump_strv(FILE *out, char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", v[i]);
+}
+
+/* An empty path or list: written "key =", with no trailing blank. */
+static bool config_dump_empty(const struct fetchd_config *cfg, const struct config_key *k)
+{
+	if (k->type == CONFIG_T_PATH)
+		return *(char *const *)((const char *)cfg + k->off) == NULL;
+	if (config_is_list(k) && k->type != CONFIG_T_SCHEMES)
+		return *(const size_t *)((const char *)cfg + k->off_n) == 0;
+	return false;
+}
+
+/* Long, and left so: one case per value type, as in config_set_key. */
+static void config_dump_key(FILE *out, const struct fetchd_config *cfg, const struct config_key *k)
+{
+	const void *field = (const char *)cfg + k->off;
+	size_t n = config_is_list(k) && k->type != CONFIG_T_SCHEMES
+			   ? *(const size_t *)((const char *)cfg + k->off_n)
+			   : 0;
+	char addr[INET6_ADDRSTRLEN];
+
+	fprintf(out, "%s =%s", k->name, config_dump_empty(cfg, k) ? "" : " ");
+	switch (k->type) {
+	case CONFIG_T_BOOL:
+		fprintf(out, "%s", *(const bool *)field ? "true" : "false");
+		break;
+	case CONFIG_T_SIZE:
+		config_dump_size(out, *(const uint64_t *)field);
+		break;
+	case CONFIG_T_DURATION:
+		config_dump_duration(out, *(const uint64_t *)field);
+		break;
+	case CONFIG_T_UINT:
+		fprintf(out, "%u", *(const unsigned *)field);
+		break;
+	case CONFIG_T_PATH:
+	case CONFIG_T_STRING:
+		fprintf(out, "%s", *(char *const *)field ? *(char *const *)field : "");
+		break;
+	case CONFIG_T_LEVEL:
+		fprintf(out, "%s", log_level_name(*(const enum log_level *)field));
+		break;
+	case CONFIG_T_LISTEN:
+	case CONFIG_T_HOSTS:
+		config_dump_strv(out, *(char **const *)field, n);
+		break;
+	case CONFIG_T_CIDRS:
+		for (size_t i = 0; i < n; i++) {
+			const struct cidr *c = &(*(struct cidr *const *)field)[i];
+
+			inet_ntop(c->family, c->addr, addr, sizeof(addr));
+			fprintf(out, "%s%s/%u", i ? ", " : "", addr, c->prefix);
+		}
+		break;
+	case CONFIG_T_SCHEMES:
+		fprintf(out, "%s%s%s", cfg->schemes & CONFIG_SCHEME_HTTP ? "http" : "",
+			cfg->schemes == (CONFIG_SCHEME_HTTP | CONFIG_SCHEME_HTTPS) ? ", " : "",
+			cfg->schemes & CONFIG_SCHEME_HTTPS ? "https" : "");
+		break;
+	}
+	fputc('\n', out);
+}
+
+void config_dump(const struct fetchd_config *cfg, FILE *out)
+{
+	const char *section = NULL;
+
+	for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (section == NULL || strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		config_dump_key(out, cfg, k);
+	}
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		const struct config_pool *p = &cfg->pools[i];
+
+		fprintf(out, "\n[pool.%s]\nthreads = %u\nqueue_limit = %u\nhosts =%s", p->name,
+			p->threads, p->queue_limit, p->n_hosts ? " " : "");
+		config_dump_strv(out, p->hosts, p->n_hosts);
+		fputc('\n', out);
+	}
+}

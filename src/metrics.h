@@ -8,6 +8,7 @@
 #include "errors.h"
 
 struct executor_stats;
+struct process_stats;
 
 #define METRICS_BUCKETS 14
 #define METRICS_PLAIN_STATUSES 4
@@ -41,6 +42,14 @@ struct metrics {
 	uint64_t request_timeouts;
 	struct histogram fetch_duration; /* worker start -> document ready */
 	struct histogram queue_wait;	 /* submit -> worker start */
+	/* the same two, by pool index (0 is [pool]), for /metrics */
+	struct histogram pool_fetch_duration[1 + CONFIG_MAX_POOLS];
+	struct histogram pool_queue_wait[1 + CONFIG_MAX_POOLS];
+};
+
+/* fetchd_build_info's labels. */
+struct metrics_build {
+	const char *version, *libcurl, *libevent;
 };
 
 void metrics_observe(struct histogram *h, double seconds);
@@ -53,9 +62,11 @@ void metrics_count_answer(struct metrics *m, int status, enum fetchd_err err);
  * 0 when empty. */
 double metrics_quantile(const struct histogram *h, double q);
 
-/* Prometheus text format (version 0.0.4). malloc'd, length in *len. */
+/* Prometheus text format (version 0.0.4). malloc'd, length in *len. build
+ * and proc (the process_* series) may be NULL: left out. */
 char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		     const struct executor_stats *pools, size_t n_pools, uint64_t pending_bytes,
+		     const struct metrics_build *build, const struct process_stats *proc,
 		     size_t *len);
 
 #endif

@@ -278,9 +278,12 @@ static void job_done(struct executor_task *t)
 	m->upstream_bytes += j->ft.bytes_in;
 	double waited = (double)(t->started_ns - t->submitted_ns) / 1e9;
 	metrics_observe(&m->queue_wait, waited);
+	metrics_observe(&m->pool_queue_wait[j->pool], waited);
 	if (waited * 1e3 > p->queue_ms)
 		p->queue_ms = waited * 1e3;
-	metrics_observe(&m->fetch_duration, (double)(clock_now_ns() - t->started_ns) / 1e9);
+	double ran = (double)(clock_now_ns() - t->started_ns) / 1e9;
+	metrics_observe(&m->fetch_duration, ran);
+	metrics_observe(&m->pool_fetch_duration[j->pool], ran);
 	if (j->ft.err == ERR_CLIENT_CLOSED && !p->gone) {
 		/* aborted by the drain's timeout, not for its client */
 		free(doc);

@@ -35,11 +35,13 @@
 #include "memory.h"
 #include "metrics.h"
 #include "pending.h"
+#include "procstat.h"
 #include "reply.h"
 #include "request.h"
 #include "seams.h"
 #include "server_state.h"
 #include "snapshot.h"
+#include "version.h"
 
 #define MAX_HEADERS_SIZE (64 * 1024)
 
@@ -474,8 +476,12 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 	srv->metrics.accept_paused = cs.accept_paused;
 	srv->metrics.request_timeouts = cs.request_timeouts;
 	srv->metrics.response_bytes = doc_account_written_bytes(srv->docs);
+	struct metrics_build build = {PACKAGE_VERSION, version_libcurl(), version_libevent()};
+	struct process_stats ps;
+
 	text = metrics_render(&srv->metrics, names, st, srv->n_pools,
-			      budget_used(doc_account_budget(srv->docs)), &len);
+			      budget_used(doc_account_budget(srv->docs)), &build,
+			      procstat_read(&ps) == 0 ? &ps : NULL, &len);
 	if (text == NULL) {
 		front_error(srv, req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;

@@ -873,6 +873,74 @@ START_TEST(test_tls_file_problems_are_reported)
 }
 END_TEST
 
+/* config_dump into a malloc'd string. */
+static char *dump_text(const struct fetchd_config *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(out);
+	config_dump(c, out);
+	fclose(out);
+	return text;
+}
+
+/* fetchd -T: what config_dump writes reads back to the same values, and
+ * says each of them in a unit the parser takes. */
+START_TEST(test_dump_reads_back_to_the_same_configuration)
+{
+	char *first, *second;
+
+	ck_assert_int_eq(load_text("[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n"
+				   "max_request_bytes = 1536K\nidle_timeout = 1500ms\n"
+				   "lame_duck = 2m\nshutdown_timeout = 1h\nmax_batch = 7\n"
+				   "[pool]\nthreads = 3\n"
+				   "[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n"
+				   "[fetch]\nschemes = https\nmax_response_bytes = 3G\n"
+				   "user_agent = probe/1\n"
+				   "[security]\nallow = 10.0.0.0/8, fc00::/7\nallow_hosts = a.example\n"
+				   "[log]\nlevel = debug\naccess_log = false\n"),
+			 0);
+	first = dump_text(cfg);
+	static const char *const want[] = {
+		"[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n",
+		"\nmax_request_bytes = 1536K\n", "\nidle_timeout = 1500ms\n",
+		"\nlame_duck = 2m\n", "\nshutdown_timeout = 1h\n", "\nmax_batch = 7\n",
+		"\nauth_token_file =\n", "[pool]\nthreads = 3\nqueue_limit = 1024\n",
+		"[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n",
+		"\nschemes = https\n", "\nmax_response_bytes = 3G\n", "\nuser_agent = probe/1\n",
+		"\nconnect_timeout = 5s\n", "\nverify_tls = true\n",
+		"\nallow = 10.0.0.0/8, fc00::/7\n", "\ndeny =\n", "\nallow_hosts = a.example\n",
+		"\ndeny_private = true\n", "[log]\nlevel = debug\naccess_log = false\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(strstr(first, want[i]) != NULL, "no '%s' in:\n%s", want[i], first);
+	/* every key of the shipped file's sections, defaults included */
+	static const char *const keys[] = {
+		"reuse_port", "max_connections", "max_pending_bytes", "request_timeout",
+		"queue_limit", "timeout", "low_speed_limit", "low_speed_time", "max_redirects",
+		"allow_insecure", "ca_file", "proxy", "client_cert", "client_key",
+		"allow_downgrade",
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *line = NULL;
+
+		ck_assert_int_gt(asprintf(&line, "\n%s =", keys[i]), 0);
+		ck_assert_msg(strstr(first, line) != NULL, "no key %s in:\n%s", keys[i], first);
+		free(line);
+	}
+	config_free(cfg);
+	cfg = config_new();
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_msg(load_text(first) == 0, "the dump does not load:\n%s\n%s", err_text, first);
+	second = dump_text(cfg);
+	ck_assert_str_eq(second, first);
+	free(first);
+	free(second);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -880,6 +948,7 @@ static Suite *config_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_defaults_match_spec_section_3);
+	tcase_add_test(tc, test_dump_reads_back_to_the_same_configuration);
 	tcase_add_test(tc, test_shipped_config_loads_cleanly_and_equals_defaults);
 	tcase_add_test(tc, test_every_supported_key_is_parsed);
 	tcase_add_test(tc, test_bad_duration_message_names_key_and_line);
