@@ -93,17 +93,22 @@ static struct fetchd_config *load_config(const char *path, const struct override
 	*problems = config_load(cfg, path, err);
 	for (size_t i = 0; i < n_ov; i++) {
 		bool first = true;
-		char msg[256];
+		char msg[1024];
 
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(ov[k].key, ov[i].key) == 0)
 				first = false;
 		if (config_set(cfg, ov[i].section, ov[i].key, ov[i].value, first, msg,
 			       sizeof(msg)) != 0) {
-			fprintf(err, "command line: --%s %s: %s\n",
-				strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
-				ov[i].value, msg);
-			(*problems)++;
+			/* a list flag reports each bad item on a line of msg */
+			for (char *line = msg, *eol; line != NULL; line = eol ? eol + 1 : NULL) {
+				if ((eol = strchr(line, '\n')) != NULL)
+					*eol = '\0';
+				fprintf(err, "command line: --%s %s: %s\n",
+					strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
+					ov[i].value, line);
+				(*problems)++;
+			}
 		}
 	}
 	*problems += config_check(cfg, path, err);
