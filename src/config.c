@@ -504,6 +504,78 @@ bad:
 	return -1;
 }
 
+/* Append a message to msg, one per line: a list key reports each of its
+ * bad items, and the caller writes each line as its own problem. */
+static void config_msg_add(char *msg, size_t msglen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void config_msg_add(char *msg, size_t msglen, const char *fmt, ...)
+{
+	size_t used = strnlen(msg, msglen);
+	va_list ap;
+
+	if (used > 0 && used + 1 < msglen) {
+		msg[used++] = '\n';
+		msg[used] = '\0';
+	}
+	if (used + 1 >= msglen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg + used, msglen - used, fmt, ap);
+	va_end(ap);
+}
+
+/* Why netguard_parse_cidr refused item, into why: not an address, a bad
+ * prefix, or host bits set beyond the prefix (naming the network meant). */
+static void config_cidr_problem(const char *item, char *why, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
+	const char *slash = strchr(item, '/');
+	size_t alen = slash ? (size_t)(slash - item) : strlen(item);
+	uint8_t bytes[16];
+	unsigned max;
+	uint64_t prefix;
+	int family;
+
+	if (alen >= sizeof(addr)) {
+		snprintf(why, len, "not an IPv4 or IPv6 address");
+		return;
+	}
+	memcpy(addr, item, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, bytes) == 1) {
+		family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, bytes) == 1) {
+		family = AF_INET6;
+		max = 128;
+	} else {
+		if (slash != NULL)
+			snprintf(why, len, "'%s' is not an IPv4 or IPv6 address", addr);
+		else
+			snprintf(why, len, "not an IPv4 or IPv6 address");
+		return;
+	}
+	if (slash == NULL) {
+		snprintf(why, len, "not a network");
+		return;
+	}
+	if (strlen(slash + 1) > 3 || config_parse_u64(slash + 1, &prefix) < 0) {
+		snprintf(why, len, "the prefix '/%s' is not a number", slash + 1);
+		return;
+	}
+	if (prefix > max) {
+		snprintf(why, len, "the prefix /%llu is longer than %u bits",
+			 (unsigned long long)prefix, max);
+		return;
+	}
+	for (unsigned bit = (unsigned)prefix; bit < max; bit++)
+		bytes[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+	inet_ntop(family, bytes, net, sizeof(net));
+	snprintf(why, len, "host bits are set beyond /%llu (the network is %s/%llu)",
+		 (unsigned long long)prefix, net, (unsigned long long)prefix);
+}
+
 /* A CIDR list key: items parsed and appended to (or, with replace, put
  * in place of) the key's list. */
 static int config_set_cidrs(struct fetchd_config *cfg, const struct config_key *k, char **items,
@@ -518,13 +590,22 @@ static int config_set_cidrs(struct fetchd_config *cfg, const struct config_key *
 		snprintf(msg, msglen, "%s.%s: out of memory", k->section, k->name);
 		return -1;
 	}
+	bool bad = false;
+
+	msg[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		if (netguard_parse_cidr(items[i], &nets[base + i]) < 0) {
-			snprintf(msg, msglen, "%s.%s: bad CIDR '%s'", k->section, k->name,
-				 items[i]);
-			free(nets);
-			return -1;
+			char why[160];
+
+			config_cidr_problem(items[i], why, sizeof(why));
+			config_msg_add(msg, msglen, "%s.%s: bad CIDR '%s': %s", k->section,
+				       k->name, items[i], why);
+			bad = true;
 		}
+	}
+	if (bad) {
+		free(nets);
+		return -1;
 	}
 	if (base > 0)
 		memcpy(nets, *list, base * sizeof(*nets));
@@ -549,13 +630,21 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 
 	switch (k->type) {
 	case CONFIG_T_LISTEN:
-	case CONFIG_T_HOSTS:
+	case CONFIG_T_HOSTS: {
+		char one[512];
+		bool bad = false;
+
+		msg[0] = '\0';
 		for (i = 0; i < (size_t)n; i++) {
-			if (k->type == CONFIG_T_LISTEN ? config_check_listen(items[i], msg, msglen) < 0
-						       : config_check_host_pattern(items[i], msg,
-										   msglen) < 0)
-				goto out;
+			if (k->type == CONFIG_T_LISTEN ? config_check_listen(items[i], one, sizeof(one)) < 0
+						       : config_check_host_pattern(items[i], one,
+										   sizeof(one)) < 0) {
+				config_msg_add(msg, msglen, "%s", one);
+				bad = true;
+			}
 		}
+		if (bad)
+			goto out;
 		if (config_strv_update((char ***)((char *)cfg + k->off),
 				       (size_t *)((char *)cfg + k->off_n), items, (size_t)n,
 				       replace) < 0) {
@@ -563,6 +652,7 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 			goto out;
 		}
 		break;
+	}
 
 	case CONFIG_T_CIDRS:
 		if (config_set_cidrs(cfg, k, items, (size_t)n, replace, msg, msglen) < 0)
@@ -576,17 +666,18 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 				 k->section, k->name);
 			goto out;
 		}
+		msg[0] = '\0';
 		for (i = 0; i < (size_t)n; i++) {
-			if (strcasecmp(items[i], "http") == 0) {
+			if (strcasecmp(items[i], "http") == 0)
 				schemes |= CONFIG_SCHEME_HTTP;
-			} else if (strcasecmp(items[i], "https") == 0) {
+			else if (strcasecmp(items[i], "https") == 0)
 				schemes |= CONFIG_SCHEME_HTTPS;
-			} else {
-				snprintf(msg, msglen, "%s.%s: scheme '%s' is never allowed",
-					 k->section, k->name, items[i]);
-				goto out;
-			}
+			else
+				config_msg_add(msg, msglen, "%s.%s: scheme '%s' is never allowed",
+					       k->section, k->name, items[i]);
 		}
+		if (msg[0] != '\0')
+			goto out;
 		cfg->schemes = schemes;
 		break;
 
@@ -623,7 +714,9 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 
 	case CONFIG_T_SIZE:
 		if (units_parse_size(value, &v) < 0) {
-			snprintf(msg, msglen, "%s.%s: bad size '%s' (use a number with K, M or G)",
+			snprintf(msg, msglen,
+				 "%s.%s: bad size '%s' (use bytes, or a number with K, M or G: "
+				 "powers of 1024, KB and KiB meaning K)",
 				 k->section, k->name, value);
 			return -1;
 		}
@@ -637,7 +730,9 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 
 	case CONFIG_T_DURATION:
 		if (units_parse_duration_ms(value, &v) < 0) {
-			snprintf(msg, msglen, "%s.%s: bad duration '%s' (use ms, s or m)",
+			snprintf(msg, msglen,
+				 "%s.%s: bad duration '%s' (use a number with ms, s, m or h; a bare "
+				 "number is seconds)",
 				 k->section, k->name, value);
 			return -1;
 		}
@@ -742,13 +837,15 @@ static int config_set_pool(struct fetchd_config *cfg, const char *section, const
 		n = config_split(&hosts_key, copy, &items, msg, msglen);
 		if (n < 0)
 			goto out;
-		for (ssize_t i = 0; i < n; i++) {
-			if (config_check_host_pattern(items[i], msg, msglen) != 0) {
-				snprintf(msg, msglen, "%s.hosts: bad host pattern '%s'", section,
-					 items[i]);
-				goto out;
-			}
-		}
+		char one[512];
+
+		msg[0] = '\0';
+		for (ssize_t i = 0; i < n; i++)
+			if (config_check_host_pattern(items[i], one, sizeof(one)) != 0)
+				config_msg_add(msg, msglen, "%s.hosts: bad host pattern '%s'",
+					       section, items[i]);
+		if (msg[0] != '\0')
+			goto out;
 		if (config_strv_update(&pool->hosts, &pool->n_hosts, items, (size_t)n, replace) !=
 		    0) {
 			snprintf(msg, msglen, "%s.hosts: out of memory", section);
@@ -816,12 +913,24 @@ static void config_report(struct config_parse *ps, int lineno, const char *fmt, 
 	va_end(ap);
 }
 
+/* Each line of msg (config_msg_add) as a problem of its own. */
+static void config_report_lines(struct config_parse *ps, int lineno, const char *msg)
+{
+	for (const char *line = msg; line != NULL && *line != '\0';) {
+		const char *eol = strchr(line, '\n');
+		int n = eol ? (int)(eol - line) : (int)strlen(line);
+
+		config_report(ps, lineno, "%.*s", n, line);
+		line = eol ? eol + 1 : NULL;
+	}
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value,
 			  int lineno)
 {
 	struct config_parse *ps = user;
 	const struct config_key *k;
-	char msg[512];
+	char msg[4096];
 	size_t idx;
 	bool replace;
 
@@ -835,7 +944,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 		if (!config_pool_name_ok(section + 5, strlen(section + 5)))
 			return 1;
 		if (config_set(ps->cfg, section, name, value, false, msg, sizeof(msg)) < 0) {
-			config_report(ps, lineno, "%s", msg);
+			config_report_lines(ps, lineno, msg);
 			return 0;
 		}
 		return 1;
@@ -854,7 +963,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 	replace = config_is_list(k) && !ps->seen[idx];
 	ps->seen[idx] = true;
 	if (config_set(ps->cfg, section, name, value, replace, msg, sizeof(msg)) < 0) {
-		config_report(ps, lineno, "%s", msg);
+		config_report_lines(ps, lineno, msg);
 		return 0;
 	}
 	return 1;
@@ -1095,4 +1204,123 @@ int config_check(struct fetchd_config *cfg, const char *where, FILE *err)
 		errors++;
 	}
 	return errors;
+}
+
+/* A size in the largest unit that keeps it exact ("1M", "1536K", "100"). */
+static void config_dump_size(FILE *out, uint64_t v)
+{
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t unit = UINT64_C(1) << (10 * (3 - i));
+
+		if (v != 0 && v % unit == 0) {
+			fprintf(out, "%llu%c", (unsigned long long)(v / unit), units[i]);
+			return;
+		}
+	}
+	fprintf(out, "%llu", (unsigned long long)v);
+}
+
+/* A duration in the largest unit that keeps it exact ("30s", "250ms"). */
+static void config_dump_duration(FILE *out, uint64_t ms)
+{
+	if (ms != 0 && ms % (60 * 60 * 1000) == 0)
+		fprintf(out, "%lluh", (unsigned long long)(ms / (60 * 60 * 1000)));
+	else if (ms != 0 && ms % (60 * 1000) == 0)
+		fprintf(out, "%llum", (unsigned long long)(ms / (60 * 1000)));
+	else if (ms % 1000 == 0)
+		fprintf(out, "%llus", (unsigned long long)(ms / 1000));
+	else
+		fprintf(out, "%llums", (unsigned long long)ms);
+}
+
+static void config_dump_strv(FILE *out, char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", v[i]);
+}
+
+/* An empty path or list: written "key =", with no trailing blank. */
+static bool config_dump_empty(const struct fetchd_config *cfg, const struct config_key *k)
+{
+	if (k->type == CONFIG_T_PATH)
+		return *(char *const *)((const char *)cfg + k->off) == NULL;
+	if (config_is_list(k) && k->type != CONFIG_T_SCHEMES)
+		return *(const size_t *)((const char *)cfg + k->off_n) == 0;
+	return false;
+}
+
+/* Long, and left so: one case per value type, as in config_set_key. */
+static void config_dump_key(FILE *out, const struct fetchd_config *cfg, const struct config_key *k)
+{
+	const void *field = (const char *)cfg + k->off;
+	size_t n = config_is_list(k) && k->type != CONFIG_T_SCHEMES
+			   ? *(const size_t *)((const char *)cfg + k->off_n)
+			   : 0;
+	char addr[INET6_ADDRSTRLEN];
+
+	fprintf(out, "%s =%s", k->name, config_dump_empty(cfg, k) ? "" : " ");
+	switch (k->type) {
+	case CONFIG_T_BOOL:
+		fprintf(out, "%s", *(const bool *)field ? "true" : "false");
+		break;
+	case CONFIG_T_SIZE:
+		config_dump_size(out, *(const uint64_t *)field);
+		break;
+	case CONFIG_T_DURATION:
+		config_dump_duration(out, *(const uint64_t *)field);
+		break;
+	case CONFIG_T_UINT:
+		fprintf(out, "%u", *(const unsigned *)field);
+		break;
+	case CONFIG_T_PATH:
+	case CONFIG_T_STRING:
+		fprintf(out, "%s", *(char *const *)field ? *(char *const *)field : "");
+		break;
+	case CONFIG_T_LEVEL:
+		fprintf(out, "%s", log_level_name(*(const enum log_level *)field));
+		break;
+	case CONFIG_T_LISTEN:
+	case CONFIG_T_HOSTS:
+		config_dump_strv(out, *(char **const *)field, n);
+		break;
+	case CONFIG_T_CIDRS:
+		for (size_t i = 0; i < n; i++) {
+			const struct cidr *c = &(*(struct cidr *const *)field)[i];
+
+			inet_ntop(c->family, c->addr, addr, sizeof(addr));
+			fprintf(out, "%s%s/%u", i ? ", " : "", addr, c->prefix);
+		}
+		break;
+	case CONFIG_T_SCHEMES:
+		fprintf(out, "%s%s%s", cfg->schemes & CONFIG_SCHEME_HTTP ? "http" : "",
+			cfg->schemes == (CONFIG_SCHEME_HTTP | CONFIG_SCHEME_HTTPS) ? ", " : "",
+			cfg->schemes & CONFIG_SCHEME_HTTPS ? "https" : "");
+		break;
+	}
+	fputc('\n', out);
+}
+
+void config_dump(const struct fetchd_config *cfg, FILE *out)
+{
+	const char *section = NULL;
+
+	for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (section == NULL || strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		config_dump_key(out, cfg, k);
+	}
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		const struct config_pool *p = &cfg->pools[i];
+
+		fprintf(out, "\n[pool.%s]\nthreads = %u\nqueue_limit = %u\nhosts =%s", p->name,
+			p->threads, p->queue_limit, p->n_hosts ? " " : "");
+		config_dump_strv(out, p->hosts, p->n_hosts);
+		fputc('\n', out);
+	}
 }

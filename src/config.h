@@ -115,6 +115,13 @@ int config_set(struct fetchd_config *cfg, const char *section, const char *key, 
  * problems as "where: message\n" to err; returns their number. */
 int config_check(struct fetchd_config *cfg, const char *where, FILE *err);
 
+/* Write cfg as a configuration file that config_load reads back to the
+ * same values: every key of the table, in table order, with its effective
+ * value (the file's, a flag's or the default), then the [pool.NAME]
+ * sections; what fetchd -T prints, as nginx -T does. Secrets are never in
+ * cfg (auth_token_file is a path), so nothing is masked. */
+void config_dump(const struct fetchd_config *cfg, FILE *out);
+
 /* The named pool called name, or NULL. */
 const struct config_pool *config_pool_find(const struct fetchd_config *cfg, const char *name);
 

@@ -41,6 +41,13 @@ int log_level_parse(const char *name, enum log_level *out)
 	return -1;
 }
 
+const char *log_level_name(enum log_level level)
+{
+	size_t i = (size_t)level;
+
+	return i < sizeof(log_level_names) / sizeof(log_level_names[0]) ? log_level_names[i] : "?";
+}
+
 void log_set_level(enum log_level level)
 {
 	atomic_store(&log_level_cur, (int)level);

@@ -11,6 +11,8 @@ enum log_level {
 /* Parse "error", "warn", "info" or "debug". Returns 0, or -1 on an unknown
  * name. */
 int log_level_parse(const char *name, enum log_level *out);
+/* "error", "warn", "info" or "debug". */
+const char *log_level_name(enum log_level level);
 
 /* Set the most verbose level that is printed. Safe from any thread. */
 void log_set_level(enum log_level level);

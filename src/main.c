@@ -18,22 +18,25 @@
 #include "log.h"
 #include "memory.h"
 #include "server.h"
+#include "version.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: fetchd [-c FILE] [-t] [--listen ADDR:PORT] [--threads N] [--allow CIDR]\n"
+		"usage: fetchd [-c FILE] [-t | -T] [--listen ADDR:PORT] [--threads N] [--allow CIDR]\n"
 		"              [--log-level LEVEL] [--version] [--help]\n"
 		"\n"
 		"  -c, --config FILE     configuration file (default %s)\n"
 		"  -t, --test            check the configuration and exit\n"
+		"  -T, --test-dump       check it, print the effective configuration (file,\n"
+		"                        flags and defaults, every key) and exit\n"
 		"      --listen ADDR:PORT  listen here instead of the file's [server] listen\n"
 		"                        (repeatable)\n"
 		"      --threads N       worker threads ([pool] threads; 0 = inline mode)\n"
 		"      --allow CIDR      let fetches reach this network even when private\n"
 		"                        ([security] allow; repeatable)\n"
 		"      --log-level L     error, warn, info or debug\n"
-		"      --version         print the version and exit\n"
+		"      --version         print the versions of fetchd and its libraries and exit\n"
 		"      --help            print this help and exit\n"
 		"\n"
 		"fetchd stays in the foreground and logs to stderr.\n",
@@ -90,17 +93,22 @@ static struct fetchd_config *load_config(const char *path, const struct override
 	*problems = config_load(cfg, path, err);
 	for (size_t i = 0; i < n_ov; i++) {
 		bool first = true;
-		char msg[256];
+		char msg[1024];
 
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(ov[k].key, ov[i].key) == 0)
 				first = false;
 		if (config_set(cfg, ov[i].section, ov[i].key, ov[i].value, first, msg,
 			       sizeof(msg)) != 0) {
-			fprintf(err, "command line: --%s %s: %s\n",
-				strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
-				ov[i].value, msg);
-			(*problems)++;
+			/* a list flag reports each bad item on a line of msg */
+			for (char *line = msg, *eol; line != NULL; line = eol ? eol + 1 : NULL) {
+				if ((eol = strchr(line, '\n')) != NULL)
+					*eol = '\0';
+				fprintf(err, "command line: --%s %s: %s\n",
+					strcmp(ov[i].key, "level") == 0 ? "log-level" : ov[i].key,
+					ov[i].value, line);
+				(*problems)++;
+			}
 		}
 	}
 	*problems += config_check(cfg, path, err);
@@ -220,14 +228,29 @@ static struct event_base *loop_new(void)
 /* The command line: options into *path, *test_only and the overrides ov
  * (room for argc of them). Returns -1 to go on, else the exit status
  * (--version, --help, a bad option). */
+/* fetchd's version and its libraries': those loaded at run time where
+ * the library can say, else those it was built against. */
+static void print_versions(void)
+{
+	printf("fetchd %s\n"
+	       "libcurl %s (%s)\n"
+	       "libevent %s\n"
+	       "jansson %s\n"
+	       "uchardet %s (built against)\n"
+	       "inih %s (built against)\n",
+	       PACKAGE_VERSION, version_libcurl(), version_tls(), version_libevent(),
+	       version_jansson(), UCHARDET_BUILD_VERSION, INIH_BUILD_VERSION);
+}
+
 static int parse_options(int argc, char **argv, const char **path, bool *test_only,
-			 struct override *ov, size_t *n_ov)
+			 bool *dump, struct override *ov, size_t *n_ov)
 {
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"test", no_argument, NULL, 't'},
 		{"listen", required_argument, NULL, 'L'},
-		{"threads", required_argument, NULL, 'T'},
+		{"test-dump", no_argument, NULL, 'T'},
+		{"threads", required_argument, NULL, 'n'},
 		{"allow", required_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"version", no_argument, NULL, 'V'},
@@ -236,16 +259,17 @@ static int parse_options(int argc, char **argv, const char **path, bool *test_on
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "c:th", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tTh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': *path = optarg; break;
 		case 't': *test_only = true; break;
+		case 'T': *test_only = *dump = true; break;
 		case 'L': ov[(*n_ov)++] = (struct override){"server", "listen", optarg}; break;
-		case 'T': ov[(*n_ov)++] = (struct override){"pool", "threads", optarg}; break;
+		case 'n': ov[(*n_ov)++] = (struct override){"pool", "threads", optarg}; break;
 		case 'A': ov[(*n_ov)++] = (struct override){"security", "allow", optarg}; break;
 		case 'l': ov[(*n_ov)++] = (struct override){"log", "level", optarg}; break;
 		case 'V':
-			printf("fetchd %s\n", PACKAGE_VERSION);
+			print_versions();
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -323,7 +347,7 @@ int main(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH;
 	struct override *ov = calloc((size_t)argc, sizeof(*ov));
 	size_t n_ov = 0;
-	bool test_only = false;
+	bool test_only = false, dump = false;
 	struct fetchd_config *cfg = NULL;
 	struct runtime rt;
 	int rc = 1, problems;
@@ -332,14 +356,20 @@ int main(int argc, char **argv)
 	memset(&rt, 0, sizeof(rt));
 	if (ov == NULL)
 		return 1;
-	rc = parse_options(argc, argv, &path, &test_only, ov, &n_ov);
+	rc = parse_options(argc, argv, &path, &test_only, &dump, ov, &n_ov);
 	if (rc >= 0)
 		goto out;
 	rc = 1;
 	cfg = load_config(path, ov, n_ov, stderr, &problems);
 	if (test_only) {
-		if (problems == 0)
+		if (problems == 0 && dump) {
+			printf("# fetchd -T: the effective configuration: %s, the command line's "
+			       "flags, and the defaults of every key left unset\n",
+			       path);
+			config_dump(cfg, stdout);
+		} else if (problems == 0) {
 			printf("fetchd: the configuration %s is valid\n", path);
+		}
 		rc = problems == 0 ? 0 : 1;
 		goto out;
 	}

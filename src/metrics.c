@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "executor.h"
+#include "procstat.h"
 
 static const double bounds[METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 					       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -20,6 +21,22 @@ void metrics_observe(struct histogram *h, double seconds)
 	h->counts[i]++;
 	h->total++;
 	h->sum += seconds;
+}
+
+void metrics_count_answer(struct metrics *m, int status, enum fetchd_err err)
+{
+	if (err != ERR_NONE || status == 200) {
+		m->requests[err]++;
+		return;
+	}
+	for (size_t i = 0; i < METRICS_PLAIN_STATUSES; i++) {
+		if (m->requests_plain[i].status == 0)
+			m->requests_plain[i].status = status;
+		if (m->requests_plain[i].status == status) {
+			m->requests_plain[i].n++;
+			return;
+		}
+	}
 }
 
 double metrics_quantile(const struct histogram *h, double q)
@@ -82,25 +99,92 @@ static void emit(struct text *t, const char *fmt, ...)
 	}
 }
 
-static void emit_histogram(struct text *t, const char *name, const char *help,
-			   const struct histogram *h)
+/* A label value in the exposition format: \\, \" and \n escaped. */
+static void emit_label_value(struct text *t, const char *v)
 {
-	uint64_t cumulative = 0;
-
-	emit(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
-		cumulative += h->counts[i];
-		emit(t, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
-		     (unsigned long long)cumulative);
+	for (; *v != '\0'; v++) {
+		if (*v == '\\' || *v == '"')
+			emit(t, "\\%c", *v);
+		else if (*v == '\n')
+			emit(t, "\\n");
+		else
+			emit(t, "%c", *v);
 	}
-	emit(t, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->total);
-	emit(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->total);
+}
+
+/* One histogram family, a series set per pool (label pool). */
+static void emit_histogram(struct text *t, const char *name, const char *help,
+			   const struct histogram *hs, const char *const *pool_names,
+			   size_t n_pools)
+{
+	emit(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t p = 0; p < n_pools; p++) {
+		const struct histogram *h = &hs[p];
+		const char *pool = pool_names[p];
+		uint64_t cumulative = 0;
+
+		for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+			cumulative += h->counts[i];
+			emit(t, "%s_bucket{pool=\"%s\",le=\"%g\"} %llu\n", name, pool, bounds[i],
+			     (unsigned long long)cumulative);
+		}
+		emit(t, "%s_bucket{pool=\"%s\",le=\"+Inf\"} %llu\n", name, pool,
+		     (unsigned long long)h->total);
+		emit(t, "%s_sum{pool=\"%s\"} %.6f\n%s_count{pool=\"%s\"} %llu\n", name, pool,
+		     h->sum, name, pool, (unsigned long long)h->total);
+	}
+}
+
+/* fetchd_build_info and the process_* series of the Prometheus client
+ * libraries (same names, types and units). */
+static void emit_process(struct text *t, const struct metrics_build *b,
+			 const struct process_stats *ps)
+{
+	if (b != NULL) {
+		emit(t, "# HELP fetchd_build_info fetchd's version and the libcurl and libevent it "
+			"runs with.\n# TYPE fetchd_build_info gauge\nfetchd_build_info{version=\"");
+		emit_label_value(t, b->version);
+		emit(t, "\",libcurl=\"");
+		emit_label_value(t, b->libcurl);
+		emit(t, "\",libevent=\"");
+		emit_label_value(t, b->libevent);
+		emit(t, "\"} 1\n");
+	}
+	if (ps == NULL)
+		return;
+	if (ps->have_stat)
+		emit(t,
+		     "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+		     "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+		     "process_cpu_seconds_total %.2f\n"
+		     "# HELP process_start_time_seconds Start time of the process since unix epoch "
+		     "in seconds.\n# TYPE process_start_time_seconds gauge\n"
+		     "process_start_time_seconds %.2f\n"
+		     "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+		     "# TYPE process_resident_memory_bytes gauge\n"
+		     "process_resident_memory_bytes %llu\n"
+		     "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+		     "# TYPE process_virtual_memory_bytes gauge\n"
+		     "process_virtual_memory_bytes %llu\n",
+		     ps->cpu_seconds, ps->start_time_seconds,
+		     (unsigned long long)ps->resident_bytes, (unsigned long long)ps->virtual_bytes);
+	if (ps->have_fds)
+		emit(t,
+		     "# HELP process_open_fds Number of open file descriptors.\n"
+		     "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
+		     (unsigned long long)ps->open_fds);
+	if (ps->max_fds != 0)
+		emit(t,
+		     "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		     "# TYPE process_max_fds gauge\nprocess_max_fds %.0f\n",
+		     (double)ps->max_fds);
 }
 
 /* Long, and left so: one emit stanza per exported metric, in the order of
  * the exposition, read as the list of what /metrics offers. */
 char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		     const struct executor_stats *pools, size_t n_pools, uint64_t pending_bytes,
+		     const struct metrics_build *build, const struct process_stats *proc,
 		     size_t *len)
 {
 	struct text t = {.buf = malloc(4096), .cap = 4096};
@@ -108,13 +192,17 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 	if (t.buf == NULL)
 		return NULL;
 	t.buf[0] = '\0';
-	emit(&t, "# HELP fetchd_requests_total Fetch outcomes by HTTP status and error code.\n"
+	emit(&t, "# HELP fetchd_requests_total Answers by HTTP status and error code: one per "
+		 "fetch (a batch item is one) and one per request answered without a fetch.\n"
 		 "# TYPE fetchd_requests_total counter\n");
 	for (int e = 0; e < ERR__COUNT; e++) {
 		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"%s\"} %llu\n",
 		     e == ERR_NONE ? 200 : err_http_status(e), e == ERR_NONE ? "" : err_code_name(e),
 		     (unsigned long long)m->requests[e]);
 	}
+	for (size_t i = 0; i < METRICS_PLAIN_STATUSES && m->requests_plain[i].status != 0; i++)
+		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"\"} %llu\n",
+		     m->requests_plain[i].status, (unsigned long long)m->requests_plain[i].n);
 	static const char *const gauges[][3] = {
 		{"fetchd_pool_threads", "gauge", "Worker threads of the pool."},
 		{"fetchd_pool_busy", "gauge", "Workers running a fetch."},
@@ -172,9 +260,11 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 	     (unsigned long long)m->accept_paused, (unsigned long long)m->request_timeouts);
 	emit_histogram(&t, "fetchd_fetch_duration_seconds",
 		       "Time a worker spent on a fetch, redirects and materialization included.",
-		       &m->fetch_duration);
+		       m->pool_fetch_duration, pool_names, n_pools);
 	emit_histogram(&t, "fetchd_queue_wait_seconds",
-		       "Time a fetch waited in the queue for a worker.", &m->queue_wait);
+		       "Time a fetch waited in the queue for a worker.", m->pool_queue_wait,
+		       pool_names, n_pools);
+	emit_process(&t, build, proc);
 	if (t.failed) {
 		free(t.buf);
 		return NULL;

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 
+#include "access.h"
 #include "budget.h"
 #include "clock.h"
 #include "errors.h"
@@ -83,7 +84,6 @@ struct pending {
 		struct job *job; /* while its fetch is queued or running */
 	} *items;
 	uint64_t start_ns;
-	char method[8];
 	char id[65];	/* X-Request-Id: the client's, or ours */
 	char host[128]; /* the target host of a single fetch, for the log */
 	double queue_ms; /* the longest queue wait of its fetches */
@@ -96,25 +96,25 @@ enum cancel_reason {
 	CANCEL_SHUTDOWN,    /* 503 shutting_down: shutdown_timeout passed */
 };
 
-/* One line per client request. Only the target host is logged: never a
- * URL (it may carry userinfo or tokens in its query), a header or a body. */
+/* One line per client request (access.h). */
 static void access_log(struct pending *p, int status, enum fetchd_err err, size_t bytes)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(p->req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-
 	if (!p->srv->cfg->access_log)
 		return;
-	log_info("access id=%s method=%s path=%.64s host=%s items=%zu status=%d error=%s "
-		 "bytes=%zu queue_ms=%.1f total_ms=%.1f%s",
-		 p->id, p->method, path ? path : "-", p->host[0] ? p->host : "-", p->n_items, status,
-		 err == ERR_NONE ? "-" : err_code_name(err), bytes, p->queue_ms,
-		 (double)(clock_now_ns() - p->start_ns) / 1e6,
-		 p->gone ? " client=gone" : "");
+	access_log_request(p->req, &(struct access_entry){
+					   .id = p->id,
+					   .host = p->host,
+					   .items = p->n_items,
+					   .status = status,
+					   .err = err,
+					   .bytes = bytes,
+					   .queue_ms = p->queue_ms,
+					   .total_ms = (double)(clock_now_ns() - p->start_ns) / 1e6,
+					   .gone = p->gone,
+				   });
 }
 
-/* The client's X-Request-Id when it is a sane token, else a new one. */
-static void request_id(struct server *srv, struct evhttp_request *req, char *id, size_t len)
+void pending_request_id(struct server *srv, struct evhttp_request *req, char *id, size_t len)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
 	size_t n = h ? strlen(h) : 0;
@@ -278,9 +278,12 @@ static void job_done(struct executor_task *t)
 	m->upstream_bytes += j->ft.bytes_in;
 	double waited = (double)(t->started_ns - t->submitted_ns) / 1e9;
 	metrics_observe(&m->queue_wait, waited);
+	metrics_observe(&m->pool_queue_wait[j->pool], waited);
 	if (waited * 1e3 > p->queue_ms)
 		p->queue_ms = waited * 1e3;
-	metrics_observe(&m->fetch_duration, (double)(clock_now_ns() - t->started_ns) / 1e9);
+	double ran = (double)(clock_now_ns() - t->started_ns) / 1e9;
+	metrics_observe(&m->fetch_duration, ran);
+	metrics_observe(&m->pool_fetch_duration[j->pool], ran);
 	if (j->ft.err == ERR_CLIENT_CLOSED && !p->gone) {
 		/* aborted by the drain's timeout, not for its client */
 		free(doc);
@@ -389,7 +392,6 @@ struct pending *pending_new(struct server *srv, struct evhttp_request *req, size
 	struct pending *p = calloc(1, sizeof(*p));
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	evutil_socket_t fd = -1;
-	const char *m;
 
 	if (p == NULL)
 		return NULL;
@@ -399,13 +401,7 @@ struct pending *pending_new(struct server *srv, struct evhttp_request *req, size
 	p->n_items = p->n_left = n;
 	p->start_ns = clock_now_ns();
 	p->items = calloc(n ? n : 1, sizeof(*p->items));
-	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET: m = "GET"; break;
-	case EVHTTP_REQ_POST: m = "POST"; break;
-	default: m = "OTHER"; break;
-	}
-	snprintf(p->method, sizeof(p->method), "%s", m);
-	request_id(srv, req, p->id, sizeof(p->id));
+	pending_request_id(srv, req, p->id, sizeof(p->id));
 	if (conn != NULL)
 		fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
 	p->fd = fd;

@@ -29,6 +29,10 @@ struct pending;
 struct pending *pending_new(struct server *srv, struct evhttp_request *req, size_t n,
 			    bool batch);
 
+/* req's id into id (len bytes, 65 is enough): the client's X-Request-Id
+ * when it is a sane token, else a new one. */
+void pending_request_id(struct server *srv, struct evhttp_request *req, char *id, size_t len);
+
 /* Validate item i of p (obj, a fetch object) and queue its fetch, or
  * answer the item in place. The last item answered writes the reply and
  * frees p: count the items before submitting them. */

@@ -6,6 +6,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <stdio.h>
 
 /* Relies on (libevent 2.1.12, http.c): evhttp_send_reply puts the whole
  * answer into the connection's bufferevent output and arms the write;
@@ -17,6 +18,24 @@
  * promises them; if they change, drop this function for plain
  * evhttp_send_reply (one loop turn later per answer, bench/run measures
  * the cost). */
+/* HEAD: the headers GET would get, Content-Length included, and no body
+ * (RFC 9110 section 9.3.2). libevent 2.1.12 (http.c,
+ * evhttp_make_header_response) leaves Content-Length out for HEAD but
+ * still writes the body it is given, which the client then reads as the
+ * start of the next answer: curl -I waited for its timeout. */
+static void drop_head_body(struct evhttp_request *req, struct evbuffer *body)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+	char n[24];
+
+	snprintf(n, sizeof(n), "%zu", len);
+	evhttp_remove_header(headers, "Content-Length");
+	evhttp_add_header(headers, "Content-Length", n);
+	if (len > 0)
+		evbuffer_drain(body, len);
+}
+
 void seams_send_reply_now(struct evhttp_request *req, int status, const char *reason,
 			  struct evbuffer *body)
 {
@@ -25,6 +44,8 @@ void seams_send_reply_now(struct evhttp_request *req, int status, const char *re
 	struct evbuffer *out;
 	evutil_socket_t fd;
 
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		drop_head_body(req, body);
 	evhttp_send_reply(req, status, reason, body);
 	/* req may be gone now; evcon and bev are not: freeing them takes a
 	 * write or an event, and neither happened */

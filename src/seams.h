@@ -21,7 +21,8 @@ struct evhttp_request;
  * request's on-complete callback runs, and a keep-alive connection waits
  * for its next request. A reply that does not fit, or a write error, is
  * left to libevent, which retries or fails it as before. req may be freed
- * when this returns. */
+ * when this returns. A HEAD request gets the headers, Content-Length the
+ * body's, and no body. */
 void seams_send_reply_now(struct evhttp_request *req, int status, const char *reason,
 			  struct evbuffer *body);
 

@@ -21,6 +21,7 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "auth.h"
 #include "budget.h"
 #include "clock.h"
@@ -34,11 +35,13 @@
 #include "memory.h"
 #include "metrics.h"
 #include "pending.h"
+#include "procstat.h"
 #include "reply.h"
 #include "request.h"
 #include "seams.h"
 #include "server_state.h"
 #include "snapshot.h"
+#include "version.h"
 
 #define MAX_HEADERS_SIZE (64 * 1024)
 
@@ -56,12 +59,76 @@ static json_t *read_body(struct evhttp_request *req, struct request_error *err)
 	return obj;
 }
 
+static void free_text(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+/* The front's own answers: every answer but a fetch's or a batch's (those
+ * pending.c writes). Each gets its X-Request-Id, one access line and one
+ * count in fetchd_requests_total, as a fetch does; doc (malloc'd) is
+ * taken. */
+static void front_reply_doc(struct server *srv, struct evhttp_request *req, int status,
+			    enum fetchd_err err, const char *type, char *doc, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char id[65];
+
+	pending_request_id(srv, req, id, sizeof(id));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", id);
+	metrics_count_answer(&srv->metrics, status, err);
+	if (srv->cfg->access_log)
+		access_log_request(req, &(struct access_entry){
+						.id = id,
+						.status = status,
+						.err = err,
+						.bytes = len,
+						.total_ms = (double)(clock_now_ns() -
+								     srv->request_start_ns) /
+							    1e6,
+					});
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+	if (buf == NULL || evbuffer_add_reference(buf, doc, len, free_text, NULL) != 0)
+		free(doc);
+	seams_send_reply_now(req, status, reply_reason(status), buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+static void front_error(struct server *srv, struct evhttp_request *req, enum fetchd_err err,
+			const char *message)
+{
+	size_t len;
+	char *doc = err_document(err, message, NULL, &len);
+
+	if (err == ERR_OVERLOADED)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	front_reply_doc(srv, req, err_http_status(err), err, JSON_TYPE, doc, len);
+}
+
+/* obj is stolen. */
+static void front_json(struct server *srv, struct evhttp_request *req, int status, json_t *obj)
+{
+	char *doc = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+
+	json_decref(obj);
+	if (doc == NULL) {
+		front_error(srv, req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+		return;
+	}
+	front_reply_doc(srv, req, status, ERR_NONE, JSON_TYPE, doc, strlen(doc));
+}
+
 static void handle_fetch_object(struct server *srv, struct evhttp_request *req, json_t *obj)
 {
 	struct pending *p = pending_new(srv, req, 1, false);
 
 	if (p == NULL) {
-		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+		front_error(srv, req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
 	pending_submit(p, 0, obj);
@@ -204,7 +271,7 @@ bad:
  * fetchd's own fetches come back: its Via names us (fetch_instance). That
  * ends a loop at its first turn whatever address it took, before it holds
  * a worker, as proxies do (RFC 9110 section 7.6.3; 508 from RFC 5842). */
-static bool refuse_loop(struct evhttp_request *req)
+static bool refuse_loop(struct server *srv, struct evhttp_request *req)
 {
 	struct evkeyval *kv;
 	char msg[160];
@@ -217,7 +284,7 @@ static bool refuse_loop(struct evhttp_request *req)
 			 "this request came through this fetchd already (its Via names %s): a "
 			 "fetch loop",
 			 fetch_instance());
-		reply_error(req, ERR_LOOP_DETECTED, msg);
+		front_error(srv, req, ERR_LOOP_DETECTED, msg);
 		return true;
 	}
 	return false;
@@ -228,22 +295,22 @@ static void handle_fetch(struct server *srv, struct evhttp_request *req)
 	struct request_error err;
 	json_t *obj;
 
-	if (refuse_loop(req))
+	if (refuse_loop(srv, req))
 		return;
 
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) { /* GET, HEAD */
 		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 
 		err.code = ERR_INVALID_REQUEST;
 		obj = query_to_object(evhttp_uri_get_query(uri), &err);
 		if (obj == NULL) {
-			reply_error(req, err.code, err.message);
+			front_error(srv, req, err.code, err.message);
 			return;
 		}
 	} else {
 		obj = read_body(req, &err);
 		if (obj == NULL) {
-			reply_error(req, err.code, err.message);
+			front_error(srv, req, err.code, err.message);
 			return;
 		}
 	}
@@ -260,16 +327,16 @@ static void handle_batch(struct server *srv, struct evhttp_request *req)
 	struct pending *p;
 	char msg[256];
 
-	if (refuse_loop(req)) {
+	if (refuse_loop(srv, req)) {
 		json_decref(obj);
 		return;
 	}
 	if (obj == NULL) {
-		reply_error(req, err.code, err.message);
+		front_error(srv, req, err.code, err.message);
 		return;
 	}
 	if (!json_is_object(obj)) {
-		reply_error(req, ERR_INVALID_REQUEST, "the batch must be a JSON object");
+		front_error(srv, req, ERR_INVALID_REQUEST, "the batch must be a JSON object");
 		goto out;
 	}
 	json_object_foreach(obj, key, value)
@@ -277,28 +344,28 @@ static void handle_batch(struct server *srv, struct evhttp_request *req)
 		if (strcmp(key, "requests") != 0) {
 			snprintf(msg, sizeof(msg), "unknown field '%.64s' (a batch has 'requests')",
 				 key);
-			reply_error(req, ERR_INVALID_REQUEST, msg);
+			front_error(srv, req, ERR_INVALID_REQUEST, msg);
 			goto out;
 		}
 	}
 	list = json_object_get(obj, "requests");
 	if (!json_is_array(list)) {
-		reply_error(req, ERR_INVALID_REQUEST, "field 'requests' must be an array");
+		front_error(srv, req, ERR_INVALID_REQUEST, "field 'requests' must be an array");
 		goto out;
 	}
 	if (json_array_size(list) > srv->cfg->max_batch) {
 		snprintf(msg, sizeof(msg), "field 'requests' has %zu items; at most %u are allowed",
 			 json_array_size(list), srv->cfg->max_batch);
-		reply_error(req, ERR_INVALID_REQUEST, msg);
+		front_error(srv, req, ERR_INVALID_REQUEST, msg);
 		goto out;
 	}
 	if (json_array_size(list) == 0) {
-		reply_json(req, 200, json_pack("{s:[]}", "results"));
+		front_json(srv, req, 200, json_pack("{s:[]}", "results"));
 		goto out;
 	}
 	p = pending_new(srv, req, json_array_size(list), true);
 	if (p == NULL) {
-		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+		front_error(srv, req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		goto out;
 	}
 	/* admitted one by one, like asyncio.gather; the last completion may
@@ -310,12 +377,37 @@ out:
 	json_decref(obj);
 }
 
+/* The three probes, answered on the loop without a token (README,
+ * Operations):
+ * - /healthz, for load balancers (HAProxy's option httpchk): 200 "ok",
+ *   503 "draining" from SIGTERM on, through the lame duck and the drain,
+ *   so a balancer stops sending work before fetchd stops accepting;
+ * - /readyz, for Kubernetes readiness: the same rule, with the phase
+ *   named: 200 "ready", 503 "lame_duck" or "draining";
+ * - /livez, for Kubernetes liveness: 200 "alive" whenever the loop answers,
+ *   lame duck and drain included, so a probe never kills a pod that is
+ *   shutting down as asked. */
 static void handle_healthz(struct server *srv, struct evhttp_request *req)
 {
 	if (srv->draining || srv->lame_duck)
-		reply_json(req, 503, json_pack("{s:s}", "status", "draining"));
+		front_json(srv, req, 503, json_pack("{s:s}", "status", "draining"));
 	else
-		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+		front_json(srv, req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void handle_readyz(struct server *srv, struct evhttp_request *req)
+{
+	if (srv->draining)
+		front_json(srv, req, 503, json_pack("{s:s}", "status", "draining"));
+	else if (srv->lame_duck)
+		front_json(srv, req, 503, json_pack("{s:s}", "status", "lame_duck"));
+	else
+		front_json(srv, req, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static void handle_livez(struct server *srv, struct evhttp_request *req)
+{
+	front_json(srv, req, 200, json_pack("{s:s}", "status", "alive"));
 }
 
 static json_t *latency_object(const struct histogram *h)
@@ -350,7 +442,7 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 	struct connections_stats cs;
 
 	connections_get_stats(srv->conns, &cs);
-	reply_json(req, 200,
+	front_json(srv, req, 200,
 		   json_pack("{s:s, s:f, s:o?, s:{s:I, s:i, s:I, s:I, s:I}, s:{s:o, s:o}, s:I, s:I}",
 			     "version", PACKAGE_VERSION, "uptime_s",
 			     (double)(clock_now_ns() - srv->started_ns) / 1e9, "pools", pools,
@@ -364,18 +456,10 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 			     (json_int_t)budget_used(doc_account_budget(srv->docs))));
 }
 
-static void free_text(const void *data, size_t len, void *arg)
-{
-	(void)len;
-	(void)arg;
-	free((void *)data);
-}
-
 static void handle_metrics(struct server *srv, struct evhttp_request *req)
 {
 	struct executor_stats st[1 + CONFIG_MAX_POOLS];
 	const char *names[1 + CONFIG_MAX_POOLS];
-	struct evbuffer *buf = evbuffer_new();
 	size_t len;
 	char *text;
 
@@ -392,20 +476,18 @@ static void handle_metrics(struct server *srv, struct evhttp_request *req)
 	srv->metrics.accept_paused = cs.accept_paused;
 	srv->metrics.request_timeouts = cs.request_timeouts;
 	srv->metrics.response_bytes = doc_account_written_bytes(srv->docs);
+	struct metrics_build build = {PACKAGE_VERSION, version_libcurl(), version_libevent()};
+	struct process_stats ps;
+
 	text = metrics_render(&srv->metrics, names, st, srv->n_pools,
-			      budget_used(doc_account_budget(srv->docs)), &len);
-	if (text == NULL || buf == NULL ||
-	    evbuffer_add_reference(buf, text, len, free_text, NULL) != 0) {
-		free(text);
-		if (buf != NULL)
-			evbuffer_free(buf);
-		reply_error(req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+			      budget_used(doc_account_budget(srv->docs)), &build,
+			      procstat_read(&ps) == 0 ? &ps : NULL, &len);
+	if (text == NULL) {
+		front_error(srv, req, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "text/plain; version=0.0.4; charset=utf-8");
-	seams_send_reply_now(req, 200, "OK", buf);
-	evbuffer_free(buf);
+	front_reply_doc(srv, req, 200, ERR_NONE, "text/plain; version=0.0.4; charset=utf-8", text,
+			len);
 }
 
 struct route {
@@ -413,14 +495,21 @@ struct route {
 	unsigned methods; /* EVHTTP_REQ_* bits */
 	const char *allow;
 	void (*handler)(struct server *, struct evhttp_request *);
+	bool open;
 };
 
+/* HEAD goes wherever GET does, and is answered as GET would be with the
+ * body left out (RFC 9110 section 9.3.2; seams_send_reply_now drops it).
+ * open: answered without the bearer token (the probes). */
 static const struct route routes[] = {
-	{"/v1/fetch", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST", handle_fetch},
-	{"/v1/batch", EVHTTP_REQ_POST, "POST", handle_batch},
-	{"/healthz", EVHTTP_REQ_GET, "GET", handle_healthz},
-	{"/v1/stats", EVHTTP_REQ_GET, "GET", handle_stats},
-	{"/metrics", EVHTTP_REQ_GET, "GET", handle_metrics},
+	{"/v1/fetch", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST, "GET, HEAD, POST",
+	 handle_fetch, false},
+	{"/v1/batch", EVHTTP_REQ_POST, "POST", handle_batch, false},
+	{"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz, true},
+	{"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz, true},
+	{"/livez", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_livez, true},
+	{"/v1/stats", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_stats, false},
+	{"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_metrics, false},
 };
 
 static void dispatch(struct evhttp_request *req, void *arg)
@@ -428,34 +517,37 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	struct server *srv = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const struct route *r = NULL;
 	char msg[256];
 
 	if (path == NULL)
 		path = "/";
+	srv->request_start_ns = clock_now_ns();
 	connections_request_read(srv->conns, req);
-	/* /healthz stays open so load balancers need no token */
-	if (srv->auth_token != NULL && strcmp(path, "/healthz") != 0 && !auth_request_ok(req, srv->auth_token)) {
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(path, routes[i].path) == 0)
+			r = &routes[i];
+	/* the probes stay open so load balancers and kubelets need no token */
+	if (srv->auth_token != NULL && (r == NULL || !r->open) &&
+	    !auth_request_ok(req, srv->auth_token)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer");
-		reply_error(req, ERR_UNAUTHORIZED,
+		front_error(srv, req, ERR_UNAUTHORIZED,
 			    "missing or wrong 'Authorization: Bearer' token");
 		return;
 	}
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strcmp(path, routes[i].path) != 0)
-			continue;
-		if (!(evhttp_request_get_command(req) & routes[i].methods)) {
-			snprintf(msg, sizeof(msg), "%s takes %s", routes[i].path, routes[i].allow);
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-					  routes[i].allow);
-			reply_error(req, ERR_METHOD_NOT_ALLOWED, msg);
-			return;
-		}
-		routes[i].handler(srv, req);
+	if (r == NULL) {
+		snprintf(msg, sizeof(msg), "no such path '%.128s'", path);
+		front_error(srv, req, ERR_NOT_FOUND, msg);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "no such path '%.128s'", path);
-	reply_error(req, ERR_NOT_FOUND, msg);
+	if (!(evhttp_request_get_command(req) & r->methods)) {
+		snprintf(msg, sizeof(msg), "%s takes %s", r->path, r->allow);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", r->allow);
+		front_error(srv, req, ERR_METHOD_NOT_ALLOWED, msg);
+		return;
+	}
+	r->handler(srv, req);
 }
 
 static void *worker_init(unsigned id, void *arg)

@@ -52,6 +52,7 @@ struct server {
 	struct event *drain_timer;
 	struct event *drain_check;
 	uint64_t started_ns;
+	uint64_t request_start_ns; /* of the request dispatch() is routing */
 	char *auth_token; /* NULL: no authentication */
 	/* the memory budget, and the documents handed to libevent */
 	struct doc_account *docs;

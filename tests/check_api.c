@@ -244,7 +244,7 @@ START_TEST(test_unknown_path_and_wrong_verb_answers)
 	ck_assert_int_eq(http_request(daemon_.port, "DELETE", "/v1/fetch", NULL, &r), 0);
 	expect_error(&r, 405, "method_not_allowed");
 	h = http_resp_header(&r, "Allow");
-	ck_assert_msg(h != NULL && strcmp(h, "GET, POST") == 0, "Allow: %s", h ? h : "(none)");
+	ck_assert_msg(h != NULL && strcmp(h, "GET, HEAD, POST") == 0, "Allow: %s", h ? h : "(none)");
 	free(h);
 	http_resp_free(&r);
 
@@ -258,7 +258,7 @@ START_TEST(test_unknown_path_and_wrong_verb_answers)
 	ck_assert_int_eq(http_post_json(daemon_.port, "/healthz", "{}", &r), 0);
 	expect_error(&r, 405, "method_not_allowed");
 	h = http_resp_header(&r, "Allow");
-	ck_assert_msg(h != NULL && strcmp(h, "GET") == 0, "Allow: %s", h ? h : "(none)");
+	ck_assert_msg(h != NULL && strcmp(h, "GET, HEAD") == 0, "Allow: %s", h ? h : "(none)");
 	free(h);
 	http_resp_free(&r);
 }

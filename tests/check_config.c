@@ -267,7 +267,7 @@ END_TEST
 START_TEST(test_bad_duration_message_names_key_and_line)
 {
 	ck_assert_int_eq(load_text("[fetch]\n\ntimeout = abc\n"), 1);
-	expect_error(3, "fetch.timeout: bad duration 'abc' (use ms, s or m)");
+	expect_error(3, "fetch.timeout: bad duration 'abc' (use a number with ms, s, m or h; a bare number is seconds)");
 	ck_assert_uint_eq(cfg->timeout_ms, 30000);
 }
 END_TEST
@@ -275,12 +275,12 @@ END_TEST
 START_TEST(test_bad_size_message_names_key_and_line)
 {
 	ck_assert_int_eq(load_text("[fetch]\nmax_response_bytes = 10X\n"), 1);
-	expect_error(2, "fetch.max_response_bytes: bad size '10X' (use a number with K, M or G)");
+	expect_error(2, "fetch.max_response_bytes: bad size '10X' (use bytes, or a number with K, M or G: powers of 1024, KB and KiB meaning K)");
 	ck_assert_int_eq(load_text("[server]\nmax_request_bytes = -1\n"), 1);
-	expect_error(2, "server.max_request_bytes: bad size '-1' (use a number with K, M or G)");
+	expect_error(2, "server.max_request_bytes: bad size '-1' (use bytes, or a number with K, M or G: powers of 1024, KB and KiB meaning K)");
 	ck_assert_int_eq(load_text("[server]\nmax_pending_bytes = 99999999999G\n"), 1);
-	expect_error(2, "server.max_pending_bytes: bad size '99999999999G' (use a number with K, M "
-			"or G)");
+	expect_error(2, "server.max_pending_bytes: bad size '99999999999G' (use bytes, or a "
+			"number with K, M or G: powers of 1024, KB and KiB meaning K)");
 }
 END_TEST
 
@@ -376,7 +376,7 @@ START_TEST(test_all_errors_are_reported_not_only_the_first)
 	expect_error(4, "syntax error (expected 'key = value')");
 	expect_error(6, "pool.threads: 1025 is out of range (0..1024)");
 	expect_error(7, "pool.queue_limit: 1000001 is out of range (0..1000000)");
-	expect_error(9, "fetch.timeout: bad duration '5x' (use ms, s or m)");
+	expect_error(9, "fetch.timeout: bad duration '5x' (use a number with ms, s, m or h; a bare number is seconds)");
 	expect_error(11, "syntax error (section header without ']')");
 	expect_error(12, "fetch.verify_tls: bad boolean 'nope' (use true or false)");
 	ck_assert_uint_eq(cfg->max_redirects, 3);
@@ -610,7 +610,7 @@ START_TEST(test_config_set_failure_leaves_list_unchanged)
 	ck_assert_int_eq(config_set(cfg, "security", "allow", "1.2.3.0/24, nonsense", true, msg,
 				    sizeof(msg)),
 			 -1);
-	ck_assert_str_eq(msg, "security.allow: bad CIDR 'nonsense'");
+	ck_assert_str_eq(msg, "security.allow: bad CIDR 'nonsense': not an IPv4 or IPv6 address");
 	ck_assert_uint_eq(cfg->n_allow, 1);
 	assert_cidr_eq(&cfg->allow[0], "10.0.0.0/8");
 	ck_assert_int_eq(config_set(cfg, "server", "listen", "0.0.0.0:1,", true, msg,
@@ -640,8 +640,9 @@ START_TEST(test_bad_cidr_and_host_pattern_are_reported)
 				   "allow_hosts = bad host\nallow_hosts = a..b\n"
 				   "allow_hosts = foo.*.org\n"),
 			 5);
-	expect_error(2, "security.allow: bad CIDR '10.0.0.1/33'");
-	expect_error(3, "security.deny: bad CIDR '10.0.0.1/8'");
+	expect_error(2, "security.allow: bad CIDR '10.0.0.1/33': the prefix /33 is longer than 32 bits");
+	expect_error(3, "security.deny: bad CIDR '10.0.0.1/8': host bits are set beyond /8 (the "
+			  "network is 10.0.0.0/8)");
 	expect_error(4, "security.allow_hosts: bad host pattern 'bad host'");
 	expect_error(5, "security.allow_hosts: bad host pattern 'a..b'");
 	expect_error(6, "security.allow_hosts: bad host pattern 'foo.*.org'");
@@ -873,6 +874,131 @@ START_TEST(test_tls_file_problems_are_reported)
 }
 END_TEST
 
+/* config_dump into a malloc'd string. */
+static char *dump_text(const struct fetchd_config *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(out);
+	config_dump(c, out);
+	fclose(out);
+	return text;
+}
+
+/* fetchd -T: what config_dump writes reads back to the same values, and
+ * says each of them in a unit the parser takes. */
+START_TEST(test_dump_reads_back_to_the_same_configuration)
+{
+	char *first, *second;
+
+	ck_assert_int_eq(load_text("[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n"
+				   "max_request_bytes = 1536K\nidle_timeout = 1500ms\n"
+				   "lame_duck = 2m\nshutdown_timeout = 1h\nmax_batch = 7\n"
+				   "[pool]\nthreads = 3\n"
+				   "[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n"
+				   "[fetch]\nschemes = https\nmax_response_bytes = 3G\n"
+				   "user_agent = probe/1\n"
+				   "[security]\nallow = 10.0.0.0/8, fc00::/7\nallow_hosts = a.example\n"
+				   "[log]\nlevel = debug\naccess_log = false\n"),
+			 0);
+	first = dump_text(cfg);
+	static const char *const want[] = {
+		"[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n",
+		"\nmax_request_bytes = 1536K\n", "\nidle_timeout = 1500ms\n",
+		"\nlame_duck = 2m\n", "\nshutdown_timeout = 1h\n", "\nmax_batch = 7\n",
+		"\nauth_token_file =\n", "[pool]\nthreads = 3\nqueue_limit = 1024\n",
+		"[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n",
+		"\nschemes = https\n", "\nmax_response_bytes = 3G\n", "\nuser_agent = probe/1\n",
+		"\nconnect_timeout = 5s\n", "\nverify_tls = true\n",
+		"\nallow = 10.0.0.0/8, fc00::/7\n", "\ndeny =\n", "\nallow_hosts = a.example\n",
+		"\ndeny_private = true\n", "[log]\nlevel = debug\naccess_log = false\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(strstr(first, want[i]) != NULL, "no '%s' in:\n%s", want[i], first);
+	/* every key of the shipped file's sections, defaults included */
+	static const char *const keys[] = {
+		"reuse_port", "max_connections", "max_pending_bytes", "request_timeout",
+		"queue_limit", "timeout", "low_speed_limit", "low_speed_time", "max_redirects",
+		"allow_insecure", "ca_file", "proxy", "client_cert", "client_key",
+		"allow_downgrade",
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *line = NULL;
+
+		ck_assert_int_gt(asprintf(&line, "\n%s =", keys[i]), 0);
+		ck_assert_msg(strstr(first, line) != NULL, "no key %s in:\n%s", keys[i], first);
+		free(line);
+	}
+	config_free(cfg);
+	cfg = config_new();
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_msg(load_text(first) == 0, "the dump does not load:\n%s\n%s", err_text, first);
+	second = dump_text(cfg);
+	ck_assert_str_eq(second, first);
+	free(first);
+	free(second);
+}
+END_TEST
+
+/* Every bad item of a list line is reported, each on its own line with
+ * its reason; the good items of that line are not applied. */
+START_TEST(test_every_bad_list_item_is_reported)
+{
+	int n = load_text("[security]\n"
+			  "allow = 10.0.0.0/33, 10.1.2.3/8, 192.168.0.0/16, not-a-cidr, fe80::1/10, "
+			  "10.0.0.0/x\n"
+			  "[fetch]\nschemes = ftp, https, gopher\n"
+			  "[server]\nlisten = 1.2.3.4, 127.0.0.1:80, :99\n"
+			  "[pool.p]\nthreads = 1\nhosts = ok.example, bad host, a..b\n");
+
+	expect_error(2, "security.allow: bad CIDR '10.0.0.0/33': the prefix /33 is longer than 32 "
+			"bits");
+	expect_error(2, "security.allow: bad CIDR '10.1.2.3/8': host bits are set beyond /8 (the "
+			"network is 10.0.0.0/8)");
+	expect_error(2, "security.allow: bad CIDR 'not-a-cidr': not an IPv4 or IPv6 address");
+	expect_error(2, "security.allow: bad CIDR 'fe80::1/10': host bits are set beyond /10 (the "
+			"network is fe80::/10)");
+	expect_error(2, "security.allow: bad CIDR '10.0.0.0/x': the prefix '/x' is not a number");
+	expect_error(4, "fetch.schemes: scheme 'ftp' is never allowed");
+	expect_error(4, "fetch.schemes: scheme 'gopher' is never allowed");
+	expect_error(6, "server.listen: bad address '1.2.3.4' (use host:port or [v6]:port)");
+	expect_error(6, "server.listen: bad address ':99' (use host:port or [v6]:port)");
+	expect_error(9, "pool.p.hosts: bad host pattern 'bad host'");
+	expect_error(9, "pool.p.hosts: bad host pattern 'a..b'");
+	ck_assert_int_eq(n, 11);
+	ck_assert_int_eq(count_lines(err_text), 11);
+	/* the line was refused whole: the good 192.168.0.0/16 is not in */
+	ck_assert_uint_eq(cfg->n_allow, 0);
+}
+END_TEST
+
+/* What the messages, fetchd.conf and fetchd.conf(5) say is accepted, is:
+ * durations in ms, s, m or h; sizes K, M, G in powers of 1024, with KB and
+ * KiB meaning K. */
+START_TEST(test_documented_units_are_accepted)
+{
+	ck_assert_int_eq(load_text("[server]\nlame_duck = 1h\nidle_timeout = 1.5m\n"
+				   "request_timeout = 250ms\nshutdown_timeout = 2\n"
+				   "max_request_bytes = 64KiB\nmax_pending_bytes = 1MB\n"
+				   "[fetch]\nmax_response_bytes = 2G\n"),
+			 0);
+	ck_assert_uint_eq(cfg->lame_duck_ms, 3600000);
+	ck_assert_uint_eq(cfg->idle_timeout_ms, 90000);
+	ck_assert_uint_eq(cfg->request_timeout_ms, 250);
+	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 2000);
+	ck_assert_uint_eq(cfg->max_request_bytes, 64 * 1024);
+	ck_assert_uint_eq(cfg->max_pending_bytes, 1024 * 1024);
+	ck_assert_uint_eq(cfg->max_response_bytes, UINT64_C(2) << 30);
+	ck_assert_int_eq(load_text("[fetch]\ntimeout = 1d\nmax_response_bytes = 1T\n"), 2);
+	expect_error(2, "fetch.timeout: bad duration '1d' (use a number with ms, s, m or h; a bare "
+			"number is seconds)");
+	expect_error(3, "fetch.max_response_bytes: bad size '1T' (use bytes, or a number with K, M "
+			"or G: powers of 1024, KB and KiB meaning K)");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -880,6 +1006,9 @@ static Suite *config_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_defaults_match_spec_section_3);
+	tcase_add_test(tc, test_dump_reads_back_to_the_same_configuration);
+	tcase_add_test(tc, test_every_bad_list_item_is_reported);
+	tcase_add_test(tc, test_documented_units_are_accepted);
 	tcase_add_test(tc, test_shipped_config_loads_cleanly_and_equals_defaults);
 	tcase_add_test(tc, test_every_supported_key_is_parsed);
 	tcase_add_test(tc, test_bad_duration_message_names_key_and_line);
