@@ -1339,7 +1339,7 @@ static void fail_transfer(struct run *r, CURLcode cc)
 			 (unsigned long long)t->cfg->low_speed_limit,
 			 (unsigned long long)(t->cfg->low_speed_time_ms / 1000));
 		fail(t, ERR_UPSTREAM_TIMEOUT, message, cc, errbuf);
-	} else if (cc == CURLE_ABORTED_BY_CALLBACK || err == ERR_UPSTREAM_TIMEOUT) {
+	} else if (err == ERR_UPSTREAM_TIMEOUT) {
 		fail(t, ERR_UPSTREAM_TIMEOUT, "the deadline passed before the fetch completed", cc,
 		     errbuf);
 	} else if (tr->too_big || err == ERR_RESPONSE_TOO_LARGE) {
