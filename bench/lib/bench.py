@@ -331,6 +331,18 @@ def pct(values, q):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
+def summarize(runs):
+    """Median run of several wrk results (by rps), with the spread of all:
+    the median run's own figures plus runs_rps, min_rps, max_rps, and the
+    errors of every run."""
+    rps = [r["rps"] for r in runs]
+    med = sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2]
+    out = dict(med)
+    out.update({"rps": pct(rps, 50), "runs_rps": rps, "min_rps": min(rps), "max_rps": max(rps),
+                "errors": sum(r["errors"] for r in runs), "runs": len(runs)})
+    return out
+
+
 def probe(port, path, interval_us, duration_ms, out_path, timeout_ms=30000):
     """Latency series of one keep-alive client; a request given up after
     timeout_ms counts with the time waited (a lower bound)."""
@@ -385,7 +397,7 @@ def scenario_offload(up):
 def scenario_little(up):
     """Upstream latency 50 ms; throughput against threads / latency."""
     rows = []
-    dur = secs(6)
+    dur, rounds = secs(2), 3
     # Here the upstream stands in for a remote host with a CPU of its own: at
     # nice -10 it does not queue behind fetchd's 256 threads on these shared
     # cores (CFS shares CPU per thread), so its 50 ms stay 50 ms. Only here:
@@ -397,7 +409,8 @@ def scenario_little(up):
         fd = Fetchd("little-%d" % threads, threads=threads, queue_limit=4096)
         body = fetch_body(up.url("/delay?ms=50"), fields=["status", "size"])
         wrk(fd.url(), 2 * threads, 1, threads=2, body=body)          # warm: connections up
-        r = wrk(fd.url(), 2 * threads, dur, threads=2, body=body)
+        r = summarize([wrk(fd.url(), 2 * threads, dur, threads=2, body=body)
+                       for _ in range(rounds)])
         st = fd.stats()
         fd.stop()
         ideal = threads / 0.050
@@ -407,40 +420,54 @@ def scenario_little(up):
                      "direct_rps": direct["rps"], "upstream_latency_ms": w_up * 1000,
                      "ideal_measured_rps": threads / w_up,
                      "efficiency_measured": r["rps"] / (threads / w_up),
-                     "errors": r["errors"]})
+                     "errors": r["errors"], "min_rps": r["min_rps"], "max_rps": r["max_rps"],
+                     "runs_rps": r["runs_rps"]})
         log("little threads=%d: %.0f/s of %.0f ideal (%.3f); upstream really takes %.2f ms: %.3f"
             % (threads, r["rps"], ideal, rows[-1]["efficiency"], w_up * 1000,
                rows[-1]["efficiency_measured"]))
     up.nice(0)
-    return {"delay_ms": 50, "duration_s": dur, "rows": rows, "upstream_nice": -10 if niced else 0}
+    return {"delay_ms": 50, "duration_s": dur, "rounds": rounds, "rows": rows, "upstream_nice": -10 if niced else 0}
 
 
 def scenario_small(up):
-    """/text?n=64, keep-alive, 64 connections."""
-    dur = secs(8)
-    conns = 64
+    """/text?n=64, keep-alive, 64 connections; every target ROUNDS times,
+    interleaved (each server started afresh for each run): median and
+    min-max."""
+    dur, rounds, conns = secs(3), 3, 64
     target = up.url("/text?n=64")
-    out = {"connections": conns, "duration_s": dur, "wrk_threads": 2, "rows": {}}
+    out = {"connections": conns, "duration_s": dur, "wrk_threads": 2, "rounds": rounds, "rows": {}}
+    runs = {}
 
-    def run(name, url, body=None):
-        wrk(url, conns, 1, threads=2, body=body)           # warm-up
-        r = wrk(url, conns, dur, threads=2, body=body)
-        out["rows"][name] = r
-        log("small %s: %.0f/s p50 %.0f us p99 %.0f us errors %d"
-            % (name, r["rps"], r["p50_us"], r["p99_us"], r["errors"]))
+    def start(name):
+        if name == "upstream direct":
+            return None, target, None
+        if name.startswith("fetchd"):
+            srv = Fetchd("small", threads=16)
+            body = fetch_body(target) if name == "fetchd" else \
+                fetch_body(target, fields=["status", "text"])
+            return srv, srv.url(), body
+        if name == "nginx":
+            srv = Nginx(up.port)
+            return srv, "http://127.0.0.1:%d/text?n=64" % srv.port, None
+        srv = PyRef(name == "python uvloop", threads=16)
+        return srv, srv.url(), fetch_body(target)
 
-    run("upstream direct", target)
-    fd = Fetchd("small", threads=16)
-    run("fetchd", fd.url(), fetch_body(target))
-    run("fetchd fields=status,text", fd.url(), fetch_body(target, fields=["status", "text"]))
-    fd.stop()
-    ng = Nginx(up.port)
-    run("nginx", "http://127.0.0.1:%d/text?n=64" % ng.port)
-    ng.stop()
-    for uv in (False, True):
-        py = PyRef(uv, threads=16)
-        run("python asyncio" if not uv else "python uvloop", py.url(), fetch_body(target))
-        py.stop()
+    names = ("upstream direct", "fetchd", "fetchd fields=status,text", "nginx",
+             "python asyncio", "python uvloop")
+    for i in range(rounds):
+        for name in names:
+            srv, url, body = start(name)
+            try:
+                wrk(url, conns, 1, threads=2, body=body)           # warm-up
+                r = wrk(url, conns, dur, threads=2, body=body)
+            finally:
+                if srv is not None:
+                    srv.stop()
+            runs.setdefault(name, []).append(r)
+            log("small %s #%d: %.0f/s p50 %.0f us p99 %.0f us errors %d"
+                % (name, i + 1, r["rps"], r["p50_us"], r["p99_us"], r["errors"]))
+    for name in names:
+        out["rows"][name] = summarize(runs[name])
     return out
 
 
@@ -488,39 +515,57 @@ def scenario_overhead(up):
 
 
 def scenario_large(up):
-    """1 MB and 8 MB, text and binary: fetches/s and the loop thread's CPU."""
-    dur = secs(4)
+    """1 MB and 8 MB, text and binary: fetches/s and the loop thread's CPU,
+    each case ROUNDS times, interleaved (1 MB text, 1 MB binary, 8 MB text,
+    8 MB binary, then again): median and min-max."""
+    dur, rounds = secs(2), 3
     conns = 4
-    rows = []
     fd = Fetchd("large", threads=4, queue_limit=64)
     clk = os.sysconf("SC_CLK_TCK")
+    cases = []
     for size, label in ((1 << 20, "1 MB"), (8 << 20, "8 MB")):
         for kind in ("text", "bytes"):
             target = up.url("/%s?n=%d" % (kind, size))
-            body = fetch_body(target)
-            direct = wrk(target, conns, max(2, dur // 2), threads=1)
-            wrk(fd.url(), conns, 1, threads=1, body=body, timeout=20)   # warm-up
+            cases.append({"label": label, "kind": kind, "body": fetch_body(target),
+                          "direct": wrk(target, conns, dur, threads=1), "runs": []})
+    for i in range(rounds):
+        for c in cases:
+            if i == 0:
+                wrk(fd.url(), conns, 1, threads=1, body=c["body"], timeout=20)   # warm-up
             before, t0 = task_ticks(fd.pid), time.monotonic()
-            r = wrk(fd.url(), conns, dur, threads=1, body=body, timeout=20)
+            r = wrk(fd.url(), conns, dur, threads=1, body=c["body"], timeout=20)
             after, t1 = task_ticks(fd.pid), time.monotonic()
             delta = {tid: after[tid] - before.get(tid, 0) for tid in after}
             loop = delta.get(fd.pid, 0)
             total = sum(delta.values())
             wall = t1 - t0
-            row = {"size": label, "kind": "text" if kind == "text" else "binary",
-                   "body_mode": "text" if kind == "text" else "content_base64",
-                   "rps": r["rps"], "direct_rps": direct["rps"], "doc_bytes": r["bytes"] / max(1, r["requests"]),
-                   "errors": r["errors"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
-                   "loop_cpu_s": loop / clk, "process_cpu_s": total / clk, "wall_s": wall,
-                   "loop_share": loop / total if total else 0.0,
-                   "loop_core_pct": 100.0 * loop / clk / wall,
-                   "workers_core_pct": 100.0 * (total - loop) / clk / wall}
-            rows.append(row)
-            log("large %s %s: %.1f/s (direct %.1f/s); loop %.1f%% of a core, %.1f%% of fetchd's CPU"
-                % (label, row["kind"], r["rps"], direct["rps"], row["loop_core_pct"],
-                   100 * row["loop_share"]))
+            r.update({"loop_cpu_s": loop / clk, "process_cpu_s": total / clk, "wall_s": wall,
+                      "loop_share": loop / total if total else 0.0,
+                      "loop_core_pct": 100.0 * loop / clk / wall,
+                      "workers_core_pct": 100.0 * (total - loop) / clk / wall})
+            c["runs"].append(r)
+            log("large %s %s #%d: %.1f/s (direct %.1f/s); loop %.1f%% of a core, %.1f%% of fetchd's CPU"
+                % (c["label"], c["kind"], i + 1, r["rps"], c["direct"]["rps"], r["loop_core_pct"],
+                   100 * r["loop_share"]))
     fd.stop()
-    return {"connections": conns, "threads": 4, "duration_s": dur, "clk_tck": clk, "rows": rows}
+    rows = []
+    for c in cases:
+        runs = c["runs"]
+        sm = summarize(runs)
+        loop_pct = [r["loop_core_pct"] for r in runs]
+        row = {"size": c["label"], "kind": "text" if c["kind"] == "text" else "binary",
+               "body_mode": "text" if c["kind"] == "text" else "content_base64",
+               "rps": sm["rps"], "min_rps": sm["min_rps"], "max_rps": sm["max_rps"],
+               "runs_rps": sm["runs_rps"], "direct_rps": c["direct"]["rps"],
+               "doc_bytes": sum(r["bytes"] for r in runs) / max(1, sum(r["requests"] for r in runs)),
+               "errors": sm["errors"], "p50_us": sm["p50_us"], "p99_us": sm["p99_us"],
+               "loop_core_pct": pct(loop_pct, 50), "loop_core_min": min(loop_pct),
+               "loop_core_max": max(loop_pct), "runs_loop_core_pct": loop_pct,
+               "loop_share": pct([r["loop_share"] for r in runs], 50),
+               "workers_core_pct": pct([r["workers_core_pct"] for r in runs], 50)}
+        rows.append(row)
+    return {"connections": conns, "threads": 4, "duration_s": dur, "rounds": rounds,
+            "clk_tck": clk, "rows": rows}
 
 
 def scenario_memory(up):
@@ -598,7 +643,7 @@ def scenario_bulkhead(up):
     """A named pool for the slow host; the fast host's p99 with and without slow load."""
     slow_threads, slow_queue = 4, 64
     slow_conns = 32
-    dur = secs(5)
+    dur = secs(3)
     pool_conf = lambda port: fetchd_conf(
         port, threads=16,
         extra="[pool.slow]\nthreads = %d\nqueue_limit = %d\nhosts = localhost\n"
@@ -616,7 +661,7 @@ def scenario_bulkhead(up):
     def fast_run(fd, label, with_slow):
         load = None
         if with_slow:
-            load = WrkBg(fd.url(), slow_conns, dur + 3, body=slow, timeout=30)
+            load = WrkBg(fd.url(), slow_conns, dur + 2, body=slow, timeout=30)
             time.sleep(1.5)
         r = wrk(fd.url(), 8, dur, threads=1, body=fast)
         st = fd.stats()["pools"]
@@ -631,12 +676,12 @@ def scenario_bulkhead(up):
             "; slow %.1f/s, %d errors" % (sl["rps"], sl["errors"]) if sl else ""))
 
     fd = Fetchd.from_conf("bulkhead", pool_conf)
-    for i in range(2):                     # interleaved, twice: this box is shared
+    for i in range(3):                     # interleaved, three times: this box is shared
         fast_run(fd, "named pool, fast alone", False)
         fast_run(fd, "named pool, slow load", True)
-    fd.stop()
-    fd = Fetchd("bulkhead-nopool", threads=16)
-    fast_run(fd, "no named pool, slow load", True)
+        nf = Fetchd("bulkhead-nopool", threads=16)
+        fast_run(nf, "no named pool, slow load", True)
+        nf.stop()
     fd.stop()
     return out
 
