@@ -1277,6 +1277,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "upstream: cannot bind 127.0.0.1:%ld\n", port);
 		goto out;
 	}
+	/* evhttp_bind_socket listens with a backlog of 128: thousands of
+	 * clients connecting at once (tests/check_scale, bench/run scale)
+	 * overflowed it and waited a second for a SYN retry. Linux takes a
+	 * second listen() as a new backlog (capped by net.core.somaxconn). */
+	listen(evhttp_bound_socket_get_fd(bound), 65535);
 	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &slen) == -1) {
 		perror("upstream: getsockname");
 		goto out;
