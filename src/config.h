@@ -38,7 +38,7 @@ struct config_pool {
  * worker's stack mapping touched (ASan build: 24 KiB) after a TLS
  * handshake, charset detection and iconv, a brotli body, 2048-deep JSON
  * and the rest of the materializer; a 16 KiB stack crashed, 20 KiB did
- * not. The floor is 3x the ASan figure; the default 12x the plain one,
+ * not. The floor is 2.6x the ASan figure; the default 12x the plain one,
  * for paths no test reached (RSS grows only with the pages touched, so
  * the size costs address space, not memory). */
 #define CONFIG_STACK_DEFAULT (256 * 1024)

@@ -821,6 +821,7 @@ START_TEST(test_min_threads_above_threads_is_refused)
 	FILE *err;
 
 	ck_assert_int_eq(load_text("[pool]\nthreads = 4\nmin_threads = 5\n"), 0);
+	free(err_text);
 	err = open_memstream(&err_text, &err_len);
 	ck_assert_int_eq(config_check(cfg, "f.conf", err), 1);
 	fclose(err);
@@ -842,6 +843,7 @@ START_TEST(test_more_descriptors_than_the_limit_allows_are_refused)
 	ck_assert_int_eq(load_text("[server]\nmax_connections = 1000000\n"
 				   "[fetch]\nmax_idle_connections = 100000000\n"),
 			 0);
+	free(err_text);
 	err = open_memstream(&err_text, &err_len);
 	ck_assert_int_eq(config_check(cfg, "f.conf", err), 1);
 	fclose(err);
