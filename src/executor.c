@@ -485,6 +485,9 @@ static void *executor_spawner_main(void *arg)
 			ex->spawn_failed++;
 			continue;
 		}
+		/* counted now: its task may be done before this thread has
+		 * the lock again */
+		ex->spawned++;
 		stack_size = ex->stack_size;
 		pthread_mutex_unlock(&ex->lock);
 		err = executor_create_thread(w, stack_size, &thread);
@@ -493,12 +496,12 @@ static void *executor_spawner_main(void *arg)
 			/* Its task waits for a busy worker; when none is live
 			 * (min_threads = 0) the next submit asks again. */
 			executor_drop_worker_locked(ex, w);
+			ex->spawned--;
 			ex->spawn_failed++;
 			continue;
 		}
 		w->thread = thread;
 		w->created = 1;
-		ex->spawned++;
 	}
 	pthread_mutex_unlock(&ex->lock);
 	return NULL;
