@@ -1,4 +1,6 @@
-/* Thousands in flight (issue 14): 2000 fetches held at once by an upstream
+/* Thousands in flight (issue 14), and the descriptors they need.
+ *
+ * 2000 fetches held at once by an upstream
  * that answers none until told, through fetchd with threads = 2000, all
  * complete after the release, and /healthz answers on the loop thread
  * meanwhile. Functional, with generous bounds: it must pass under ASan on a
@@ -9,7 +11,10 @@
  * RLIMIT_NOFILE; the upstream and fetchd, started after, inherit it (fetchd
  * raises its own to its budget). The upstream listens with a deep accept
  * queue (tests/upstream.c), so 2000 workers connecting at once do not wait
- * for SYN retries. */
+ * for SYN retries.
+ *
+ * And [fetch] max_idle_connections: each worker keeps no more idle upstream
+ * connections than its share. */
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
@@ -168,6 +173,59 @@ START_TEST(test_2000_held_fetches_all_complete_and_healthz_answers)
 }
 END_TEST
 
+/* Connections upstream u has accepted for fetchd (this query's own left
+ * out). */
+static long accepted(const struct upstream *u)
+{
+	struct http_resp r;
+	long n;
+
+	get_ok(u->port, "/connections", &r);
+	n = (long)json_integer_value(json_path(r.json, "accepted")) - 1;
+	http_resp_free(&r);
+	return n;
+}
+
+/* One worker with max_idle_connections = max_idle fetches from four
+ * upstreams in turn, then from the first again: the connections the
+ * first has accepted. */
+static long refetch_first(unsigned max_idle)
+{
+	struct upstream u[4];
+	struct fetchd f = {0};
+	char *extra =
+		str_printf("[pool]\nthreads = 1\n[fetch]\nmax_idle_connections = %u\n", max_idle);
+	struct http_resp r;
+	long n;
+
+	for (int i = 0; i < 4; i++)
+		upstream_start(&u[i]);
+	fetchd_start(&f, &(struct fetchd_opts){.extra_config = extra, .allow_loopback = true});
+	for (int i = 0; i <= 4; i++) {
+		fetch_path(&f, &u[i % 4], "/json", &r);
+		expect_status(&r, 200);
+		expect_int(&r, "status", 200);
+		http_resp_free(&r);
+	}
+	n = accepted(&u[0]);
+	fetchd_stop(&f);
+	for (int i = 0; i < 4; i++)
+		upstream_stop(&u[i]);
+	free(extra);
+	return n;
+}
+
+/* [fetch] max_idle_connections bounds each worker's connection cache
+ * (CURLOPT_MAXCONNECTS): allowed 2, the worker has closed the first
+ * upstream's connection by the time it comes back to it; with the derived
+ * default (5 per worker here) it reuses it. */
+START_TEST(test_max_idle_connections_bounds_each_workers_cache)
+{
+	ck_assert_int_eq(refetch_first(2), 2);
+	ck_assert_int_eq(refetch_first(0), 1);
+}
+END_TEST
+
 static void setup(void)
 {
 	raise_nofile();
@@ -182,6 +240,7 @@ static Suite *scale_suite(void)
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_checked_fixture(tc, setup, teardown_default);
 	tcase_add_test(tc, test_2000_held_fetches_all_complete_and_healthz_answers);
+	tcase_add_test(tc, test_max_idle_connections_bounds_each_workers_cache);
 	suite_add_tcase(s, tc);
 	return s;
 }
