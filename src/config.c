@@ -19,6 +19,7 @@
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
 
+#include "capacity.h"
 #include "units.h"
 
 /* Debian's libinih cuts longer lines silently at its default of 200; a long
@@ -75,7 +76,12 @@ static const struct config_key config_keys[] = {
 		   CONFIG_MS_PER_DAY),
 	CONFIG_KEY("server", "lame_duck", CONFIG_T_DURATION, lame_duck_ms, 0, CONFIG_MS_PER_DAY),
 
-	CONFIG_KEY("pool", "threads", CONFIG_T_UINT, threads, 0, 1024),
+	CONFIG_KEY("pool", "threads", CONFIG_T_UINT, threads, 0, CONFIG_MAX_THREADS),
+	CONFIG_KEY("pool", "min_threads", CONFIG_T_UINT, min_threads, 0, CONFIG_MAX_THREADS),
+	CONFIG_KEY("pool", "thread_idle_timeout", CONFIG_T_DURATION, thread_idle_timeout_ms, 1,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("pool", "stack_size", CONFIG_T_SIZE, stack_size, CONFIG_STACK_MIN,
+		   UINT64_C(64) << 20),
 	CONFIG_KEY("pool", "queue_limit", CONFIG_T_UINT, queue_limit, 0, 1000000),
 
 	CONFIG_KEY("fetch", "schemes", CONFIG_T_SCHEMES, schemes, 0, 0),
@@ -96,6 +102,8 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("fetch", "client_cert", CONFIG_T_PATH, client_cert, 0, 0),
 	CONFIG_KEY("fetch", "client_key", CONFIG_T_PATH, client_key, 0, 0),
 	CONFIG_KEY("fetch", "allow_downgrade", CONFIG_T_BOOL, allow_downgrade, 0, 0),
+	CONFIG_KEY("fetch", "max_idle_connections", CONFIG_T_UINT, max_idle_connections, 0,
+		   100000000),
 
 	CONFIG_KEY("security", "deny_private", CONFIG_T_BOOL, deny_private, 0, 0),
 	CONFIG_LIST("security", "allow", CONFIG_T_CIDRS, allow, n_allow),
@@ -151,6 +159,9 @@ struct fetchd_config *config_new(void)
 	cfg->lame_duck_ms = 0; /* drain at once, as before the key existed */
 
 	cfg->threads = 16;
+	cfg->min_threads = CONFIG_MIN_THREADS_ALL;
+	cfg->thread_idle_timeout_ms = 60 * 1000;
+	cfg->stack_size = CONFIG_STACK_DEFAULT;
 	cfg->queue_limit = 1024;
 
 	cfg->schemes = CONFIG_SCHEME_HTTP | CONFIG_SCHEME_HTTPS;
@@ -800,7 +811,8 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 	return -1;
 }
 
-/* threads (1..1024), queue_limit (0..1000000) or hosts of [pool.NAME]. */
+/* threads (1..CONFIG_MAX_THREADS), queue_limit (0..1000000) or hosts of
+ * [pool.NAME]. */
 static int config_set_pool(struct fetchd_config *cfg, const char *section, const char *key,
 			   const char *value, bool replace, char *msg, size_t msglen)
 {
@@ -821,7 +833,7 @@ static int config_set_pool(struct fetchd_config *cfg, const char *section, const
 	}
 	if (strcmp(key, "threads") == 0 || strcmp(key, "queue_limit") == 0) {
 		bool threads = key[0] == 't';
-		uint64_t lo = threads ? 1 : 0, hi = threads ? 1024 : 1000000;
+		uint64_t lo = threads ? 1 : 0, hi = threads ? CONFIG_MAX_THREADS : 1000000;
 
 		if (config_parse_u64(copy, &v) != 0 || v < lo || v > hi) {
 			snprintf(msg, msglen, "%s.%s: must be a number from %llu to %llu", section,
@@ -1178,6 +1190,50 @@ static int config_read_tls_files(struct fetchd_config *cfg, const char *where, F
 	return errors;
 }
 
+/* min_threads against threads, and the threads and descriptors of every
+ * pool against what the machine allows (capacity.h); fills idle_per_worker
+ * and fd_need. Returns the number of problems. */
+static int config_check_machine(struct fetchd_config *cfg, const char *where, FILE *err)
+{
+	struct capacity_machine m;
+	struct capacity_fd_budget b;
+	uint64_t workers = cfg->threads;
+	char msg[512];
+	int errors = 0;
+
+	if (cfg->min_threads == CONFIG_MIN_THREADS_ALL) {
+		cfg->min_threads = cfg->threads;
+	} else if (cfg->min_threads > cfg->threads) {
+		if (err != NULL)
+			fprintf(err, "%s: pool.min_threads = %u is more than pool.threads = %u\n",
+				where, cfg->min_threads, cfg->threads);
+		errors++;
+	}
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		workers += cfg->pools[i].threads;
+	if (workers > CONFIG_MAX_THREADS) {
+		if (err != NULL)
+			fprintf(err, "%s: %llu threads over every pool, more than %d\n", where,
+				(unsigned long long)workers, CONFIG_MAX_THREADS);
+		errors++;
+	}
+	capacity_read_machine(&m);
+	if (capacity_check_threads(workers, &m, msg, sizeof(msg)) != 0) {
+		if (err != NULL)
+			fprintf(err, "%s: pool.threads: %s\n", where, msg);
+		errors++;
+	}
+	if (capacity_fd_budget(cfg->max_connections, workers, cfg->max_idle_connections,
+			     m.fd_hard, &b, msg, sizeof(msg)) != 0) {
+		if (err != NULL)
+			fprintf(err, "%s: %s\n", where, msg);
+		errors++;
+	}
+	cfg->idle_per_worker = (unsigned)b.idle_per_worker;
+	cfg->fd_need = b.total;
+	return errors;
+}
+
 int config_check(struct fetchd_config *cfg, const char *where, FILE *err)
 {
 	int errors = config_read_tls_files(cfg, where, err);
@@ -1203,7 +1259,7 @@ int config_check(struct fetchd_config *cfg, const char *where, FILE *err)
 			fprintf(err, "%s: fetch.schemes: no scheme allowed\n", where);
 		errors++;
 	}
-	return errors;
+	return errors + config_check_machine(cfg, where, err);
 }
 
 /* A size in the largest unit that keeps it exact ("1M", "1536K", "100"). */

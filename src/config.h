@@ -28,6 +28,22 @@ struct config_pool {
 
 #define CONFIG_MAX_POOLS 32
 
+/* [pool] threads, per pool and over every pool; what the machine allows
+ * is checked by config_check (capacity.h). */
+#define CONFIG_MAX_THREADS 65536
+/* [pool] min_threads not set: the same as threads (a fixed pool). */
+#define CONFIG_MIN_THREADS_ALL UINT32_MAX
+/* [pool] stack_size: the default and the floor, from the deepest stack a
+ * worker used (tests/check_stack.c; man/fetchd.conf.5): 20 KiB of a
+ * worker's stack mapping touched (ASan build: 24 KiB) after a TLS
+ * handshake, charset detection and iconv, a brotli body, 2048-deep JSON
+ * and the rest of the materializer; a 16 KiB stack crashed, 20 KiB did
+ * not. The floor is 2.6x the ASan figure; the default 12x the plain one,
+ * for paths no test reached (RSS grows only with the pages touched, so
+ * the size costs address space, not memory). */
+#define CONFIG_STACK_DEFAULT (256 * 1024)
+#define CONFIG_STACK_MIN (64 * 1024)
+
 /* One parsed configuration. Built once, then read-only: a reload builds a
  * new one and swaps it in. Durations are milliseconds, sizes bytes. */
 /* A file's bytes, as read. */
@@ -52,7 +68,10 @@ struct fetchd_config {
 	uint64_t lame_duck_ms; /* SIGTERM to the drain: /healthz 503, still serving */
 
 	/* [pool] */
-	unsigned threads; /* 0 = inline mode */
+	unsigned threads; /* 0 = inline mode; the most workers */
+	unsigned min_threads; /* workers kept idle; config_check makes it <= threads */
+	uint64_t thread_idle_timeout_ms; /* then a worker above min_threads leaves */
+	uint64_t stack_size;		 /* of every worker, every pool */
 	unsigned queue_limit;
 	struct config_pool *pools; /* named pools, in file order */
 	size_t n_pools;
@@ -73,6 +92,12 @@ struct fetchd_config {
 	char *client_cert; /* PEM certificate fetchd shows upstreams that ask (mTLS) */
 	char *client_key;  /* its private key (PEM); given with client_cert */
 	bool allow_downgrade; /* may a redirect lead from https: to http:? */
+	unsigned max_idle_connections; /* over every worker; 0: derived */
+	/* Worked out by config_check from the above and the machine's fd
+	 * limit (capacity_fd_budget): each worker's CURLOPT_MAXCONNECTS, and
+	 * the descriptors the whole configuration needs. */
+	unsigned idle_per_worker;
+	uint64_t fd_need;
 	/* The contents of ca_file, client_cert and client_key, read by
 	 * config_check when the file is loaded (at start and on SIGHUP), so a
 	 * fetch never opens a file and a reload picks up a changed one. */

@@ -1,6 +1,7 @@
 #ifndef FETCHD_EXECUTOR_H
 #define FETCHD_EXECUTOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -28,7 +29,9 @@ struct executor_task {
 };
 
 struct executor_stats {
-	unsigned threads;
+	unsigned threads;     /* the most workers (executor_params.threads) */
+	unsigned min_threads; /* workers kept when idle */
+	unsigned live;	      /* workers running now, not told to leave */
 	unsigned busy;
 	unsigned idle; /* workers waiting for a task */
 	unsigned queued;
@@ -36,6 +39,24 @@ struct executor_stats {
 	uint64_t completed;
 	uint64_t rejected;
 	uint64_t cancelled;
+	uint64_t spawned;      /* workers started past executor_new */
+	uint64_t retired;      /* workers that left after thread_idle_timeout */
+	uint64_t spawn_failed; /* pthread_create refused (the task waited on) */
+};
+
+/* The most workers of one pool. */
+#define EXECUTOR_MAX_THREADS 65536
+
+/* The shape of a pool. threads = 0 is inline mode (the rest is ignored).
+ * Workers beyond min_threads start on demand (a task arrives and no worker
+ * is idle) and leave after idle_timeout_ms without a task; min_threads =
+ * threads is a fixed pool. */
+struct executor_params {
+	unsigned threads;     /* 0..EXECUTOR_MAX_THREADS */
+	unsigned min_threads; /* <= threads */
+	unsigned queue_limit;
+	size_t stack_size;	  /* of each worker; 0: the C library's default */
+	uint64_t idle_timeout_ms; /* 0: workers above min_threads never leave */
 };
 
 /* Per-worker state, created on the worker thread before it takes tasks
@@ -43,10 +64,18 @@ struct executor_stats {
 typedef void *(*executor_worker_init_fn)(unsigned worker_id, void *arg);
 typedef void (*executor_worker_fini_fn)(void *worker_ctx, void *arg);
 
-/* Start threads workers (0 = inline mode: tasks run on the caller's
- * thread inside executor_submit) with room for queue_limit waiting tasks.
- * Completions are delivered on base's thread through one wake-up channel.
- * Returns NULL on failure. */
+/* Start a pool shaped by p: its min_threads workers now, each with a stack
+ * of p->stack_size, and one helper thread that starts the others on demand
+ * and joins the ones that leave, so neither ever blocks the loop. With
+ * threads = 0 (inline mode) tasks run on the caller's thread inside
+ * executor_submit. Completions are delivered on base's thread through one
+ * wake-up channel. Returns NULL on failure. */
+struct executor *executor_start(struct event_base *base, const struct executor_params *p,
+				executor_worker_init_fn init, executor_worker_fini_fn fini,
+				void *arg);
+
+/* executor_start of a fixed pool of threads workers (0: inline mode) with
+ * the default stack. */
 struct executor *executor_new(struct event_base *base, unsigned threads, unsigned queue_limit,
 			      executor_worker_init_fn init, executor_worker_fini_fn fini, void *arg);
 
@@ -67,8 +96,15 @@ int executor_submit(struct executor *ex, struct executor_task *t);
  * run or has run; abort the work through its own cancel flag). */
 int executor_cancel(struct executor *ex, struct executor_task *t);
 
-/* Change the number of workers and the queue limit live. Shrinking lets
- * running tasks finish. Call on the loop thread. Returns 0 or -1. */
+/* Reshape the pool live (a reload). Shrinking below the live workers tells
+ * the highest-numbered ones to leave after their current task; growing to
+ * a higher min_threads has the helper start the missing ones; never waits
+ * for a thread. stack_size applies to workers started from now on. Call
+ * on the loop thread. Returns -1 when it would switch between inline mode
+ * and threads (that needs a restart), else 0. */
+int executor_reconfigure(struct executor *ex, const struct executor_params *p);
+
+/* executor_reconfigure to a fixed pool of threads workers. */
 int executor_resize(struct executor *ex, unsigned threads, unsigned queue_limit);
 
 void executor_get_stats(struct executor *ex, struct executor_stats *out);

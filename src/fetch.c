@@ -936,6 +936,10 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 	CURL *c = w->curl;
 
 	curl_easy_reset(c);
+	/* [fetch] max_idle_connections spread over the workers (config_check):
+	 * the idle upstream sockets this handle keeps */
+	if (cfg->idle_per_worker > 0)
+		curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)cfg->idle_per_worker);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_SHARE, w->share->sh);

@@ -76,6 +76,26 @@ static void on_status_timer(evutil_socket_t fd, short what, void *arg)
 }
 #endif
 
+/* max_connections client sockets, the workers' sockets and idle upstream
+ * connections and a few of our own (cfg->fd_need, counted by config_check,
+ * which refused what the hard limit cannot hold): raise the soft
+ * descriptor limit toward the hard one (a shell's 1024 would cap
+ * max_connections far below its default). At start and on reload. */
+static void raise_fd_limit(const struct fetchd_config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->fd_need;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		log_warn("max_connections = %u wants about %llu file descriptors, the limit is "
+			 "%llu: fetchd pauses accepting when they run out",
+			 cfg->max_connections, (unsigned long long)want,
+			 (unsigned long long)rl.rlim_cur);
+}
+
 /* Read the file and apply the command-line overrides (a flag replaces the
  * file's value; repeated flags accumulate). Problems go to err. Returns
  * the checked config, or NULL with *problems > 0. */
@@ -177,6 +197,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_error("reload rejected (%d problem%s): keeping the running configuration",
 			  problems, problems == 1 ? "" : "s");
 	} else {
+		raise_fd_limit(cfg);
 		server_reload(rt->srv, cfg);
 	}
 	free(report);
@@ -186,25 +207,6 @@ out:;
 #endif
 }
 
-/* max_connections client sockets, one upstream socket per worker and a
- * few of our own: raise the soft descriptor limit toward the hard one
- * (a shell's 1024 would cap max_connections far below its default). */
-static void raise_fd_limit(const struct fetchd_config *cfg)
-{
-	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_connections + cfg->threads + 64;
-
-	for (size_t i = 0; i < cfg->n_pools; i++)
-		want += cfg->pools[i].threads;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-		log_warn("max_connections = %u wants about %llu file descriptors, the limit is "
-			 "%llu: fetchd pauses accepting when they run out",
-			 cfg->max_connections, (unsigned long long)want,
-			 (unsigned long long)rl.rlim_cur);
-}
 
 /* The event loop. With epoll's change list, the changes a request makes to
  * its connection's events within one loop pass (evhttp pausing reads, the

@@ -204,12 +204,15 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"\"} %llu\n",
 		     m->requests_plain[i].status, (unsigned long long)m->requests_plain[i].n);
 	static const char *const gauges[][3] = {
-		{"fetchd_pool_threads", "gauge", "Worker threads of the pool."},
+		{"fetchd_pool_threads", "gauge", "Most worker threads of the pool."},
 		{"fetchd_pool_busy", "gauge", "Workers running a fetch."},
 		{"fetchd_pool_queued", "gauge", "Fetches waiting for a worker."},
 		{"fetchd_pool_queue_limit", "gauge", "Most fetches that may wait."},
 		{"fetchd_pool_rejected_total", "counter", "Fetches refused: the queue was full."},
 		{"fetchd_pool_cancelled_total", "counter", "Queued fetches removed before they ran."},
+		{"fetchd_pool_threads_live", "gauge", "Worker threads running now."},
+		{"fetchd_pool_threads_idle", "gauge", "Worker threads waiting for a fetch."},
+		{"fetchd_pool_threads_min", "gauge", "Worker threads kept when idle."},
 	};
 	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
 		emit(&t, "# HELP %s %s\n# TYPE %s %s\n", gauges[g][0], gauges[g][2], gauges[g][0],
@@ -221,7 +224,10 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 				   : g == 2 ? st->queued
 				   : g == 3 ? st->queue_limit
 				   : g == 4 ? st->rejected
-					    : st->cancelled;
+				   : g == 5 ? st->cancelled
+				   : g == 6 ? st->live
+				   : g == 7 ? st->idle
+					    : st->min_threads;
 
 			emit(&t, "%s{pool=\"%s\"} %llu\n", gauges[g][0], pool_names[i],
 			     (unsigned long long)v);

@@ -430,8 +430,10 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 
 		executor_get_stats(srv->pools[i], &st);
 		json_object_set_new(pools, pool_name(srv, i),
-				    json_pack("{s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "threads",
-					      (int)st.threads, "busy", (int)st.busy, "queued",
+				    json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
+					      "threads", (int)st.threads, "min_threads",
+					      (int)st.min_threads, "live", (int)st.live, "idle",
+					      (int)st.idle, "busy", (int)st.busy, "queued",
 					      (int)st.queued, "queue_limit", (int)st.queue_limit,
 					      "completed", (json_int_t)st.completed, "failed",
 					      (json_int_t)srv->metrics.pool_failed[i], "rejected",
@@ -562,6 +564,17 @@ static void worker_fini(void *ctx, void *arg)
 	fetch_worker_free(ctx);
 }
 
+/* The shape of pool i (0: [pool], i: [pool.NAME] i - 1) in cfg. Named
+ * pools are fixed; every pool takes [pool]'s stack_size and idle timeout. */
+static void pool_params(const struct fetchd_config *cfg, size_t i, struct executor_params *p)
+{
+	p->threads = i == 0 ? cfg->threads : cfg->pools[i - 1].threads;
+	p->min_threads = i == 0 ? cfg->min_threads : p->threads;
+	p->queue_limit = i == 0 ? cfg->queue_limit : cfg->pools[i - 1].queue_limit;
+	p->stack_size = (size_t)cfg->stack_size;
+	p->idle_timeout_ms = cfg->thread_idle_timeout_ms;
+}
+
 /* The evhttp limits of a configuration. */
 static void apply_http_limits(struct server *srv, const struct fetchd_config *cfg)
 {
@@ -631,21 +644,25 @@ int server_start(struct server *srv)
 		return -1;
 	if (snapshot_set_self(srv->snap, srv->listen.self, srv->listen.n_self, NULL) != 0)
 		return -1;
-	srv->pools[0] = executor_new(srv->base, cfg->threads, cfg->queue_limit, worker_init,
-				     worker_fini, NULL);
+	struct executor_params params;
+
+	pool_params(cfg, 0, &params);
+	srv->pools[0] = executor_start(srv->base, &params, worker_init, worker_fini, NULL);
 	if (srv->pools[0] == NULL) {
 		log_error("cannot start the worker pool");
 		return -1;
 	}
 	executor_set_idle(srv->pools[0], memory_pool_idle);
 	srv->n_pools = 1;
-	log_info("pool default: %u threads, queue limit %u%s", cfg->threads, cfg->queue_limit,
+	log_info("pool default: %u threads (%u kept), queue limit %u%s", cfg->threads,
+		 cfg->min_threads, cfg->queue_limit,
 		 cfg->threads == 0 ? " (inline mode: fetches block the loop)" : "");
 	for (size_t i = 0; i < cfg->n_pools; i++) {
 		const struct config_pool *pc = &cfg->pools[i];
 
-		srv->pools[i + 1] = executor_new(srv->base, pc->threads, pc->queue_limit,
-						 worker_init, worker_fini, NULL);
+		pool_params(cfg, i + 1, &params);
+		srv->pools[i + 1] = executor_start(srv->base, &params, worker_init, worker_fini,
+						   NULL);
 		if (srv->pools[i + 1] == NULL) {
 			log_error("cannot start pool %s", pc->name);
 			return -1;
@@ -816,12 +833,16 @@ int server_reload(struct server *srv, struct fetchd_config *cfg)
 			 old->threads);
 		cfg->threads = old->threads;
 	}
-	if (executor_resize(srv->pools[0], cfg->threads, cfg->queue_limit) != 0)
-		log_warn("reload: could not resize the default pool");
-	for (size_t i = 0; i < cfg->n_pools; i++)
-		if (executor_resize(srv->pools[i + 1], cfg->pools[i].threads,
-				    cfg->pools[i].queue_limit) != 0)
-			log_warn("reload: could not resize pool %s", cfg->pools[i].name);
+	if (cfg->min_threads > cfg->threads)
+		cfg->min_threads = cfg->threads;
+	for (size_t i = 0; i < srv->n_pools; i++) {
+		struct executor_params params;
+
+		pool_params(cfg, i, &params);
+		if (executor_reconfigure(srv->pools[i], &params) != 0)
+			log_warn("reload: could not resize pool %s",
+				 i == 0 ? "default" : cfg->pools[i - 1].name);
+	}
 	apply_http_limits(srv, cfg);
 	budget_set_limit(doc_account_budget(srv->docs), cfg->max_pending_bytes);
 	log_set_level(cfg->log_level);

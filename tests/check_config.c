@@ -361,7 +361,7 @@ START_TEST(test_all_errors_are_reported_not_only_the_first)
 			  "max_batch = 0\n"	   /* 3 */
 			  "this is not ini\n"	   /* 4 */
 			  "[pool]\n"		   /* 5 */
-			  "threads = 1025\n"	   /* 6 */
+			  "threads = 65537\n"	   /* 6 */
 			  "queue_limit = 1000001\n" /* 7 */
 			  "[fetch]\n"		   /* 8 */
 			  "timeout = 5x\n"	   /* 9 */
@@ -374,7 +374,7 @@ START_TEST(test_all_errors_are_reported_not_only_the_first)
 	expect_error(2, "server.bogus: unknown key");
 	expect_error(3, "server.max_batch: 0 is out of range (1..10000)");
 	expect_error(4, "syntax error (expected 'key = value')");
-	expect_error(6, "pool.threads: 1025 is out of range (0..1024)");
+	expect_error(6, "pool.threads: 65537 is out of range (0..65536)");
 	expect_error(7, "pool.queue_limit: 1000001 is out of range (0..1000000)");
 	expect_error(9, "fetch.timeout: bad duration '5x' (use a number with ms, s, m or h; a bare number is seconds)");
 	expect_error(11, "syntax error (section header without ']')");
@@ -480,7 +480,7 @@ START_TEST(test_named_pool_errors_name_the_line)
 			"not 'default'");
 	expect_error(1, "[pool.Slow]: a pool name is 1 to 32 of a-z, 0-9, '_' and '-', and not "
 			"'default'");
-	expect_error(5, "pool.ok.threads: must be a number from 1 to 1024");
+	expect_error(5, "pool.ok.threads: must be a number from 1 to 65536");
 	expect_error(6, "pool.ok.speed: unknown key (a pool has threads, queue_limit, hosts)");
 	expect_error(7, "pool.ok.hosts: bad host pattern 'bad host'");
 }
@@ -791,6 +791,69 @@ START_TEST(test_config_check_rejects_duplicate_listen)
 }
 END_TEST
 
+START_TEST(test_min_threads_defaults_to_threads_a_fixed_pool)
+{
+	ck_assert_int_eq(load_text("[pool]\nthreads = 40\n"), 0);
+	ck_assert_int_eq(config_check(cfg, "x", NULL), 0);
+	ck_assert_uint_eq(cfg->min_threads, 40);
+	ck_assert_uint_eq(cfg->thread_idle_timeout_ms, 60000);
+	ck_assert_uint_eq(cfg->stack_size, CONFIG_STACK_DEFAULT);
+	ck_assert_uint_gt(cfg->idle_per_worker, 0);
+	ck_assert_uint_gt(cfg->fd_need, cfg->max_connections + 40);
+}
+END_TEST
+
+START_TEST(test_elastic_pool_keys_are_read)
+{
+	ck_assert_int_eq(load_text("[pool]\nthreads = 2000\nmin_threads = 16\n"
+				   "thread_idle_timeout = 200ms\nstack_size = 64K\n"
+				   "[fetch]\nmax_idle_connections = 4000\n"),
+			 0);
+	ck_assert_int_eq(config_check(cfg, "x", NULL), 0);
+	ck_assert_uint_eq(cfg->min_threads, 16);
+	ck_assert_uint_eq(cfg->thread_idle_timeout_ms, 200);
+	ck_assert_uint_eq(cfg->stack_size, 64 * 1024);
+	ck_assert_uint_eq(cfg->idle_per_worker, 2);
+}
+END_TEST
+
+START_TEST(test_min_threads_above_threads_is_refused)
+{
+	FILE *err;
+
+	ck_assert_int_eq(load_text("[pool]\nthreads = 4\nmin_threads = 5\n"), 0);
+	free(err_text);
+	err = open_memstream(&err_text, &err_len);
+	ck_assert_int_eq(config_check(cfg, "f.conf", err), 1);
+	fclose(err);
+	ck_assert_str_eq(err_text, "f.conf: pool.min_threads = 5 is more than pool.threads = 4\n");
+}
+END_TEST
+
+START_TEST(test_stack_size_below_the_floor_is_refused)
+{
+	ck_assert_int_eq(load_text("[pool]\nstack_size = 32K\n"), 1);
+	expect_error(2, "pool.stack_size: size must be at least 65536 bytes");
+}
+END_TEST
+
+START_TEST(test_more_descriptors_than_the_limit_allows_are_refused)
+{
+	FILE *err;
+
+	ck_assert_int_eq(load_text("[server]\nmax_connections = 1000000\n"
+				   "[fetch]\nmax_idle_connections = 100000000\n"),
+			 0);
+	free(err_text);
+	err = open_memstream(&err_text, &err_len);
+	ck_assert_int_eq(config_check(cfg, "f.conf", err), 1);
+	fclose(err);
+	ck_assert_msg(strstr(err_text, "f.conf: the configuration needs 101000144 file "
+				       "descriptors: max_connections = 1000000") != NULL,
+		      "%s", err_text);
+}
+END_TEST
+
 /* Write text to a new file under /tmp; its path in path (>= 32 bytes). */
 static void write_temp(char *path, const char *text)
 {
@@ -903,12 +966,15 @@ START_TEST(test_dump_reads_back_to_the_same_configuration)
 				   "[security]\nallow = 10.0.0.0/8, fc00::/7\nallow_hosts = a.example\n"
 				   "[log]\nlevel = debug\naccess_log = false\n"),
 			 0);
+	/* as fetchd -T: loaded, then checked (min_threads unset becomes threads) */
+	ck_assert_int_eq(config_check(cfg, "dump", stderr), 0);
 	first = dump_text(cfg);
 	static const char *const want[] = {
 		"[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n",
 		"\nmax_request_bytes = 1536K\n", "\nidle_timeout = 1500ms\n",
 		"\nlame_duck = 2m\n", "\nshutdown_timeout = 1h\n", "\nmax_batch = 7\n",
-		"\nauth_token_file =\n", "[pool]\nthreads = 3\nqueue_limit = 1024\n",
+		"\nauth_token_file =\n", "[pool]\nthreads = 3\n", "\nqueue_limit = 1024\n",
+		"\nmin_threads = 3\n",
 		"[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n",
 		"\nschemes = https\n", "\nmax_response_bytes = 3G\n", "\nuser_agent = probe/1\n",
 		"\nconnect_timeout = 5s\n", "\nverify_tls = true\n",
@@ -935,6 +1001,7 @@ START_TEST(test_dump_reads_back_to_the_same_configuration)
 	cfg = config_new();
 	ck_assert_ptr_nonnull(cfg);
 	ck_assert_msg(load_text(first) == 0, "the dump does not load:\n%s\n%s", err_text, first);
+	ck_assert_int_eq(config_check(cfg, "dump", stderr), 0);
 	second = dump_text(cfg);
 	ck_assert_str_eq(second, first);
 	free(first);
@@ -1051,6 +1118,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_directory_as_file_reports_cannot_read);
 	tcase_add_test(tc, test_config_check_requires_a_listen_address);
 	tcase_add_test(tc, test_config_check_rejects_duplicate_listen);
+	tcase_add_test(tc, test_min_threads_defaults_to_threads_a_fixed_pool);
+	tcase_add_test(tc, test_elastic_pool_keys_are_read);
+	tcase_add_test(tc, test_min_threads_above_threads_is_refused);
+	tcase_add_test(tc, test_stack_size_below_the_floor_is_refused);
+	tcase_add_test(tc, test_more_descriptors_than_the_limit_allows_are_refused);
 	tcase_add_test(tc, test_tls_files_are_read_when_checked);
 	tcase_add_test(tc, test_tls_file_problems_are_reported);
 	suite_add_tcase(s, tc);

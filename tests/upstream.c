@@ -701,6 +701,30 @@ ep_json_bomb(struct call *c)
 	free(body);
 }
 
+/* JSON nested depth deep (default 2048, jansson's and jsoncopy's most):
+ * arrays, or with obj=1 objects {"a":{"a":...}}, around a 0. The deepest
+ * document a worker builds, for the stack test (tests/check_stack.c). */
+static void
+ep_nested(struct call *c)
+{
+	long depth = query_long(c, "depth", 2048, 1, 1000000);
+	int obj = query_long(c, "obj", 0, 0, 1) == 1;
+	size_t open_len = obj ? 5 : 1, len = 0;
+	char *body = malloc((size_t)depth * (open_len + 1) + 1);
+
+	if (body == NULL) {
+		reply_text(c->req, 500, "no memory\n");
+		return;
+	}
+	for (long i = 0; i < depth; i++, len += open_len)
+		memcpy(body + len, obj ? "{\"a\":" : "[", open_len);
+	body[len++] = '0';
+	for (long i = 0; i < depth; i++)
+		body[len++] = obj ? '}' : ']';
+	reply_data(c->req, 200, "application/json", body, len);
+	free(body);
+}
+
 /* status s (default 200) with "Content-Length: n" (default 1024) and
  * n bytes of 'a', or no body where there is none to send: to HEAD, and in
  * a 204 or 304 (RFC 9110 sections 9.3.2, 15.3.5, 15.4.5). */
@@ -1088,6 +1112,7 @@ static const struct route {
 	{"/declared", ep_declared},
 	{"/control", ep_control},
 	{"/json-bomb", ep_json_bomb},
+	{"/nested", ep_nested},
 	{"/latin1", ep_latin1},
 	{"/latin1-header", ep_latin1_header},
 	{"/utf8", ep_utf8},
@@ -1252,6 +1277,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "upstream: cannot bind 127.0.0.1:%ld\n", port);
 		goto out;
 	}
+	/* evhttp_bind_socket listens with a backlog of 128: thousands of
+	 * clients connecting at once (tests/check_scale, bench/run scale)
+	 * overflowed it and waited a second for a SYN retry. Linux takes a
+	 * second listen() as a new backlog (capped by net.core.somaxconn). */
+	listen(evhttp_bound_socket_get_fd(bound), 65535);
 	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &slen) == -1) {
 		perror("upstream: getsockname");
 		goto out;

@@ -771,6 +771,104 @@ def scenario_https(up):
     return out
 
 
+class AsyncRef:
+    """bench/reference/multi_async.c: libcurl multi on a libevent loop."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.p = spawn([os.environ["BENCH_MULTI_ASYNC"], "--port", str(self.port)], "multi-async")
+        self.pid = self.p.pid
+        wait_http(self.port, proc=self.p)
+
+    def url(self):
+        return "http://127.0.0.1:%d/v1/fetch" % self.port
+
+    def stop(self):
+        stop(self.p)
+
+
+def proc_status(pid, key):
+    """A kB or count field of /proc/PID/status (VmHWM, VmRSS, Threads)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def scale_run(srv, n, dur, up, idle_kb, label):
+    """wrk -c n on a 2 s upstream through srv (stopped here); its figures."""
+    row = {}
+    start_kb = rss_kb(srv.pid)
+    body = fetch_body(up.url("/delay?ms=2000"), fields=["status"])
+    load = WrkBg(srv.url(), n, dur, threads=2, body=body, timeout=30)
+    time.sleep(4.0)
+    row["threads"] = proc_status(srv.pid, "Threads")
+    row["healthz"] = probe(srv.port, "/healthz", 10000, max(1, dur - 6) * 1000,
+                           os.path.join(DATA, "scale_healthz_%s_%d.tsv" % (label, n)),
+                           timeout_ms=10000)
+    r = load.result()
+    row["hwm_kb"] = proc_status(srv.pid, "VmHWM")
+    srv.stop()
+    # wrk counts what completed within dur: the first 2 s complete nothing,
+    # so N / 2 s over dur - 2 of dur seconds is the most
+    window = n / 2.0 * (dur - 2.0) / dur
+    row.update({"rps": r["rps"], "efficiency": r["rps"] / window, "window_rps": window,
+                "p99_ms": r.get("p99_us", 0) / 1000.0, "errors": r["errors"],
+                "start_kb": start_kb, "idle_kb": idle_kb,
+                "kb_per_inflight": (row["hwm_kb"] - idle_kb) / float(n)})
+    log("scale %s N=%d: %.0f fetches/s of %.0f in the window (%.3f), p99 %.0f ms, %d errors; "
+        "VmHWM %d KiB (%.1f KiB per in-flight fetch above idle %d KiB); %d threads; "
+        "/healthz p99 %.2f ms"
+        % (label, n, r["rps"], window, row["efficiency"], row["p99_ms"], r["errors"],
+           row["hwm_kb"], row["kb_per_inflight"], idle_kb, row["threads"],
+           (row["healthz"]["p99_us"] or 0) / 1000.0))
+    return row
+
+
+def scenario_scale(up):
+    """Issue 14: N clients (wrk -c N) on a 2 s upstream through fetchd with
+    threads = N, for N = 1024, 4096, 8192 (BENCH_SCALE_N overrides):
+    fetches/s against Little's law (N / 2 s), p99, VmHWM and RSS per
+    in-flight fetch above an idle 16-thread fetchd, threads, and /healthz
+    p99 from a probe while all N are blocked. Opt-in: bench/run scale."""
+    ns = [int(x) for x in os.environ.get("BENCH_SCALE_N", "1024 4096 8192").split()]
+    dur = secs(12)
+    fd = Fetchd("scale-idle", threads=16)
+    time.sleep(0.5)
+    idle_kb = rss_kb(fd.pid)
+    fd.stop()
+    rows, ref_rows = [], []
+    for n in ns:
+        row = {"n": n, "ideal_rps": n / 2.0, "server": "fetchd"}
+        extra = "max_connections = %d\n" % (n + 256)
+        ok, msg, _ = fetchd_check(fetchd_conf(free_port(), threads=n, queue_limit=n,
+                                              extra_server=extra), "scale-check-%d" % n)
+        if not ok:
+            row["refused"] = msg
+            rows.append(row)
+            log("scale N=%d: fetchd refuses the configuration: %s" % (n, msg))
+            continue
+        fd = Fetchd("scale-%d" % n, threads=n, queue_limit=n, extra_server=extra)
+        row.update(scale_run(fd, n, dur, up, idle_kb, "fetchd"))
+        rows.append(row)
+    if "BENCH_MULTI_ASYNC" in os.environ:
+        ref = AsyncRef()
+        time.sleep(0.5)
+        ref_idle_kb = rss_kb(ref.pid)
+        ref.stop()
+        for n in ns:
+            ref = AsyncRef()
+            row = {"n": n, "ideal_rps": n / 2.0, "server": "multi_async"}
+            row.update(scale_run(ref, n, dur, up, ref_idle_kb, "multi_async"))
+            ref_rows.append(row)
+    return {"delay_ms": 2000, "duration_s": dur, "rows": rows, "reference_rows": ref_rows}
+
+
+# scale is not part of a full run (over a minute, and it needs a high fd
+# limit): bench/run scale
+OPT_IN = {"scale": scenario_scale}
+
 SCENARIOS = [
     ("offload", scenario_offload),
     ("little", scenario_little),
@@ -824,7 +922,7 @@ def main():
     RESULTS["environment"] = environment()
     up = Upstream()
     try:
-        for name, fn in SCENARIOS:
+        for name, fn in SCENARIOS + [(k, v) for k, v in OPT_IN.items() if k in only]:
             if only and name not in only:
                 continue
             s0 = time.monotonic()

@@ -553,6 +553,31 @@ def main():
                      f_["warmup_full_max"], f_["run_full_total"]))
         w("")
 
+    # ---------------------------------------------------------- scale (opt-in)
+    sc = S.get("scale") or {}
+    if sc.get("rows"):
+        w("## Scale: thousands in flight (`bench/run scale`, issue 14)\n")
+        w("N wrk connections POST fetches of `/delay?ms=%d` for %d s; fetchd with `threads = N`, "
+          "`queue_limit = N`; the reference is `bench/reference/multi_async.c` (libcurl multi on a "
+          "libevent loop, one thread). fetches/s against Little's law over the window where "
+          "fetches can complete (N / 2 s x (d - 2) / d); RSS per in-flight fetch is VmHWM above "
+          "the same server idle (fetchd with 16 threads); /healthz p99 from a probe every 10 ms "
+          "while all N are blocked. Targets (issue 14): efficiency >= 0.95, p99 <= 1.1x the "
+          "upstream's 2 s, <= 32 KiB per in-flight fetch and within 1.5x of the reference, "
+          "/healthz p99 <= 2 ms.\n" % (sc.get("delay_ms", 2000), sc.get("duration_s", 0)))
+        w("| server | N | fetches/s | of (window) | efficiency | p99 | errors | VmHWM | KiB per in-flight | threads | /healthz p99 |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sc["rows"] + sc.get("reference_rows", []):
+            if r.get("refused"):
+                w("| %s | %d | refused: %s | | | | | | | | |"
+                  % (r.get("server", "fetchd"), r["n"], r["refused"].split(": ", 1)[-1]))
+                continue
+            w("| %s | %d | %.0f | %.0f | %.3f | %.0f ms | %d | %s | %.1f | %d | %.2f ms |"
+              % (r.get("server", "fetchd"), r["n"], r["rps"], r["window_rps"], r["efficiency"],
+                 r["p99_ms"], r["errors"], kib(r["hwm_kb"]), r["kb_per_inflight"], r["threads"],
+                 (r["healthz"]["p99_us"] or 0) / 1000.0))
+        w("")
+
     failed = [k for k, v in S.items() if isinstance(v, dict) and v.get("failed")]
     for k in failed:
         w("**Scenario %s failed:** %s\n" % (k, S[k]["failed"]))
