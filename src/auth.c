@@ -58,8 +58,7 @@ static bool token_equal(const char *a, const char *b)
 
 bool auth_request_ok(struct evhttp_request *req, const char *token)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
-					   "Authorization");
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
 		return false;

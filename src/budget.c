@@ -53,9 +53,8 @@ bool budget_charge(struct budget *b, size_t n)
 	do {
 		if (n > limit || used > limit - n)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&b->used, &used, used + n,
-							memory_order_relaxed,
-							memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&b->used, &used, used + n, memory_order_relaxed, memory_order_relaxed));
 	return true;
 }
 

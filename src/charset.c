@@ -321,10 +321,9 @@ static const struct charset_label charset_labels[] = {
  * U+00A0-U+00FF. The five bytes Microsoft leaves undefined map to C1
  * controls, which glibc's CP1252 rejects. */
 static const uint16_t charset_cp1252_c1[32] = {
-	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
-	0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
-	0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+	0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+	0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 };
 
 /* ASCII whitespace (Infra: TAB, LF, FF, CR, SPACE). */
@@ -459,8 +458,8 @@ static size_t charset_ascii_run(const unsigned char *s, size_t n)
  * *multibyte whether that prefix holds a non-ASCII character. The common
  * two- and three-byte forms are checked inline: this runs over whole
  * bodies. */
-static size_t charset_utf8_prefix(const unsigned char *s, size_t len,
-				  enum charset_utf8_step *last, bool *multibyte)
+static size_t charset_utf8_prefix(const unsigned char *s, size_t len, enum charset_utf8_step *last,
+				  bool *multibyte)
 {
 	size_t i = 0, used;
 	bool mb = false;
@@ -726,8 +725,8 @@ done:
 
 /* The attributes of a <meta> tag at *pos (HTML 13.2.3.2, the "<meta" step).
  * Returns the encoding, NULL for none; *stop is set when the input ends. */
-static const char *charset_prescan_meta(const unsigned char *s, size_t n, size_t *pos,
-					bool *stop, struct charset_attr *a)
+static const char *charset_prescan_meta(const unsigned char *s, size_t n, size_t *pos, bool *stop,
+					struct charset_attr *a)
 {
 	bool seen_equiv = false, seen_content = false, seen_charset = false;
 	bool got_pragma = false, charset_set = false;
@@ -1050,8 +1049,8 @@ static int charset_sb_iconv(struct charset_sb_table *t, const struct charset_enc
 
 /* Encoding Standard 9.1 "single-byte decoder". Sized exactly in a first
  * pass, plus slack for the fixed four-byte copies. */
-static char *charset_decode_sb(const unsigned char *s, size_t len,
-			       const struct charset_sb_table *t, size_t *out_len)
+static char *charset_decode_sb(const unsigned char *s, size_t len, const struct charset_sb_table *t,
+			       size_t *out_len)
 {
 	size_t i, n = 0, o = 0;
 	char *out;

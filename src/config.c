@@ -54,11 +54,15 @@ struct config_key {
 	uint64_t max;
 };
 
-#define CONFIG_KEY(s, n, t, field, lo, hi)                                                    \
-	{ s, n, t, offsetof(struct fetchd_config, field), 0, lo, hi }
-#define CONFIG_LIST(s, n, t, field, nfield)                                                   \
-	{ s, n, t, offsetof(struct fetchd_config, field),                                     \
-	  offsetof(struct fetchd_config, nfield), 0, 0 }
+#define CONFIG_KEY(s, n, t, field, lo, hi)                                                         \
+	{                                                                                          \
+		s, n, t, offsetof(struct fetchd_config, field), 0, lo, hi                          \
+	}
+#define CONFIG_LIST(s, n, t, field, nfield)                                                        \
+	{                                                                                          \
+		s, n, t, offsetof(struct fetchd_config, field),                                    \
+			offsetof(struct fetchd_config, nfield), 0, 0                               \
+	}
 
 static const struct config_key config_keys[] = {
 	CONFIG_LIST("server", "listen", CONFIG_T_LISTEN, listen, n_listen),
@@ -91,8 +95,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("fetch", "low_speed_limit", CONFIG_T_SIZE, low_speed_limit, 0, UINT32_MAX),
 	CONFIG_KEY("fetch", "low_speed_time", CONFIG_T_DURATION, low_speed_time_ms, 1000,
 		   CONFIG_MS_PER_DAY),
-	CONFIG_KEY("fetch", "max_response_bytes", CONFIG_T_SIZE, max_response_bytes, 1,
-		   UINT64_MAX),
+	CONFIG_KEY("fetch", "max_response_bytes", CONFIG_T_SIZE, max_response_bytes, 1, UINT64_MAX),
 	CONFIG_KEY("fetch", "max_redirects", CONFIG_T_UINT, max_redirects, 0, 100),
 	CONFIG_KEY("fetch", "user_agent", CONFIG_T_STRING, user_agent, 0, 0),
 	CONFIG_KEY("fetch", "verify_tls", CONFIG_T_BOOL, verify_tls, 0, 0),
@@ -116,7 +119,7 @@ static const struct config_key config_keys[] = {
 
 #define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
-static const char *const config_sections[] = { "server", "pool", "fetch", "security", "log" };
+static const char *const config_sections[] = {"server", "pool", "fetch", "security", "log"};
 
 /* State of one config_load. */
 struct config_parse {
@@ -128,9 +131,9 @@ struct config_parse {
 	char *buf;
 	size_t bufsize;
 	int read_errno;
-	int lineno;		/* the line last handed to inih */
-	bool pending_key;	/* that line must reach the handler */
-	int handled_line;	/* the line the handler saw last */
+	int lineno;		  /* the line last handed to inih */
+	bool pending_key;	  /* that line must reach the handler */
+	int handled_line;	  /* the line the handler saw last */
 	bool seen[CONFIG_N_KEYS]; /* list keys: the first line replaces */
 };
 
@@ -322,8 +325,8 @@ static char *config_strdup_trimmed(const char *s)
 
 static int config_parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
@@ -441,8 +444,7 @@ static int config_check_listen(const char *item, char *msg, size_t msglen)
 	return 0;
 
 bad:
-	snprintf(msg, msglen, "server.listen: bad address '%s' (use host:port or [v6]:port)",
-		 item);
+	snprintf(msg, msglen, "server.listen: bad address '%s' (use host:port or [v6]:port)", item);
 	return -1;
 }
 
@@ -480,8 +482,7 @@ bad:
 
 /* Set *list to items (replace) or to the old list followed by items. On
  * failure the old list is untouched. */
-static int config_strv_update(char ***list, size_t *n, char **items, size_t n_items,
-			      bool replace)
+static int config_strv_update(char ***list, size_t *n, char **items, size_t n_items, bool replace)
 {
 	size_t base = replace ? 0 : *n, i;
 	char **v = NULL;
@@ -609,8 +610,8 @@ static int config_set_cidrs(struct fetchd_config *cfg, const struct config_key *
 			char why[160];
 
 			config_cidr_problem(items[i], why, sizeof(why));
-			config_msg_add(msg, msglen, "%s.%s: bad CIDR '%s': %s", k->section,
-				       k->name, items[i], why);
+			config_msg_add(msg, msglen, "%s.%s: bad CIDR '%s': %s", k->section, k->name,
+				       items[i], why);
 			bad = true;
 		}
 	}
@@ -647,9 +648,9 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 
 		msg[0] = '\0';
 		for (i = 0; i < (size_t)n; i++) {
-			if (k->type == CONFIG_T_LISTEN ? config_check_listen(items[i], one, sizeof(one)) < 0
-						       : config_check_host_pattern(items[i], one,
-										   sizeof(one)) < 0) {
+			if (k->type == CONFIG_T_LISTEN
+				    ? config_check_listen(items[i], one, sizeof(one)) < 0
+				    : config_check_host_pattern(items[i], one, sizeof(one)) < 0) {
 				config_msg_add(msg, msglen, "%s", one);
 				bad = true;
 			}
@@ -692,9 +693,7 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 		cfg->schemes = schemes;
 		break;
 
-	default:
-		snprintf(msg, msglen, "%s.%s: not a list", k->section, k->name);
-		goto out;
+	default: snprintf(msg, msglen, "%s.%s: not a list", k->section, k->name); goto out;
 	}
 	ret = 0;
 out:
@@ -741,10 +740,11 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 
 	case CONFIG_T_DURATION:
 		if (units_parse_duration_ms(value, &v) < 0) {
-			snprintf(msg, msglen,
-				 "%s.%s: bad duration '%s' (use a number with ms, s, m or h; a bare "
-				 "number is seconds)",
-				 k->section, k->name, value);
+			snprintf(
+				msg, msglen,
+				"%s.%s: bad duration '%s' (use a number with ms, s, m or h; a bare "
+				"number is seconds)",
+				k->section, k->name, value);
 			return -1;
 		}
 		if (v < k->min || v > k->max) {
@@ -803,9 +803,7 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 	case CONFIG_T_LISTEN:
 	case CONFIG_T_CIDRS:
 	case CONFIG_T_HOSTS:
-	case CONFIG_T_SCHEMES:
-		return config_set_list(cfg, k, value, replace, msg, msglen);
-
+	case CONFIG_T_SCHEMES: return config_set_list(cfg, k, value, replace, msg, msglen);
 	}
 	snprintf(msg, msglen, "%s.%s: unknown key", k->section, k->name);
 	return -1;
@@ -816,8 +814,8 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 static int config_set_pool(struct fetchd_config *cfg, const char *section, const char *key,
 			   const char *value, bool replace, char *msg, size_t msglen)
 {
-	static const struct config_key hosts_key = {"pool.NAME", "hosts", CONFIG_T_HOSTS,
-						    0, 0, 0, 0};
+	static const struct config_key hosts_key = {"pool.NAME", "hosts", CONFIG_T_HOSTS, 0, 0,
+						    0,		 0};
 	struct config_pool *pool = config_pool_get(cfg, section, msg, msglen);
 	char *copy = NULL, **items = NULL;
 	uint64_t v;
@@ -1043,8 +1041,7 @@ static char *config_reader(char *str, int num, void *stream)
 	}
 	ps->lineno++;
 	if (num < 2 || len > num - 2) {
-		config_report(ps, ps->lineno, "line too long (more than %d characters)",
-			      num - 3);
+		config_report(ps, ps->lineno, "line too long (more than %d characters)", num - 3);
 		str[0] = '\n';
 		str[1] = '\0';
 		return str;
@@ -1223,8 +1220,8 @@ static int config_check_machine(struct fetchd_config *cfg, const char *where, FI
 			fprintf(err, "%s: pool.threads: %s\n", where, msg);
 		errors++;
 	}
-	if (capacity_fd_budget(cfg->max_connections, workers, cfg->max_idle_connections,
-			     m.fd_hard, &b, msg, sizeof(msg)) != 0) {
+	if (capacity_fd_budget(cfg->max_connections, workers, cfg->max_idle_connections, m.fd_hard,
+			       &b, msg, sizeof(msg)) != 0) {
 		if (err != NULL)
 			fprintf(err, "%s: %s\n", where, msg);
 		errors++;
@@ -1318,18 +1315,10 @@ static void config_dump_key(FILE *out, const struct fetchd_config *cfg, const st
 
 	fprintf(out, "%s =%s", k->name, config_dump_empty(cfg, k) ? "" : " ");
 	switch (k->type) {
-	case CONFIG_T_BOOL:
-		fprintf(out, "%s", *(const bool *)field ? "true" : "false");
-		break;
-	case CONFIG_T_SIZE:
-		config_dump_size(out, *(const uint64_t *)field);
-		break;
-	case CONFIG_T_DURATION:
-		config_dump_duration(out, *(const uint64_t *)field);
-		break;
-	case CONFIG_T_UINT:
-		fprintf(out, "%u", *(const unsigned *)field);
-		break;
+	case CONFIG_T_BOOL: fprintf(out, "%s", *(const bool *)field ? "true" : "false"); break;
+	case CONFIG_T_SIZE: config_dump_size(out, *(const uint64_t *)field); break;
+	case CONFIG_T_DURATION: config_dump_duration(out, *(const uint64_t *)field); break;
+	case CONFIG_T_UINT: fprintf(out, "%u", *(const unsigned *)field); break;
 	case CONFIG_T_PATH:
 	case CONFIG_T_STRING:
 		fprintf(out, "%s", *(char *const *)field ? *(char *const *)field : "");
@@ -1338,9 +1327,7 @@ static void config_dump_key(FILE *out, const struct fetchd_config *cfg, const st
 		fprintf(out, "%s", log_level_name(*(const enum log_level *)field));
 		break;
 	case CONFIG_T_LISTEN:
-	case CONFIG_T_HOSTS:
-		config_dump_strv(out, *(char **const *)field, n);
-		break;
+	case CONFIG_T_HOSTS: config_dump_strv(out, *(char **const *)field, n); break;
 	case CONFIG_T_CIDRS:
 		for (size_t i = 0; i < n; i++) {
 			const struct cidr *c = &(*(struct cidr *const *)field)[i];

@@ -63,13 +63,13 @@ struct fetchd_config {
 	uint64_t max_pending_bytes;
 	uint64_t idle_timeout_ms;
 	uint64_t request_timeout_ms; /* first byte of a request to its last */
-	char *auth_token_file; /* NULL: no auth */
+	char *auth_token_file;	     /* NULL: no auth */
 	uint64_t shutdown_timeout_ms;
 	uint64_t lame_duck_ms; /* SIGTERM to the drain: /healthz 503, still serving */
 
 	/* [pool] */
-	unsigned threads; /* 0 = inline mode; the most workers */
-	unsigned min_threads; /* workers kept idle; config_check makes it <= threads */
+	unsigned threads;		 /* 0 = inline mode; the most workers */
+	unsigned min_threads;		 /* workers kept idle; config_check makes it <= threads */
 	uint64_t thread_idle_timeout_ms; /* then a worker above min_threads leaves */
 	uint64_t stack_size;		 /* of every worker, every pool */
 	unsigned queue_limit;
@@ -87,11 +87,11 @@ struct fetchd_config {
 	char *user_agent;
 	bool verify_tls;
 	bool allow_insecure;
-	char *ca_file;	/* NULL: system default */
-	char *proxy;	/* NULL: no proxy (and the environment's is ignored) */
-	char *client_cert; /* PEM certificate fetchd shows upstreams that ask (mTLS) */
-	char *client_key;  /* its private key (PEM); given with client_cert */
-	bool allow_downgrade; /* may a redirect lead from https: to http:? */
+	char *ca_file;		       /* NULL: system default */
+	char *proxy;		       /* NULL: no proxy (and the environment's is ignored) */
+	char *client_cert;	       /* PEM certificate fetchd shows upstreams that ask (mTLS) */
+	char *client_key;	       /* its private key (PEM); given with client_cert */
+	bool allow_downgrade;	       /* may a redirect lead from https: to http:? */
 	unsigned max_idle_connections; /* over every worker; 0: derived */
 	/* Worked out by config_check from the above and the machine's fd
 	 * limit (capacity_fd_budget): each worker's CURLOPT_MAXCONNECTS, and

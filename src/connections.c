@@ -58,8 +58,8 @@ struct connections {
 	size_t n_by_fd;
 	struct evconnlistener **listeners;
 	size_t n_listeners;
-	bool paused;	   /* by max_connections */
-	bool fd_shortage;  /* paused by EMFILE/ENFILE */
+	bool paused;				    /* by max_connections */
+	bool fd_shortage;			    /* paused by EMFILE/ENFILE */
 	uint64_t pause_warned_ns, accept_warned_ns; /* last warnings */
 	struct connections_stats stats;
 };
@@ -325,8 +325,7 @@ void connections_set_limits(struct connections *c, unsigned max_connections,
 	update_accepting(c);
 }
 
-void connections_set_listeners(struct connections *c, struct evconnlistener **listeners,
-			       size_t n)
+void connections_set_listeners(struct connections *c, struct evconnlistener **listeners, size_t n)
 {
 	c->listeners = listeners;
 	c->n_listeners = n;

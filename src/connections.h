@@ -44,8 +44,7 @@ void connections_set_limits(struct connections *c, unsigned max_connections,
 
 /* The listeners to pause and resume (not owned). Call with n = 0 before
  * freeing them. */
-void connections_set_listeners(struct connections *c, struct evconnlistener **listeners,
-			       size_t n);
+void connections_set_listeners(struct connections *c, struct evconnlistener **listeners, size_t n);
 
 /* req has been read whole and is being answered: its connection's
  * deadline stops until the answer has been written. */

@@ -44,8 +44,8 @@ struct executor_worker {
 	int stop;   /* leave after the current task; under ex->lock */
 	int exited; /* fini has run, ready to join; under ex->lock */
 	struct executor_worker *next;
-	pthread_cond_t cond; /* it waits here for work, alone */
-	int idle;	     /* on ex->idle; under ex->lock */
+	pthread_cond_t cond;	/* it waits here for work, alone */
+	int idle;		/* on ex->idle; under ex->lock */
 	uint64_t idle_since_ns; /* when it went on ex->idle; under ex->lock */
 	struct executor_worker *idle_next;
 };
@@ -81,9 +81,9 @@ struct executor {
 	struct executor_task *queue_head, *queue_tail;
 	struct executor_task *done_head, *done_tail;
 	struct executor_worker *workers;
-	unsigned threads;     /* live: workers not told to stop; under lock */
-	unsigned max_threads; /* under lock */
-	unsigned min_threads; /* under lock */
+	unsigned threads;	  /* live: workers not told to stop; under lock */
+	unsigned max_threads;	  /* under lock */
+	unsigned min_threads;	  /* under lock */
 	uint64_t idle_timeout_ns; /* under lock; 0: never leave */
 	size_t stack_size;	  /* for workers started next; under lock */
 	/* Workers the spawner owes: reserved by executor_submit (a task and

@@ -77,7 +77,8 @@ struct executor *executor_start(struct event_base *base, const struct executor_p
 /* executor_start of a fixed pool of threads workers (0: inline mode) with
  * the default stack. */
 struct executor *executor_new(struct event_base *base, unsigned threads, unsigned queue_limit,
-			      executor_worker_init_fn init, executor_worker_fini_fn fini, void *arg);
+			      executor_worker_init_fn init, executor_worker_fini_fn fini,
+			      void *arg);
 
 /* Called on the worker whose task left the pool with nothing running or
  * queued, without the lock, after the task's completion is posted; arg is

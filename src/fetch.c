@@ -40,7 +40,7 @@ struct transfer {
 	/* body of the current hop */
 	unsigned char *body;
 	size_t body_len, body_cap;
-	size_t body_charged; /* of body_cap, charged to the task's budget */
+	size_t body_charged;   /* of body_cap, charged to the task's budget */
 	size_t header_charged; /* header bytes of every hop, charged */
 	bool truncated;
 	bool too_big;
@@ -67,7 +67,7 @@ struct transfer {
 struct fetch_worker {
 	unsigned id;
 	CURL *curl;
-	unsigned generation; /* of connection_generation when curl was made */
+	unsigned generation;	 /* of connection_generation when curl was made */
 	struct share_gen *share; /* of that generation, a reference held */
 
 	/* The transfer and error buffer live here, so the callbacks' data
@@ -216,7 +216,7 @@ void fetch_drop_connections(void)
  * name starts at VIA_NAME. Written by fetch_global_init before any worker
  * starts, then only read. */
 static char via_self[sizeof("Via: 1.1 fetchd-") + 16];
-#define VIA_VALUE (sizeof("Via: ") - 1)	  /* "1.1 fetchd-..." */
+#define VIA_VALUE (sizeof("Via: ") - 1)	   /* "1.1 fetchd-..." */
 #define VIA_NAME (sizeof("Via: 1.1 ") - 1) /* "fetchd-..." */
 
 const char *fetch_instance(void)
@@ -671,12 +671,9 @@ enum fetchd_err fetch_map_curl_error(int curl_code)
 {
 	switch ((CURLcode)curl_code) {
 	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return ERR_DNS_FAILURE;
-	case CURLE_COULDNT_CONNECT:
-		return ERR_CONNECT_FAILED;
-	case CURLE_OPERATION_TIMEDOUT:
-		return ERR_UPSTREAM_TIMEOUT;
+	case CURLE_COULDNT_RESOLVE_PROXY: return ERR_DNS_FAILURE;
+	case CURLE_COULDNT_CONNECT: return ERR_CONNECT_FAILED;
+	case CURLE_OPERATION_TIMEDOUT: return ERR_UPSTREAM_TIMEOUT;
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_ENGINE_NOTFOUND:
 	case CURLE_SSL_ENGINE_SETFAILED:
@@ -691,12 +688,9 @@ enum fetchd_err fetch_map_curl_error(int curl_code)
 	case CURLE_SSL_SHUTDOWN_FAILED:
 	case CURLE_SSL_ENGINE_INITFAILED:
 	case CURLE_USE_SSL_FAILED:
-	case CURLE_SSL_CLIENTCERT:
-		return ERR_TLS_ERROR;
-	case CURLE_FILESIZE_EXCEEDED:
-		return ERR_RESPONSE_TOO_LARGE;
-	default:
-		return ERR_UPSTREAM_ERROR;
+	case CURLE_SSL_CLIENTCERT: return ERR_TLS_ERROR;
+	case CURLE_FILESIZE_EXCEEDED: return ERR_RESPONSE_TOO_LARGE;
+	default: return ERR_UPSTREAM_ERROR;
 	}
 }
 
@@ -750,8 +744,7 @@ static char *via_build(const struct fetch_request *req, const char *via_in)
  * folded into fetchd's (via_build). Returns NULL (and an empty list is
  * impossible: "Expect:" is always there) on out of memory. */
 static struct curl_slist *build_headers(const struct fetch_request *req, bool drop_credentials,
-					bool with_body, const char *via_in,
-					bool *has_user_agent)
+					bool with_body, const char *via_in, bool *has_user_agent)
 {
 	struct curl_slist *list = NULL, *next;
 	bool has_content_type = false;
@@ -885,15 +878,13 @@ static bool same_blob(const struct config_blob *a, const struct config_blob *b)
 static long curl_http_version(enum request_http_version v)
 {
 	switch (v) {
-	case REQUEST_HTTP_1_1:
-		return CURL_HTTP_VERSION_1_1;
+	case REQUEST_HTTP_1_1: return CURL_HTTP_VERSION_1_1;
 	case REQUEST_HTTP_2:
 		/* over http:// an Upgrade: h2c request (curl 7.88), which a
 		 * server that does not speak h2c ignores: HTTP/1.1 then */
 		return CURL_HTTP_VERSION_2_0;
 	case REQUEST_HTTP_AUTO:
-	default:
-		return CURL_HTTP_VERSION_2TLS;
+	default: return CURL_HTTP_VERSION_2TLS;
 	}
 }
 
@@ -1004,9 +995,8 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
  * the same configuration strings, only what differs between them is set
  * again (curl_easy_reset and setting every option again was a tenth of a
  * small fetch). Anything else starts from curl_easy_reset. */
-static void setup_hop(struct fetch_worker *w, const char *url, const char *method,
-		      bool with_body, struct curl_slist *headers, bool has_user_agent,
-		      uint64_t remaining_ms)
+static void setup_hop(struct fetch_worker *w, const char *url, const char *method, bool with_body,
+		      struct curl_slist *headers, bool has_user_agent, uint64_t remaining_ms)
 {
 	const struct fetch_request *req = w->tr.req;
 	const struct fetchd_config *cfg = w->tr.task->cfg;
@@ -1128,12 +1118,8 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 		t->err = ERR_NONE;
 		t->http_status = 200;
 		break;
-	case MATERIALIZE_NO_MEMORY:
-		fail_no_memory(t);
-		break;
-	case MATERIALIZE_OVER_BUDGET:
-		fail_over_budget(t);
-		break;
+	case MATERIALIZE_NO_MEMORY: fail_no_memory(t); break;
+	case MATERIALIZE_OVER_BUDGET: fail_over_budget(t); break;
 	case MATERIALIZE_STOPPED:
 		if (atomic_load(&t->cancel))
 			fail(t, ERR_CLIENT_CLOSED, "the fetch was cancelled", CURLE_OK, NULL);
@@ -1424,8 +1410,9 @@ static enum run_next redirect_step(struct run *r)
 	}
 	char *scheme = url_get(location, CURLUPART_SCHEME, 0);
 	if (!url_scheme_allowed(r->t->cfg, scheme)) {
-		snprintf(message, sizeof(message), "redirect to scheme '%s' is not allowed (hop %u)",
-			 scheme ? scheme : "?", r->hop + 1);
+		snprintf(message, sizeof(message),
+			 "redirect to scheme '%s' is not allowed (hop %u)", scheme ? scheme : "?",
+			 r->hop + 1);
 		free(scheme);
 		fail(r->t, ERR_UPSTREAM_ERROR, message, CURLE_UNSUPPORTED_PROTOCOL, NULL);
 		return RUN_FAILED;

@@ -381,8 +381,8 @@ static bool copy_text(struct jsoncopy *c)
 	}
 }
 
-enum jsoncopy_result jsoncopy(struct jsonw *w, const char *in, size_t len,
-			      bool (*stop)(void *arg), void *arg)
+enum jsoncopy_result jsoncopy(struct jsonw *w, const char *in, size_t len, bool (*stop)(void *arg),
+			      void *arg)
 {
 	struct jsoncopy c = {
 		.w = w,

@@ -30,7 +30,7 @@ enum jsoncopy_result {
  * names), integers that fit a long long, reals that do not overflow.
  * stop (may be NULL) is polled every 64 KiB of input. On any result but
  * JSONCOPY_OK, w->len is back where it was. */
-enum jsoncopy_result jsoncopy(struct jsonw *w, const char *in, size_t len,
-			      bool (*stop)(void *arg), void *arg);
+enum jsoncopy_result jsoncopy(struct jsonw *w, const char *in, size_t len, bool (*stop)(void *arg),
+			      void *arg);
 
 #endif

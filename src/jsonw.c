@@ -122,7 +122,13 @@ static size_t escaped_len(const unsigned char *p, size_t n)
 			}
 		}
 		switch (p[i]) {
-		case '"': case '\\': case '\b': case '\f': case '\n': case '\r': case '\t':
+		case '"':
+		case '\\':
+		case '\b':
+		case '\f':
+		case '\n':
+		case '\r':
+		case '\t':
 			out += 1; /* "\n" */
 			break;
 		default:
@@ -167,13 +173,34 @@ void jsonw_string_part(struct jsonw *w, const char *s, size_t n)
 		w->len += (size_t)(p - run);
 		char *o = w->buf + w->len;
 		switch (*p) {
-		case '"': memcpy(o, "\\\"", 2); w->len += 2; break;
-		case '\\': memcpy(o, "\\\\", 2); w->len += 2; break;
-		case '\b': memcpy(o, "\\b", 2); w->len += 2; break;
-		case '\f': memcpy(o, "\\f", 2); w->len += 2; break;
-		case '\n': memcpy(o, "\\n", 2); w->len += 2; break;
-		case '\r': memcpy(o, "\\r", 2); w->len += 2; break;
-		case '\t': memcpy(o, "\\t", 2); w->len += 2; break;
+		case '"':
+			memcpy(o, "\\\"", 2);
+			w->len += 2;
+			break;
+		case '\\':
+			memcpy(o, "\\\\", 2);
+			w->len += 2;
+			break;
+		case '\b':
+			memcpy(o, "\\b", 2);
+			w->len += 2;
+			break;
+		case '\f':
+			memcpy(o, "\\f", 2);
+			w->len += 2;
+			break;
+		case '\n':
+			memcpy(o, "\\n", 2);
+			w->len += 2;
+			break;
+		case '\r':
+			memcpy(o, "\\r", 2);
+			w->len += 2;
+			break;
+		case '\t':
+			memcpy(o, "\\t", 2);
+			w->len += 2;
+			break;
 		default:
 			memcpy(o, "\\u00", 4);
 			o[4] = hex[*p >> 4];

@@ -278,8 +278,8 @@ static json_t *links_resolve(CURLU *base, const char *ref)
 
 /* Put a new entry {"url", ["rel",] params...} under key (later wins, as in
  * requests). */
-static int links_put(json_t *links, const char *key, size_t key_len, json_t *url,
-		     json_t *params, bool with_rel)
+static int links_put(json_t *links, const char *key, size_t key_len, json_t *url, json_t *params,
+		     bool with_rel)
 {
 	json_t *entry = json_object(), *k = NULL;
 	int rc = -1;
@@ -360,7 +360,7 @@ json_t *links_parse(const char *header_value, const char *base_url)
 		}
 	}
 	while (kept < LINKS_MAX) {
-		struct links_link l = { NULL, NULL, NULL };
+		struct links_link l = {NULL, NULL, NULL};
 		enum links_rc rc;
 
 		while (*p == ',' || links_is_ows(*p))

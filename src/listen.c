@@ -65,8 +65,7 @@ static void format_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t
 }
 
 /* Bind one listen address of the config. */
-static struct evconnlistener *listen_on(struct event_base *base, const char *spec,
-					bool reuse_port)
+static struct evconnlistener *listen_on(struct event_base *base, const char *spec, bool reuse_port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -138,8 +137,9 @@ int listen_open(struct listen_set *ls, struct event_base *base, struct evhttp *h
 		char name[128];
 
 		ls->listeners[i] =
-			passed > 0 ? listen_on_passed(base, ACTIVATION_FD_START + (evutil_socket_t)i)
-				   : listen_on(base, cfg->listen[i], cfg->reuse_port);
+			passed > 0
+				? listen_on_passed(base, ACTIVATION_FD_START + (evutil_socket_t)i)
+				: listen_on(base, cfg->listen[i], cfg->reuse_port);
 		if (ls->listeners[i] == NULL)
 			return -1;
 		ls->bound[i] = evhttp_bind_listener(http, ls->listeners[i]);

@@ -14,8 +14,8 @@ struct fetchd_config;
 struct listen_set {
 	struct evconnlistener **listeners; /* owned by evhttp once bound */
 	struct evhttp_bound_socket **bound;
-	size_t n_bound;			/* 0 once detached (a drain) */
-	struct sockaddr_storage *self;	/* the addresses as bound */
+	size_t n_bound;		       /* 0 once detached (a drain) */
+	struct sockaddr_storage *self; /* the addresses as bound */
 	size_t n_self;
 };
 

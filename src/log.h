@@ -1,12 +1,7 @@
 #ifndef FETCHD_LOG_H
 #define FETCHD_LOG_H
 
-enum log_level {
-	LOG_LEVEL_ERROR = 0,
-	LOG_LEVEL_WARN,
-	LOG_LEVEL_INFO,
-	LOG_LEVEL_DEBUG
-};
+enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /* Parse "error", "warn", "info" or "debug". Returns 0, or -1 on an unknown
  * name. */
@@ -20,8 +15,7 @@ enum log_level log_get_level(void);
 
 /* One line on stderr per call, with a journald priority prefix ("<3>") when
  * JOURNAL_STREAM is set, else a timestamp and level name. Thread-safe. */
-void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -23,7 +23,8 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: fetchd [-c FILE] [-t | -T] [--listen ADDR:PORT] [--threads N] [--allow CIDR]\n"
+		"usage: fetchd [-c FILE] [-t | -T] [--listen ADDR:PORT] [--threads N] [--allow "
+		"CIDR]\n"
 		"              [--log-level LEVEL] [--version] [--help]\n"
 		"\n"
 		"  -c, --config FILE     configuration file (default %s)\n"
@@ -99,8 +100,8 @@ static void raise_fd_limit(const struct fetchd_config *cfg)
 /* Read the file and apply the command-line overrides (a flag replaces the
  * file's value; repeated flags accumulate). Problems go to err. Returns
  * the checked config, or NULL with *problems > 0. */
-static struct fetchd_config *load_config(const char *path, const struct override *ov,
-					 size_t n_ov, FILE *err, int *problems)
+static struct fetchd_config *load_config(const char *path, const struct override *ov, size_t n_ov,
+					 FILE *err, int *problems)
 {
 	struct fetchd_config *cfg = config_new();
 
@@ -207,7 +208,6 @@ out:;
 #endif
 }
 
-
 /* The event loop. With epoll's change list, the changes a request makes to
  * its connection's events within one loop pass (evhttp pausing reads, the
  * EV_CLOSED watch, enabling and disabling writes) reach the kernel as one
@@ -244,8 +244,8 @@ static void print_versions(void)
 	       version_jansson(), UCHARDET_BUILD_VERSION, INIH_BUILD_VERSION);
 }
 
-static int parse_options(int argc, char **argv, const char **path, bool *test_only,
-			 bool *dump, struct override *ov, size_t *n_ov)
+static int parse_options(int argc, char **argv, const char **path, bool *test_only, bool *dump,
+			 struct override *ov, size_t *n_ov)
 {
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -270,15 +270,9 @@ static int parse_options(int argc, char **argv, const char **path, bool *test_on
 		case 'n': ov[(*n_ov)++] = (struct override){"pool", "threads", optarg}; break;
 		case 'A': ov[(*n_ov)++] = (struct override){"security", "allow", optarg}; break;
 		case 'l': ov[(*n_ov)++] = (struct override){"log", "level", optarg}; break;
-		case 'V':
-			print_versions();
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case 'V': print_versions(); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc) {

@@ -459,8 +459,7 @@ static void put_json_body(struct doc *d, const unsigned char *body, size_t len)
 	size_t mark = d->w.len;
 
 	jsonw_key(&d->w, "json");
-	if (jsoncopy(&d->w, (const char *)body + skip, len - skip, doc_stop_cb, d) !=
-	    JSONCOPY_OK)
+	if (jsoncopy(&d->w, (const char *)body + skip, len - skip, doc_stop_cb, d) != JSONCOPY_OK)
 		d->w.len = mark; /* not JSON: no field; out of memory or stopped stays so */
 }
 
@@ -486,14 +485,9 @@ static void put_body_fields(struct doc *d, const struct fetch_response *resp, un
 		else
 			want_base64 = true;
 		break;
-	case BODY_MODE_TEXT:
-		want_text = true;
-		break;
-	case BODY_MODE_BASE64:
-		want_base64 = true;
-		break;
-	case BODY_MODE_NONE:
-		break;
+	case BODY_MODE_TEXT: want_text = true; break;
+	case BODY_MODE_BASE64: want_base64 = true; break;
+	case BODY_MODE_NONE: break;
 	}
 	want_text = want_text && (fields & FIELD_TEXT);
 	want_base64 = want_base64 && (fields & FIELD_CONTENT_BASE64);
@@ -773,8 +767,8 @@ enum materialize_result materialize_document_limited(const struct fetch_response
 	return MATERIALIZE_OK;
 }
 
-char *materialize_document(const struct fetch_response *resp, unsigned fields,
-			   enum body_mode mode, size_t *len)
+char *materialize_document(const struct fetch_response *resp, unsigned fields, enum body_mode mode,
+			   size_t *len)
 {
 	char *doc;
 

@@ -28,7 +28,7 @@ struct fetch_response {
 	const unsigned char *body; /* decoded (decompressed) body of the final hop */
 	size_t body_len;
 	bool truncated;
-	bool still_encoded; /* decompress was off and a Content-Encoding applies */
+	bool still_encoded;   /* decompress was off and a Content-Encoding applies */
 	char *const *cookies; /* curl's cookie list lines (Netscape format) */
 	size_t n_cookies;
 	struct response_timing timing;
@@ -42,8 +42,8 @@ struct fetch_response {
  * mode asked for, and serialize it. Fields not asked for are not
  * computed. Returns a malloc'd buffer and its length, or NULL on out of
  * memory. */
-char *materialize_document(const struct fetch_response *resp, unsigned fields,
-			   enum body_mode mode, size_t *len);
+char *materialize_document(const struct fetch_response *resp, unsigned fields, enum body_mode mode,
+			   size_t *len);
 
 struct budget_hold;
 

@@ -38,8 +38,8 @@ void memory_init(void)
 
 void memory_note_task(size_t bytes)
 {
-	if (bytes >= TRIM_AFTER_BYTES && !atomic_load_explicit(&large_since_trim,
-							       memory_order_relaxed))
+	if (bytes >= TRIM_AFTER_BYTES &&
+	    !atomic_load_explicit(&large_since_trim, memory_order_relaxed))
 		atomic_store(&large_since_trim, true);
 }
 
@@ -62,6 +62,5 @@ void memory_pool_idle(void *arg)
 		return;
 	start = clock_now_ns();
 	malloc_trim(0);
-	log_debug("%s: malloc_trim took %.3f ms", __func__,
-		  (double)(clock_now_ns() - start) / 1e6);
+	log_debug("%s: malloc_trim took %.3f ms", __func__, (double)(clock_now_ns() - start) / 1e6);
 }

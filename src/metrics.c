@@ -10,7 +10,7 @@
 #include "procstat.h"
 
 static const double bounds[METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-					       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+					       0.1,    0.25,  0.5,    1,     2.5,  5,	  10};
 
 void metrics_observe(struct histogram *h, double seconds)
 {
@@ -197,8 +197,8 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		 "# TYPE fetchd_requests_total counter\n");
 	for (int e = 0; e < ERR__COUNT; e++) {
 		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"%s\"} %llu\n",
-		     e == ERR_NONE ? 200 : err_http_status(e), e == ERR_NONE ? "" : err_code_name(e),
-		     (unsigned long long)m->requests[e]);
+		     e == ERR_NONE ? 200 : err_http_status(e),
+		     e == ERR_NONE ? "" : err_code_name(e), (unsigned long long)m->requests[e]);
 	}
 	for (size_t i = 0; i < METRICS_PLAIN_STATUSES && m->requests_plain[i].status != 0; i++)
 		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"\"} %llu\n",
@@ -209,7 +209,8 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		{"fetchd_pool_queued", "gauge", "Fetches waiting for a worker."},
 		{"fetchd_pool_queue_limit", "gauge", "Most fetches that may wait."},
 		{"fetchd_pool_rejected_total", "counter", "Fetches refused: the queue was full."},
-		{"fetchd_pool_cancelled_total", "counter", "Queued fetches removed before they ran."},
+		{"fetchd_pool_cancelled_total", "counter",
+		 "Queued fetches removed before they ran."},
 		{"fetchd_pool_threads_live", "gauge", "Worker threads running now."},
 		{"fetchd_pool_threads_idle", "gauge", "Worker threads waiting for a fetch."},
 		{"fetchd_pool_threads_min", "gauge", "Worker threads kept when idle."},
@@ -219,15 +220,15 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		     gauges[g][1]);
 		for (size_t i = 0; i < n_pools; i++) {
 			const struct executor_stats *st = &pools[i];
-			uint64_t v = g == 0 ? st->threads
-				   : g == 1 ? st->busy
-				   : g == 2 ? st->queued
-				   : g == 3 ? st->queue_limit
-				   : g == 4 ? st->rejected
-				   : g == 5 ? st->cancelled
-				   : g == 6 ? st->live
-				   : g == 7 ? st->idle
-					    : st->min_threads;
+			uint64_t v = g == 0   ? st->threads
+				     : g == 1 ? st->busy
+				     : g == 2 ? st->queued
+				     : g == 3 ? st->queue_limit
+				     : g == 4 ? st->rejected
+				     : g == 5 ? st->cancelled
+				     : g == 6 ? st->live
+				     : g == 7 ? st->idle
+					      : st->min_threads;
 
 			emit(&t, "%s{pool=\"%s\"} %llu\n", gauges[g][0], pool_names[i],
 			     (unsigned long long)v);

@@ -30,11 +30,11 @@ struct metrics {
 		uint64_t n;
 	} requests_plain[METRICS_PLAIN_STATUSES];
 	uint64_t fetch_failed;
-	uint64_t pool_failed[1 + CONFIG_MAX_POOLS]; /* by pool index: 0 is [pool] */
+	uint64_t pool_failed[1 + CONFIG_MAX_POOLS];  /* by pool index: 0 is [pool] */
 	uint64_t pool_aborted[1 + CONFIG_MAX_POOLS]; /* running, client gone */
-	uint64_t upstream_bytes;   /* body bytes received from upstreams */
-	uint64_t response_bytes;   /* bytes of documents written to clients */
-	uint64_t client_cancelled; /* fetches whose client went away */
+	uint64_t upstream_bytes;		     /* body bytes received from upstreams */
+	uint64_t response_bytes;		     /* bytes of documents written to clients */
+	uint64_t client_cancelled;		     /* fetches whose client went away */
 	/* client connections (copied from the connections module) */
 	uint64_t connections_open;
 	uint64_t connections_accepted;

@@ -20,21 +20,21 @@ struct v4net {
 /* IANA IPv4 Special-Purpose Address Registry (RFC 6890) plus multicast and
  * the reserved block; all of it is what deny_private means by "private". */
 static const struct v4net v4_private[] = {
-	{V4(0, 0, 0, 0), 8},        /* "this network", RFC 791 / RFC 6890 */
-	{V4(10, 0, 0, 0), 8},       /* private, RFC 1918 */
-	{V4(100, 64, 0, 0), 10},    /* shared address space (CGNAT), RFC 6598 */
-	{V4(127, 0, 0, 0), 8},      /* loopback, RFC 1122 */
-	{V4(169, 254, 0, 0), 16},   /* link-local incl. cloud metadata, RFC 3927 */
-	{V4(172, 16, 0, 0), 12},    /* private, RFC 1918 */
-	{V4(192, 0, 0, 0), 24},     /* IETF protocol assignments, RFC 6890 */
-	{V4(192, 0, 2, 0), 24},     /* TEST-NET-1, RFC 5737 */
-	{V4(192, 88, 99, 0), 24},   /* 6to4 relay anycast, RFC 3068 / RFC 7526 */
-	{V4(192, 168, 0, 0), 16},   /* private, RFC 1918 */
-	{V4(198, 18, 0, 0), 15},    /* benchmarking, RFC 2544 */
-	{V4(198, 51, 100, 0), 24},  /* TEST-NET-2, RFC 5737 */
-	{V4(203, 0, 113, 0), 24},   /* TEST-NET-3, RFC 5737 */
-	{V4(224, 0, 0, 0), 4},      /* multicast, RFC 5771 */
-	{V4(240, 0, 0, 0), 4},      /* reserved incl. broadcast, RFC 1112 / RFC 919 */
+	{V4(0, 0, 0, 0), 8},	   /* "this network", RFC 791 / RFC 6890 */
+	{V4(10, 0, 0, 0), 8},	   /* private, RFC 1918 */
+	{V4(100, 64, 0, 0), 10},   /* shared address space (CGNAT), RFC 6598 */
+	{V4(127, 0, 0, 0), 8},	   /* loopback, RFC 1122 */
+	{V4(169, 254, 0, 0), 16},  /* link-local incl. cloud metadata, RFC 3927 */
+	{V4(172, 16, 0, 0), 12},   /* private, RFC 1918 */
+	{V4(192, 0, 0, 0), 24},	   /* IETF protocol assignments, RFC 6890 */
+	{V4(192, 0, 2, 0), 24},	   /* TEST-NET-1, RFC 5737 */
+	{V4(192, 88, 99, 0), 24},  /* 6to4 relay anycast, RFC 3068 / RFC 7526 */
+	{V4(192, 168, 0, 0), 16},  /* private, RFC 1918 */
+	{V4(198, 18, 0, 0), 15},   /* benchmarking, RFC 2544 */
+	{V4(198, 51, 100, 0), 24}, /* TEST-NET-2, RFC 5737 */
+	{V4(203, 0, 113, 0), 24},  /* TEST-NET-3, RFC 5737 */
+	{V4(224, 0, 0, 0), 4},	   /* multicast, RFC 5771 */
+	{V4(240, 0, 0, 0), 4},	   /* reserved incl. broadcast, RFC 1112 / RFC 919 */
 };
 
 /* An IPv6 network. */
@@ -46,27 +46,25 @@ struct v6net {
 /* IPv6 ranges denied as a whole. Ranges that carry an IPv4 address are not
  * here: they are decoded and judged by their IPv4 address. */
 static const struct v6net v6_private[] = {
-	{{0xfc, 0x00}, 7},             /* unique local, RFC 4193 */
-	{{0xfe, 0x80}, 10},            /* link-local, RFC 4291 */
-	{{0xfe, 0xc0}, 10},            /* site-local (deprecated), RFC 3879 */
-	{{0xff, 0x00}, 8},             /* multicast, RFC 4291 */
+	{{0xfc, 0x00}, 7},		/* unique local, RFC 4193 */
+	{{0xfe, 0x80}, 10},		/* link-local, RFC 4291 */
+	{{0xfe, 0xc0}, 10},		/* site-local (deprecated), RFC 3879 */
+	{{0xff, 0x00}, 8},		/* multicast, RFC 4291 */
 	{{0x20, 0x01, 0x0d, 0xb8}, 32}, /* documentation, RFC 3849 */
-	{{0x01, 0x00}, 64},            /* discard-only, RFC 6666 */
+	{{0x01, 0x00}, 64},		/* discard-only, RFC 6666 */
 };
 
 static const uint8_t v6_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 static const uint8_t v6_zero[16];
 
 /* Reads four bytes as an IPv4 address in host byte order. */
-static uint32_t
-netguard_load_v4(const uint8_t *p)
+static uint32_t netguard_load_v4(const uint8_t *p)
 {
 	return V4(p[0], p[1], p[2], p[3]);
 }
 
 /* Do the first bits bits of a and b agree? bits <= 128. */
-static bool
-netguard_prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+static bool netguard_prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
 {
 	unsigned whole = bits / 8;
 	unsigned rest = bits % 8;
@@ -79,8 +77,7 @@ netguard_prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
 	return (a[whole] & mask) == (b[whole] & mask);
 }
 
-static bool
-netguard_v4_is_private(uint32_t a)
+static bool netguard_v4_is_private(uint32_t a)
 {
 	for (size_t i = 0; i < sizeof(v4_private) / sizeof(v4_private[0]); i++) {
 		unsigned p = v4_private[i].prefix;
@@ -92,14 +89,12 @@ netguard_v4_is_private(uint32_t a)
 }
 
 /* RFC 4291 section 2.5.5.2: ::ffff:a.b.c.d. */
-static bool
-netguard_v6_is_mapped(const uint8_t *a)
+static bool netguard_v6_is_mapped(const uint8_t *a)
 {
 	return memcmp(a, v6_mapped_prefix, sizeof(v6_mapped_prefix)) == 0;
 }
 
-static bool
-netguard_v6_is_private(const uint8_t *a)
+static bool netguard_v6_is_private(const uint8_t *a)
 {
 	static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
 
@@ -140,8 +135,7 @@ struct netguard_addr {
 };
 
 /* Returns 0, or -1 when sa is not AF_INET/AF_INET6. */
-static int
-netguard_addr_load(const struct sockaddr *sa, struct netguard_addr *out)
+static int netguard_addr_load(const struct sockaddr *sa, struct netguard_addr *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (sa == NULL)
@@ -169,8 +163,7 @@ netguard_addr_load(const struct sockaddr *sa, struct netguard_addr *out)
 	return -1;
 }
 
-static bool
-netguard_addr_is_private(const struct netguard_addr *a)
+static bool netguard_addr_is_private(const struct netguard_addr *a)
 {
 	if (a->family == AF_INET)
 		return netguard_v4_is_private(netguard_load_v4(a->addr));
@@ -179,8 +172,7 @@ netguard_addr_is_private(const struct netguard_addr *a)
 
 /* Parses a prefix length: decimal digits, no sign, no leading zero, at
  * most max. Returns 0 or -1. */
-static int
-netguard_parse_prefix(const char *s, unsigned max, unsigned *out)
+static int netguard_parse_prefix(const char *s, unsigned max, unsigned *out)
 {
 	unsigned v = 0;
 	size_t n = 0;
@@ -198,8 +190,7 @@ netguard_parse_prefix(const char *s, unsigned max, unsigned *out)
 	return 0;
 }
 
-int
-netguard_parse_cidr(const char *s, struct cidr *out)
+int netguard_parse_cidr(const char *s, struct cidr *out)
 {
 	char buf[INET6_ADDRSTRLEN];
 	struct cidr c;
@@ -243,8 +234,7 @@ netguard_parse_cidr(const char *s, struct cidr *out)
 
 /* Does net contain a? A v6 net inside ::ffff:0:0/96 is treated as the v4
  * net it spells, so "::ffff:10.0.0.0/104" and "10.0.0.0/8" agree. */
-static bool
-netguard_cidr_contains_addr(const struct cidr *net, const struct netguard_addr *a)
+static bool netguard_cidr_contains_addr(const struct cidr *net, const struct netguard_addr *a)
 {
 	const uint8_t *bytes = net->addr;
 	unsigned prefix = net->prefix;
@@ -262,8 +252,7 @@ netguard_cidr_contains_addr(const struct cidr *net, const struct netguard_addr *
 	return netguard_prefix_equal(a->addr, bytes, prefix);
 }
 
-bool
-netguard_cidr_contains(const struct cidr *net, const struct sockaddr *sa)
+bool netguard_cidr_contains(const struct cidr *net, const struct sockaddr *sa)
 {
 	struct netguard_addr a;
 
@@ -272,8 +261,7 @@ netguard_cidr_contains(const struct cidr *net, const struct sockaddr *sa)
 	return netguard_cidr_contains_addr(net, &a);
 }
 
-bool
-netguard_is_private(const struct sockaddr *sa)
+bool netguard_is_private(const struct sockaddr *sa)
 {
 	struct netguard_addr a;
 
@@ -283,8 +271,7 @@ netguard_is_private(const struct sockaddr *sa)
 	return netguard_addr_is_private(&a);
 }
 
-static bool
-netguard_addr_is_unspecified(const struct netguard_addr *a)
+static bool netguard_addr_is_unspecified(const struct netguard_addr *a)
 {
 	return memcmp(a->addr, v6_zero, a->family == AF_INET ? 4 : 16) == 0;
 }
@@ -295,8 +282,7 @@ netguard_addr_is_unspecified(const struct netguard_addr *a)
  * private or loopback address on that port, which covers addresses no
  * interface lists (127.0.0.2, 0.0.0.0 itself); its interfaces' other
  * addresses are entries of their own (netguard_self_addrs). */
-static bool
-netguard_is_self(const struct netguard_rules *rules, const struct netguard_addr *a)
+static bool netguard_is_self(const struct netguard_rules *rules, const struct netguard_addr *a)
 {
 	for (size_t i = 0; i < rules->n_self; i++) {
 		struct netguard_addr s;
@@ -319,8 +305,7 @@ netguard_is_self(const struct netguard_rules *rules, const struct netguard_addr 
 
 /* The port of a listen address in network byte order, and whether its
  * address is the wildcard of its family. */
-static bool
-netguard_listen_wildcard(const struct sockaddr_storage *ss, uint16_t *port)
+static bool netguard_listen_wildcard(const struct sockaddr_storage *ss, uint16_t *port)
 {
 	struct netguard_addr a;
 
@@ -330,9 +315,8 @@ netguard_listen_wildcard(const struct sockaddr_storage *ss, uint16_t *port)
 	return netguard_addr_is_unspecified(&a);
 }
 
-int
-netguard_self_addrs(const struct sockaddr_storage *listen, size_t n_listen,
-		    const struct ifaddrs *ifs, struct sockaddr_storage **out, size_t *n_out)
+int netguard_self_addrs(const struct sockaddr_storage *listen, size_t n_listen,
+			const struct ifaddrs *ifs, struct sockaddr_storage **out, size_t *n_out)
 {
 	struct sockaddr_storage *list = NULL;
 	size_t n = 0, cap = n_listen, n_if = 0;
@@ -390,8 +374,7 @@ netguard_self_addrs(const struct sockaddr_storage *listen, size_t n_listen,
 	return 0;
 }
 
-bool
-netguard_check_addr(const struct netguard_rules *rules, const struct sockaddr *sa)
+bool netguard_check_addr(const struct netguard_rules *rules, const struct sockaddr *sa)
 {
 	struct netguard_addr a;
 
@@ -415,8 +398,7 @@ netguard_check_addr(const struct netguard_rules *rules, const struct sockaddr *s
 
 /* ASCII-only case folding: host names are compared as DNS does (RFC 4343),
  * independent of the locale. */
-static bool
-netguard_name_equal(const char *a, const char *b, size_t n)
+static bool netguard_name_equal(const char *a, const char *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char x = (unsigned char)a[i];
@@ -432,8 +414,7 @@ netguard_name_equal(const char *a, const char *b, size_t n)
 }
 
 /* Does host (length hlen, no trailing dot) match one pattern? */
-static bool
-netguard_host_matches(const char *pattern, const char *host, size_t hlen)
+static bool netguard_host_matches(const char *pattern, const char *host, size_t hlen)
 {
 	size_t plen = strlen(pattern);
 
@@ -452,8 +433,7 @@ netguard_host_matches(const char *pattern, const char *host, size_t hlen)
 	return plen == hlen && netguard_name_equal(pattern, host, hlen);
 }
 
-bool
-netguard_host_allowed(char *const *patterns, size_t n_patterns, const char *host)
+bool netguard_host_allowed(char *const *patterns, size_t n_patterns, const char *host)
 {
 	size_t hlen;
 

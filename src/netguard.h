@@ -55,8 +55,7 @@ struct netguard_rules {
  * against loopback and private addresses. *out is malloc'd (NULL when
  * n_listen is 0). Returns 0, or -1 when out of memory. */
 int netguard_self_addrs(const struct sockaddr_storage *listen, size_t n_listen,
-			const struct ifaddrs *ifs, struct sockaddr_storage **out,
-			size_t *n_out);
+			const struct ifaddrs *ifs, struct sockaddr_storage **out, size_t *n_out);
 
 /* The verdict for connecting to sa. Order: own address:port (an entry of
  * the self list, IPv4-mapped IPv6 spellings included; a wildcard entry

@@ -55,9 +55,9 @@ struct job {
 	struct fetch_request *req;
 	struct pending *p;
 	struct snapshot *snap;
-	struct executor *ex; /* the pool it was submitted to */
-	size_t pool;	     /* its index in server.pools */
-	size_t index;	     /* in p's items */
+	struct executor *ex;   /* the pool it was submitted to */
+	size_t pool;	       /* its index in server.pools */
+	size_t index;	       /* in p's items */
 	size_t request_charge; /* its body and URL, charged to the budget */
 	struct event *deadline_ev;
 };
@@ -69,11 +69,11 @@ struct job {
 struct pending {
 	struct server *srv;
 	struct evhttp_request *req;
-	evutil_socket_t fd;	/* the client's socket, -1 if unknown */
-	struct event *close_ev; /* EV_CLOSED on it, once the request is not new */
+	evutil_socket_t fd;		/* the client's socket, -1 if unknown */
+	struct event *close_ev;		/* EV_CLOSED on it, once the request is not new */
 	TAILQ_ENTRY(pending) unwatched; /* while in server.unwatched */
 	bool in_unwatched;
-	bool gone;		/* the client went away: nobody to answer */
+	bool gone; /* the client went away: nobody to answer */
 	bool batch;
 	size_t n_items, n_left;
 	struct item {
@@ -82,10 +82,10 @@ struct pending {
 		int status;
 		enum fetchd_err err;
 		struct job *job; /* while its fetch is queued or running */
-	} *items;
+	} * items;
 	uint64_t start_ns;
-	char id[65];	/* X-Request-Id: the client's, or ours */
-	char host[128]; /* the target host of a single fetch, for the log */
+	char id[65];	 /* X-Request-Id: the client's, or ours */
+	char host[128];	 /* the target host of a single fetch, for the log */
 	double queue_ms; /* the longest queue wait of its fetches */
 	struct pending *prev, *next;
 };
@@ -119,8 +119,9 @@ void pending_request_id(struct server *srv, struct evhttp_request *req, char *id
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
 	size_t n = h ? strlen(h) : 0;
 
-	if (n > 0 && n < len && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					  "0123456789-_.:") == n) {
+	if (n > 0 && n < len &&
+	    strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789-_.:") == n) {
 		memcpy(id, h, n + 1);
 		return;
 	}
@@ -249,8 +250,8 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 	if (worker_ctx == NULL) { /* its curl handle could not be made */
 		j->ft.err = ERR_UPSTREAM_ERROR;
 		j->ft.http_status = err_http_status(ERR_UPSTREAM_ERROR);
-		j->ft.doc = err_document(ERR_UPSTREAM_ERROR, "this worker has no curl handle",
-					 NULL, &j->ft.doc_len);
+		j->ft.doc = err_document(ERR_UPSTREAM_ERROR, "this worker has no curl handle", NULL,
+					 &j->ft.doc_len);
 		budget_hold_force(&j->ft.hold, j->ft.doc_len);
 		return;
 	}
@@ -470,7 +471,7 @@ static int client_via(struct evhttp_request *req, char **out)
 	char *via;
 
 	*out = NULL;
-	TAILQ_FOREACH(kv, headers, next)
+	TAILQ_FOREACH (kv, headers, next)
 		if (strcasecmp(kv->key, "Via") == 0 && strpbrk(kv->value, "\r\n") == NULL)
 			len += strlen(kv->value) + 2;
 	if (len == 0)
@@ -478,8 +479,7 @@ static int client_via(struct evhttp_request *req, char **out)
 	via = malloc(len);
 	if (via == NULL)
 		return -1;
-	TAILQ_FOREACH(kv, headers, next)
-	{
+	TAILQ_FOREACH (kv, headers, next) {
 		size_t n = strlen(kv->value);
 
 		if (strcasecmp(kv->key, "Via") != 0 || strpbrk(kv->value, "\r\n") != NULL)
@@ -575,7 +575,6 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 				   "the worker pool and its queue are full; retry later");
 	}
 }
-
 
 void pending_abort_all(struct server *srv)
 {

@@ -26,8 +26,7 @@ struct pending;
 /* A request of n items (a batch when batch; a single fetch is n = 1) for
  * req, which it answers once every item has its document. NULL on out of
  * memory (the caller answers). */
-struct pending *pending_new(struct server *srv, struct evhttp_request *req, size_t n,
-			    bool batch);
+struct pending *pending_new(struct server *srv, struct evhttp_request *req, size_t n, bool batch);
 
 /* req's id into id (len bytes, 65 is enough): the client's X-Request-Id
  * when it is a sane token, else a new one. */

@@ -24,9 +24,10 @@
 #define REQUEST_MAX_HEADER_VALUE 8192
 
 static const char *const request_fields_allowed[] = {
-	"url",        "method",    "params",           "headers",       "body",      "body_base64",
-	"json",       "timeout",   "follow_redirects", "max_redirects", "max_bytes", "verify_tls",
-	"decompress", "body_mode", "fields",           "pool",          "http_version",
+	"url",	       "method",       "params",     "headers",		 "body",
+	"body_base64", "json",	       "timeout",    "follow_redirects", "max_redirects",
+	"max_bytes",   "verify_tls",   "decompress", "body_mode",	 "fields",
+	"pool",	       "http_version",
 };
 
 static const char *const request_methods[] = {
@@ -37,16 +38,22 @@ static const char *const request_methods[] = {
  * (RFC 9112 section 6, RFC 9110 section 7.6.1). */
 static const char *const request_framing_headers[] = {
 	"Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade",
-	"TE",   "Trailer",        "Proxy-Connection",
+	"TE",	"Trailer",	  "Proxy-Connection",
 };
 
 /* Indexed by bit number of enum response_field. */
 static const char *const request_field_names[] = {
-	"url",     "status",         "reason",     "ok",       "http_version",
-	"headers", "header_list",    "history",    "encoding", "apparent_encoding",
-	"text",    "content_base64", "json",       "cookies",  "links",
-	"size",    "truncated",      "elapsed_ms", "timing",   "remote",
-	"worker",  "tls",
+	"url",		"status",
+	"reason",	"ok",
+	"http_version", "headers",
+	"header_list",	"history",
+	"encoding",	"apparent_encoding",
+	"text",		"content_base64",
+	"json",		"cookies",
+	"links",	"size",
+	"truncated",	"elapsed_ms",
+	"timing",	"remote",
+	"worker",	"tls",
 };
 
 #define REQUEST_COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -182,8 +189,8 @@ static int request_param_text(const json_t *v, char *buf, size_t buflen, const c
 /* Append "name=value", form-encoded, to the params' part of the query in
  * q (*len bytes so far), after an '&' unless it is the first. Fails,
  * naming params, when the part would pass cap bytes. */
-static int request_append_param(char *q, size_t *len, size_t cap, const char *name,
-				size_t name_len, const json_t *v, struct request_error *err)
+static int request_append_param(char *q, size_t *len, size_t cap, const char *name, size_t name_len,
+				const json_t *v, struct request_error *err)
 {
 	char num[64];
 	const char *text = NULL;
@@ -193,9 +200,9 @@ static int request_append_param(char *q, size_t *len, size_t cap, const char *na
 		return request_fail(err, ERR_INVALID_REQUEST,
 				    "field 'params' has a name with a NUL byte");
 	if (request_param_text(v, num, sizeof(num), &text, &text_len) != 0)
-		return request_fail(err, ERR_INVALID_REQUEST,
-				    "param '%.64s' must be a string (without NUL), number or boolean",
-				    name);
+		return request_fail(
+			err, ERR_INVALID_REQUEST,
+			"param '%.64s' must be a string (without NUL), number or boolean", name);
 	if ((o > 0) + request_form_encode(NULL, name, name_len) + 1 +
 		    request_form_encode(NULL, text, text_len) >
 	    cap - o)
@@ -247,12 +254,10 @@ static int request_append_params(CURLU *u, const json_t *params, struct request_
 				goto done;
 		}
 	} else {
-		json_array_foreach(params, i, v)
-		{
+		json_array_foreach (params, i, v) {
 			const json_t *name = json_array_get(v, 0);
 
-			if (!json_is_array(v) || json_array_size(v) != 2 ||
-			    !json_is_string(name)) {
+			if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(name)) {
 				request_fail(err, ERR_INVALID_REQUEST, "%s", request_params_shape);
 				goto done;
 			}
@@ -404,7 +409,8 @@ static int request_bind_host(struct fetch_request *r, CURLU *u, const struct fet
 
 	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
 	    !url_scheme_allowed(cfg, part)) {
-		request_fail(err, ERR_UNSUPPORTED_SCHEME, "field 'url': scheme '%.32s' is not allowed",
+		request_fail(err, ERR_UNSUPPORTED_SCHEME,
+			     "field 'url': scheme '%.32s' is not allowed",
 			     part != NULL ? part : "");
 		goto done;
 	}
@@ -591,8 +597,7 @@ static int request_bind_headers(struct fetch_request *r, const json_t *headers,
 	}
 	if (!json_is_array(headers))
 		goto bad;
-	json_array_foreach(headers, i, v)
-	{
+	json_array_foreach (headers, i, v) {
 		const json_t *name = json_array_get(v, 0);
 
 		if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(name))
@@ -641,7 +646,7 @@ static int request_bind_body(struct fetch_request *r, const json_t *obj, struct 
 			return request_fail(err, ERR_INVALID_REQUEST,
 					    "field 'body_base64' must be a string");
 		r->body = base64_decode(json_string_value(b64), json_string_length(b64),
-					     &r->body_len, &bad);
+					&r->body_len, &bad);
 		if (r->body == NULL && bad)
 			return request_fail(err, ERR_INVALID_REQUEST,
 					    "field 'body_base64' is not valid base64 (RFC 4648, "
@@ -715,8 +720,7 @@ static int request_bind_timeout(struct fetch_request *r, const json_t *t,
 	if (t == NULL) {
 		/* nothing */
 	} else if (json_is_object(t)) {
-		json_object_foreach((json_t *)t, key, v)
-		{
+		json_object_foreach ((json_t *)t, key, v) {
 			if (strcmp(key, "connect") == 0) {
 				if (request_seconds_ms(v, "timeout.connect",
 						       cfg->connect_timeout_ms,
@@ -771,8 +775,7 @@ static int request_bind_fields(struct fetch_request *r, const json_t *f, struct 
 		return request_fail(err, ERR_INVALID_REQUEST,
 				    "field 'fields' must be an array of strings");
 	r->fields = 0;
-	json_array_foreach(f, i, v)
-	{
+	json_array_foreach (f, i, v) {
 		unsigned bit = 0;
 
 		if (!json_is_string(v))
@@ -1012,9 +1015,7 @@ json_t *request_parse_body(const char *buf, size_t len, struct request_error *er
 			     "a NUL byte in an object key is not allowed (line %d, column %d)",
 			     e.line, e.column);
 		break;
-	case json_error_out_of_memory:
-		request_oom(err);
-		break;
+	case json_error_out_of_memory: request_oom(err); break;
 	default:
 		request_fail(err, ERR_INVALID_JSON, "invalid JSON at line %d, column %d: %s",
 			     e.line, e.column, e.text);

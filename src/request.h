@@ -72,8 +72,8 @@ struct fetch_request {
 	uint64_t timeout_ms; /* total, queue wait included */
 	bool follow_redirects;
 	unsigned max_redirects;
-	uint64_t max_bytes;  /* effective cap on the decoded body */
-	bool truncate;	     /* over max_bytes: cut and flag (true) or fail */
+	uint64_t max_bytes; /* effective cap on the decoded body */
+	bool truncate;	    /* over max_bytes: cut and flag (true) or fail */
 	bool verify_tls;
 	bool decompress;
 	enum body_mode body_mode;

@@ -82,15 +82,15 @@ static void front_reply_doc(struct server *srv, struct evhttp_request *req, int 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", id);
 	metrics_count_answer(&srv->metrics, status, err);
 	if (srv->cfg->access_log)
-		access_log_request(req, &(struct access_entry){
-						.id = id,
-						.status = status,
-						.err = err,
-						.bytes = len,
-						.total_ms = (double)(clock_now_ns() -
-								     srv->request_start_ns) /
-							    1e6,
-					});
+		access_log_request(
+			req,
+			&(struct access_entry){
+				.id = id,
+				.status = status,
+				.err = err,
+				.bytes = len,
+				.total_ms = (double)(clock_now_ns() - srv->request_start_ns) / 1e6,
+			});
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
 	if (buf == NULL || evbuffer_add_reference(buf, doc, len, free_text, NULL) != 0)
 		free(doc);
@@ -244,7 +244,7 @@ static json_t *query_to_object(const char *query, struct request_error *err)
 		value = raw != NULL ? evhttp_uridecode(raw, 1, &value_len) : NULL;
 		if (value == NULL) {
 			err->code = ERR_NO_MEMORY;
-		snprintf(msg, msglen, ERR_NO_MEMORY_MESSAGE);
+			snprintf(msg, msglen, ERR_NO_MEMORY_MESSAGE);
 			goto bad;
 		}
 		if (json_object_getn(obj, arg, key_len) != NULL) {
@@ -276,8 +276,7 @@ static bool refuse_loop(struct server *srv, struct evhttp_request *req)
 	struct evkeyval *kv;
 	char msg[160];
 
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
-	{
+	TAILQ_FOREACH (kv, evhttp_request_get_input_headers(req), next) {
 		if (strcasecmp(kv->key, "Via") != 0 || !fetch_via_names_us(kv->value))
 			continue;
 		snprintf(msg, sizeof(msg),
@@ -339,8 +338,7 @@ static void handle_batch(struct server *srv, struct evhttp_request *req)
 		front_error(srv, req, ERR_INVALID_REQUEST, "the batch must be a JSON object");
 		goto out;
 	}
-	json_object_foreach(obj, key, value)
-	{
+	json_object_foreach (obj, key, value) {
 		if (strcmp(key, "requests") != 0) {
 			snprintf(msg, sizeof(msg), "unknown field '%.64s' (a batch has 'requests')",
 				 key);
@@ -413,7 +411,8 @@ static void handle_livez(struct server *srv, struct evhttp_request *req)
 static json_t *latency_object(const struct histogram *h)
 {
 	return json_pack("{s:f, s:f, s:f}", "p50_ms", metrics_quantile(h, 0.50) * 1e3, "p90_ms",
-			 metrics_quantile(h, 0.90) * 1e3, "p99_ms", metrics_quantile(h, 0.99) * 1e3);
+			 metrics_quantile(h, 0.90) * 1e3, "p99_ms",
+			 metrics_quantile(h, 0.99) * 1e3);
 }
 
 static const char *pool_name(struct server *srv, size_t i)
@@ -429,33 +428,33 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 		struct executor_stats st;
 
 		executor_get_stats(srv->pools[i], &st);
-		json_object_set_new(pools, pool_name(srv, i),
-				    json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
-					      "threads", (int)st.threads, "min_threads",
-					      (int)st.min_threads, "live", (int)st.live, "idle",
-					      (int)st.idle, "busy", (int)st.busy, "queued",
-					      (int)st.queued, "queue_limit", (int)st.queue_limit,
-					      "completed", (json_int_t)st.completed, "failed",
-					      (json_int_t)srv->metrics.pool_failed[i], "rejected",
-					      (json_int_t)st.rejected, "cancelled",
-					      (json_int_t)(st.cancelled +
-							   srv->metrics.pool_aborted[i])));
+		json_object_set_new(
+			pools, pool_name(srv, i),
+			json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
+				  "threads", (int)st.threads, "min_threads", (int)st.min_threads,
+				  "live", (int)st.live, "idle", (int)st.idle, "busy", (int)st.busy,
+				  "queued", (int)st.queued, "queue_limit", (int)st.queue_limit,
+				  "completed", (json_int_t)st.completed, "failed",
+				  (json_int_t)srv->metrics.pool_failed[i], "rejected",
+				  (json_int_t)st.rejected, "cancelled",
+				  (json_int_t)(st.cancelled + srv->metrics.pool_aborted[i])));
 	}
 	struct connections_stats cs;
 
 	connections_get_stats(srv->conns, &cs);
-	front_json(srv, req, 200,
-		   json_pack("{s:s, s:f, s:o?, s:{s:I, s:i, s:I, s:I, s:I}, s:{s:o, s:o}, s:I, s:I}",
-			     "version", PACKAGE_VERSION, "uptime_s",
-			     (double)(clock_now_ns() - srv->started_ns) / 1e9, "pools", pools,
-			     "connections", "open", (json_int_t)cs.open, "max",
-			     (int)srv->cfg->max_connections, "accepted", (json_int_t)cs.accepted,
-			     "accept_paused", (json_int_t)cs.accept_paused, "request_timeouts",
-			     (json_int_t)cs.request_timeouts, "latency", "fetch",
-			     latency_object(&srv->metrics.fetch_duration), "queue_wait",
-			     latency_object(&srv->metrics.queue_wait), "client_cancelled",
-			     (json_int_t)srv->metrics.client_cancelled, "pending_bytes",
-			     (json_int_t)budget_used(doc_account_budget(srv->docs))));
+	front_json(
+		srv, req, 200,
+		json_pack("{s:s, s:f, s:o?, s:{s:I, s:i, s:I, s:I, s:I}, s:{s:o, s:o}, s:I, s:I}",
+			  "version", PACKAGE_VERSION, "uptime_s",
+			  (double)(clock_now_ns() - srv->started_ns) / 1e9, "pools", pools,
+			  "connections", "open", (json_int_t)cs.open, "max",
+			  (int)srv->cfg->max_connections, "accepted", (json_int_t)cs.accepted,
+			  "accept_paused", (json_int_t)cs.accept_paused, "request_timeouts",
+			  (json_int_t)cs.request_timeouts, "latency", "fetch",
+			  latency_object(&srv->metrics.fetch_duration), "queue_wait",
+			  latency_object(&srv->metrics.queue_wait), "client_cancelled",
+			  (json_int_t)srv->metrics.client_cancelled, "pending_bytes",
+			  (json_int_t)budget_used(doc_account_budget(srv->docs))));
 }
 
 static void handle_metrics(struct server *srv, struct evhttp_request *req)
@@ -613,8 +612,8 @@ struct server *server_new(struct event_base *base, struct fetchd_config *cfg)
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(srv->http, MAX_HEADERS_SIZE);
-	srv->conns = connections_new(base, srv->http, cfg->max_connections,
-				     cfg->request_timeout_ms);
+	srv->conns =
+		connections_new(base, srv->http, cfg->max_connections, cfg->request_timeout_ms);
 	if (srv->conns == NULL)
 		goto bad;
 	apply_http_limits(srv, cfg);
@@ -661,8 +660,8 @@ int server_start(struct server *srv)
 		const struct config_pool *pc = &cfg->pools[i];
 
 		pool_params(cfg, i + 1, &params);
-		srv->pools[i + 1] = executor_start(srv->base, &params, worker_init, worker_fini,
-						   NULL);
+		srv->pools[i + 1] =
+			executor_start(srv->base, &params, worker_init, worker_fini, NULL);
 		if (srv->pools[i + 1] == NULL) {
 			log_error("cannot start pool %s", pc->name);
 			return -1;
@@ -707,8 +706,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 static void drain_begin(struct server *srv)
 {
 	struct timeval tv = {.tv_sec = (time_t)(srv->cfg->shutdown_timeout_ms / 1000),
-			     .tv_usec = (suseconds_t)(srv->cfg->shutdown_timeout_ms % 1000) *
-					1000};
+			     .tv_usec = (suseconds_t)(srv->cfg->shutdown_timeout_ms % 1000) * 1000};
 	struct timeval now = {0, 0};
 
 	srv->lame_duck = false;
@@ -737,7 +735,8 @@ static void lame_duck_over(evutil_socket_t fd, short what, void *arg)
 void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
 {
 	uint64_t ms = srv->cfg->lame_duck_ms;
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	if (srv->draining)
 		return;
@@ -749,7 +748,8 @@ void server_drain(struct server *srv, void (*drained)(void *arg), void *arg)
 		drain_begin(srv);
 		return;
 	}
-	if (ms > 0 && (srv->lame_duck_timer = evtimer_new(srv->base, lame_duck_over, srv)) != NULL) {
+	if (ms > 0 &&
+	    (srv->lame_duck_timer = evtimer_new(srv->base, lame_duck_over, srv)) != NULL) {
 		/* load balancers see /healthz fail and stop sending work while
 		 * this instance still serves what they send meanwhile */
 		srv->lame_duck = true;
@@ -811,8 +811,9 @@ int server_reload(struct server *srv, struct fetchd_config *cfg)
 	struct snapshot *snap;
 
 	if (!same_pools(old, cfg)) {
-		log_error("reload rejected: adding, removing or renaming [pool.NAME] sections needs "
-			  "a restart; keeping the running configuration");
+		log_error(
+			"reload rejected: adding, removing or renaming [pool.NAME] sections needs "
+			"a restart; keeping the running configuration");
 		goto bad;
 	}
 	/* the token file is read here, on the loop, as the config file was */

@@ -30,7 +30,7 @@ struct snapshot;
 
 struct server {
 	struct event_base *base;
-	struct snapshot *snap; /* the running configuration */
+	struct snapshot *snap;		 /* the running configuration */
 	const struct fetchd_config *cfg; /* = snap->cfg */
 	struct evhttp *http;
 	struct connections *conns; /* max_connections, request_timeout */
@@ -53,7 +53,7 @@ struct server {
 	struct event *drain_check;
 	uint64_t started_ns;
 	uint64_t request_start_ns; /* of the request dispatch() is routing */
-	char *auth_token; /* NULL: no authentication */
+	char *auth_token;	   /* NULL: no authentication */
 	/* the memory budget, and the documents handed to libevent */
 	struct doc_account *docs;
 	struct metrics metrics;

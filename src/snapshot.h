@@ -29,8 +29,8 @@ struct snapshot *snapshot_new(struct fetchd_config *cfg,
 
 /* Build snap's self list again, as snapshot_new does (start-up, once the
  * listen addresses are bound). Returns 0, or -1 when out of memory. */
-int snapshot_set_self(struct snapshot *snap, const struct sockaddr_storage *listen_addrs,
-		      size_t n, const struct snapshot *old);
+int snapshot_set_self(struct snapshot *snap, const struct sockaddr_storage *listen_addrs, size_t n,
+		      const struct snapshot *old);
 
 /* Drop a reference; the last frees the snapshot and its config. */
 void snapshot_release(struct snapshot *snap);

@@ -70,7 +70,9 @@ static char *san_text(const GENERAL_NAME *gn)
 		p = ASN1_STRING_get0_data(gn->d.ia5);
 		len = ASN1_STRING_length(gn->d.ia5);
 		if (asprintf(&s, "%s:%.*s",
-			     gn->type == GEN_DNS ? "DNS" : gn->type == GEN_EMAIL ? "email" : "URI",
+			     gn->type == GEN_DNS     ? "DNS"
+			     : gn->type == GEN_EMAIL ? "email"
+						     : "URI",
 			     len, (const char *)p) < 0)
 			s = NULL;
 		return s;
@@ -90,8 +92,7 @@ static char *san_text(const GENERAL_NAME *gn)
 			snprintf(addr, sizeof(addr), "<invalid>");
 		}
 		return asprintf(&s, "IP:%s", addr) < 0 ? NULL : s;
-	default:
-		return strdup("othername:<unsupported>");
+	default: return strdup("othername:<unsupported>");
 	}
 }
 

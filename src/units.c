@@ -51,8 +51,7 @@ int units_parse_size(const char *s, uint64_t *out)
 		mult = UINT64_C(1) << 30;
 		p++;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	/* "64K", "64KB", "64KiB"; a bare number may carry "B" but not "iB". */
 	if (mult > 1 && strcasecmp(p, "iB") == 0)

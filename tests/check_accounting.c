@@ -130,8 +130,8 @@ static long requests_total(int port, int code, const char *error)
 
 struct row {
 	const char *method, *path, *body;
-	bool token;	/* send the right token; else a wrong one */
-	long status;	/* the HTTP status wanted */
+	bool token;	   /* send the right token; else a wrong one */
+	long status;	   /* the HTTP status wanted */
 	const char *error; /* the error label wanted ("" for none) */
 };
 
@@ -184,16 +184,16 @@ START_TEST(test_each_answer_leaves_one_access_line_and_one_count)
 		      r->path, log_count(&f, needle));
 	log = fetchd_log(&f);
 	{
-		char *status = str_printf("status=%ld error=%s ", r->status,
-					  r->error[0] ? r->error : "-");
+		char *status =
+			str_printf("status=%ld error=%s ", r->status, r->error[0] ? r->error : "-");
 		char *method = str_printf(" method=%s ", r->method);
 
 		ck_assert_msg(log_has_line(log, needle, status), "%s %s: the line lacks '%s':\n%s",
 			      r->method, r->path, status, log);
 		ck_assert_msg(log_has_line(log, needle, method), "no '%s' in its line", method);
 		ck_assert_msg(log_has_line(log, needle, " client=127.0.0.1:"),
-			      "%s %s: the line does not name the client:\n%s", r->method,
-			      r->path, log);
+			      "%s %s: the line does not name the client:\n%s", r->method, r->path,
+			      log);
 		free(status);
 		free(method);
 	}

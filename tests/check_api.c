@@ -51,7 +51,7 @@ START_TEST(test_get_fetch_returns_full_document)
 	expect_str(&r, "headers.content-length", "23");
 	v = json_path(r.json, "header_list");
 	ck_assert_msg(json_is_array(v), "header_list: %s", describe(v));
-	json_array_foreach(v, i, pair) {
+	json_array_foreach (v, i, pair) {
 		if (json_is_array(pair) && json_array_size(pair) == 2 &&
 		    json_is_string(json_array_get(pair, 0)) &&
 		    strcmp(json_string_value(json_array_get(pair, 0)), "Content-Type") == 0 &&
@@ -80,8 +80,8 @@ START_TEST(test_get_fetch_returns_full_document)
 	for (i = 0; i < sizeof(timing_keys) / sizeof(timing_keys[0]); i++) {
 		json_t *t = json_object_get(v, timing_keys[i]);
 
-		ck_assert_msg(json_is_number(t) && json_number_value(t) >= 0,
-			      "timing.%s: %s", timing_keys[i], describe(t));
+		ck_assert_msg(json_is_number(t) && json_number_value(t) >= 0, "timing.%s: %s",
+			      timing_keys[i], describe(t));
 	}
 	ck_assert_msg(json_is_number(json_path(r.json, "elapsed_ms")) &&
 			      fabs(json_number_value(json_path(r.json, "elapsed_ms")) -
@@ -91,8 +91,9 @@ START_TEST(test_get_fetch_returns_full_document)
 
 	/* one access log line for the request */
 	log = fetchd_log(&daemon_);
-	ck_assert_msg(log_has_line(log, "access id=", "path=/v1/fetch host=127.0.0.1 items=1 status=200"),
-		      "no access log line with the path and 200; log:\n%s", log);
+	ck_assert_msg(
+		log_has_line(log, "access id=", "path=/v1/fetch host=127.0.0.1 items=1 status=200"),
+		"no access log line with the path and 200; log:\n%s", log);
 	free(log);
 	free(path);
 	free(enc);
@@ -127,9 +128,9 @@ START_TEST(test_post_fetch_sends_method_headers_and_body)
 	/* list headers with a repeated name; json body types itself */
 	url = up_url(&up, "/echo");
 	fetch(&daemon_,
-	      json_pack("{s:s, s:s, s:[[s,s],[s,s],[s,s]], s:{s:[i,i], s:s}}", "url", url,
-			"method", "POST", "headers", "X-Rep", "a", "X-Rep", "b", "X-Other", "c",
-			"json", "k", 1, 2, "s", "v"),
+	      json_pack("{s:s, s:s, s:[[s,s],[s,s],[s,s]], s:{s:[i,i], s:s}}", "url", url, "method",
+			"POST", "headers", "X-Rep", "a", "X-Rep", "b", "X-Other", "c", "json", "k",
+			1, 2, "s", "v"),
 	      &r);
 	expect_status(&r, 200);
 	expect_str(&r, "json.method", "POST");
@@ -138,8 +139,8 @@ START_TEST(test_post_fetch_sends_method_headers_and_body)
 	expect_str(&r, "json.headers.content-type", "application/json");
 	body = json_loads(json_string_value(json_path(r.json, "json.body")), 0, NULL);
 	want = json_pack("{s:[i,i], s:s}", "k", 1, 2, "s", "v");
-	ck_assert_msg(body != NULL && json_equal(body, want), "echoed body is not the json sent: %s",
-		      body_of(&r));
+	ck_assert_msg(body != NULL && json_equal(body, want),
+		      "echoed body is not the json sent: %s", body_of(&r));
 	json_decref(want);
 	json_decref(body);
 	http_resp_free(&r);
@@ -244,7 +245,8 @@ START_TEST(test_unknown_path_and_wrong_verb_answers)
 	ck_assert_int_eq(http_request(daemon_.port, "DELETE", "/v1/fetch", NULL, &r), 0);
 	expect_error(&r, 405, "method_not_allowed");
 	h = http_resp_header(&r, "Allow");
-	ck_assert_msg(h != NULL && strcmp(h, "GET, HEAD, POST") == 0, "Allow: %s", h ? h : "(none)");
+	ck_assert_msg(h != NULL && strcmp(h, "GET, HEAD, POST") == 0, "Allow: %s",
+		      h ? h : "(none)");
 	free(h);
 	http_resp_free(&r);
 
@@ -272,8 +274,8 @@ START_TEST(test_batch_answers_in_input_order)
 	struct http_resp r;
 
 	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
-				       json_pack("{s:[{s:s},{s:s,s:i},{s:s}]}", "requests", "url", ok,
-						 "url", ok, "timout", 1, "url", missing),
+				       json_pack("{s:[{s:s},{s:s,s:i},{s:s}]}", "requests", "url",
+						 ok, "url", ok, "timout", 1, "url", missing),
 				       &r),
 			 0);
 	expect_status(&r, 200);
@@ -301,7 +303,7 @@ START_TEST(test_batch_over_max_batch_is_400)
 	struct http_resp r;
 
 	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = "[server]\nmax_batch = 2\n",
-						      .allow_loopback = true});
+						     .allow_loopback = true});
 	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
 				       json_pack("{s:[{s:s},{s:s},{s:s}]}", "requests", "url", url,
 						 "url", url, "url", url),
@@ -309,11 +311,11 @@ START_TEST(test_batch_over_max_batch_is_400)
 			 0);
 	expect_error(&r, 400, "invalid_request");
 	http_resp_free(&r);
-	ck_assert_int_eq(http_post_obj(daemon_.port, "/v1/batch",
-				       json_pack("{s:[{s:s},{s:s}]}", "requests", "url", url, "url",
-						 url),
-				       &r),
-			 0);
+	ck_assert_int_eq(
+		http_post_obj(daemon_.port, "/v1/batch",
+			      json_pack("{s:[{s:s},{s:s}]}", "requests", "url", url, "url", url),
+			      &r),
+		0);
 	expect_status(&r, 200);
 	expect_int(&r, "results.0.status", 200);
 	expect_int(&r, "results.1.status", 200);

@@ -88,7 +88,7 @@ static void test_decodes_to(const char *body, size_t len, const char *charset, c
 	free(out);
 }
 
-#define DECODES_TO(body, charset, want)                                                    \
+#define DECODES_TO(body, charset, want)                                                            \
 	test_decodes_to((body), sizeof(body) - 1, (charset), (want), sizeof(want) - 1)
 
 static void test_sanitizes_to(const char *s, size_t len, const char *want, size_t want_len)
@@ -119,8 +119,9 @@ static const char *test_detect(const char *body, size_t len, size_t *bom_len)
 START_TEST(test_label_latin1_and_us_ascii_map_to_windows_1252)
 {
 	static const char *const labels[] = {
-		"latin1", "iso-8859-1", "iso8859-1", "l1", "us-ascii", "ascii",
-		"ansi_x3.4-1968", "cp1252", "windows-1252", "ISO-8859-1", "  Latin1\t", "US-ASCII",
+		"latin1",	"iso-8859-1", "iso8859-1",	"l1",
+		"us-ascii",	"ascii",      "ansi_x3.4-1968", "cp1252",
+		"windows-1252", "ISO-8859-1", "  Latin1\t",	"US-ASCII",
 	};
 	size_t i;
 
@@ -285,8 +286,7 @@ START_TEST(test_detect_meta_skips_comments_and_unknown_labels)
 				"<meta charset=windows-1250>\x9A",
 				NULL),
 			 "windows-1250");
-	ck_assert_str_eq(DETECT("<script x='<meta charset=koi8-r>'></script>plain", NULL),
-			 "utf-8");
+	ck_assert_str_eq(DETECT("<script x='<meta charset=koi8-r>'></script>plain", NULL), "utf-8");
 }
 END_TEST
 
@@ -305,23 +305,22 @@ END_TEST
 
 START_TEST(test_detect_xml_declaration_iso_8859_1_is_windows_1252)
 {
-	ck_assert_str_eq(DETECT("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<a>caf\xE9</a>",
-				NULL),
-			 "windows-1252");
-	ck_assert_str_eq(DETECT("<?xml version='1.0' encoding='Shift_JIS' standalone='yes'?><a/>",
-				NULL),
-			 "shift_jis");
+	ck_assert_str_eq(
+		DETECT("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<a>caf\xE9</a>", NULL),
+		"windows-1252");
+	ck_assert_str_eq(
+		DETECT("<?xml version='1.0' encoding='Shift_JIS' standalone='yes'?><a/>", NULL),
+		"shift_jis");
 	/* Not at the start: not a declaration. */
-	ck_assert_str_eq(DETECT(" <?xml version=\"1.0\" encoding=\"koi8-r\"?><a/>", NULL),
-			 "utf-8");
+	ck_assert_str_eq(DETECT(" <?xml version=\"1.0\" encoding=\"koi8-r\"?><a/>", NULL), "utf-8");
 }
 END_TEST
 
 START_TEST(test_detect_undeclared_utf8_with_accents)
 {
-	ck_assert_str_eq(charset_detect((const unsigned char *)test_french, strlen(test_french),
-					NULL),
-			 "utf-8");
+	ck_assert_str_eq(
+		charset_detect((const unsigned char *)test_french, strlen(test_french), NULL),
+		"utf-8");
 	ck_assert_str_eq(DETECT("na\xC3\xAFve caf\xC3\xA9 \xE2\x82\xAC 5 \xF0\x9F\x98\x80", NULL),
 			 "utf-8");
 }
@@ -406,7 +405,9 @@ START_TEST(test_decode_single_byte_maps_each_byte_alone_as_whatwg)
 	DECODES_TO("\xAE\xBE", "koi8-u", "ўЎ");
 	DECODES_TO("\xFF", "x-mac-cyrillic", "€");
 	/* A byte the index leaves undefined. */
-	DECODES_TO("a\xA5" "b", "iso-8859-3", "a" FFFD "b");
+	DECODES_TO("a\xA5"
+		   "b",
+		   "iso-8859-3", "a" FFFD "b");
 }
 END_TEST
 
@@ -429,12 +430,12 @@ END_TEST
 START_TEST(test_decode_invalid_utf8_one_replacement_per_maximal_subpart)
 {
 	DECODES_TO("a\x80z", "utf-8", "a" FFFD "z");
-	DECODES_TO("\xC0\xAF", "utf-8", FFFD FFFD);		   /* overlong lead */
-	DECODES_TO("\xE0\x80\x80", "utf-8", FFFD FFFD FFFD);	   /* overlong */
-	DECODES_TO("\xED\xA0\x80", "utf-8", FFFD FFFD FFFD);	   /* surrogate */
+	DECODES_TO("\xC0\xAF", "utf-8", FFFD FFFD);		      /* overlong lead */
+	DECODES_TO("\xE0\x80\x80", "utf-8", FFFD FFFD FFFD);	      /* overlong */
+	DECODES_TO("\xED\xA0\x80", "utf-8", FFFD FFFD FFFD);	      /* surrogate */
 	DECODES_TO("\xF4\x90\x80\x80", "utf-8", FFFD FFFD FFFD FFFD); /* > U+10FFFF */
 	DECODES_TO("\xF5\xFF", "utf-8", FFFD FFFD);
-	DECODES_TO("\xE2\x82z", "utf-8", FFFD "z");	/* valid prefix, then ASCII */
+	DECODES_TO("\xE2\x82z", "utf-8", FFFD "z"); /* valid prefix, then ASCII */
 	DECODES_TO("\xF0\x9F\x98x", "utf-8", FFFD "x");
 	DECODES_TO("\xE2\x82\xE2\x82\xAC", "utf-8", FFFD "\xE2\x82\xAC");
 	SANITIZES_TO("ok \xC3\xA9 \xF0\x9F\x98\x80", "ok \xC3\xA9 \xF0\x9F\x98\x80");
@@ -468,10 +469,18 @@ END_TEST
 
 START_TEST(test_decode_drops_bom_and_bom_overrides_charset)
 {
-	DECODES_TO("\xEF\xBB\xBF" "caf\xC3\xA9", "utf-8", "caf\xC3\xA9");
-	DECODES_TO("\xEF\xBB\xBF" "caf\xC3\xA9", "windows-1252", "caf\xC3\xA9");
-	DECODES_TO("\xFF\xFE" "h\0\xE9\0", "windows-1252", "h\xC3\xA9");
-	DECODES_TO("\xFE\xFF" "\0h\0\xE9", "utf-8", "h\xC3\xA9");
+	DECODES_TO("\xEF\xBB\xBF"
+		   "caf\xC3\xA9",
+		   "utf-8", "caf\xC3\xA9");
+	DECODES_TO("\xEF\xBB\xBF"
+		   "caf\xC3\xA9",
+		   "windows-1252", "caf\xC3\xA9");
+	DECODES_TO("\xFF\xFE"
+		   "h\0\xE9\0",
+		   "windows-1252", "h\xC3\xA9");
+	DECODES_TO("\xFE\xFF"
+		   "\0h\0\xE9",
+		   "utf-8", "h\xC3\xA9");
 }
 END_TEST
 
@@ -530,8 +539,8 @@ START_TEST(test_decode_unknown_label_is_null)
 
 	ck_assert_ptr_null(charset_decode((const unsigned char *)"abc", 3, "bogus", &out_len));
 	ck_assert_ptr_null(charset_decode((const unsigned char *)"abc", 3, NULL, &out_len));
-	ck_assert_ptr_null(charset_decode((const unsigned char *)"abc", 3, "x-user-defined",
-					  &out_len));
+	ck_assert_ptr_null(
+		charset_decode((const unsigned char *)"abc", 3, "x-user-defined", &out_len));
 }
 END_TEST
 

@@ -7,7 +7,6 @@
 
 #include "config.h"
 
-
 /* Per-test state: a config with defaults, the text config_load wrote to
  * err, and the path of the temporary file it read. */
 static struct fetchd_config *cfg;
@@ -67,8 +66,8 @@ static void expect_error(int line, const char *msg)
 	char want[1024];
 
 	snprintf(want, sizeof(want), "%s:%d: %s\n", conf_path, line, msg);
-	ck_assert_msg(err_text != NULL && strstr(err_text, want) != NULL,
-		      "expected '%s' in:\n%s", want, err_text != NULL ? err_text : "(null)");
+	ck_assert_msg(err_text != NULL && strstr(err_text, want) != NULL, "expected '%s' in:\n%s",
+		      want, err_text != NULL ? err_text : "(null)");
 }
 
 static int count_lines(const char *s)
@@ -135,8 +134,8 @@ END_TEST
  * working directory. */
 START_TEST(test_shipped_config_loads_cleanly_and_equals_defaults)
 {
-	static const char *const rel[] = { "etc/fetchd.conf", "../etc/fetchd.conf",
-					   "../../etc/fetchd.conf" };
+	static const char *const rel[] = {"etc/fetchd.conf", "../etc/fetchd.conf",
+					  "../../etc/fetchd.conf"};
 	const char *srcdir = getenv("srcdir");
 	struct fetchd_config *def = config_new();
 	char path[4096] = "";
@@ -267,7 +266,8 @@ END_TEST
 START_TEST(test_bad_duration_message_names_key_and_line)
 {
 	ck_assert_int_eq(load_text("[fetch]\n\ntimeout = abc\n"), 1);
-	expect_error(3, "fetch.timeout: bad duration 'abc' (use a number with ms, s, m or h; a bare number is seconds)");
+	expect_error(3, "fetch.timeout: bad duration 'abc' (use a number with ms, s, m or h; a "
+			"bare number is seconds)");
 	ck_assert_uint_eq(cfg->timeout_ms, 30000);
 }
 END_TEST
@@ -275,9 +275,11 @@ END_TEST
 START_TEST(test_bad_size_message_names_key_and_line)
 {
 	ck_assert_int_eq(load_text("[fetch]\nmax_response_bytes = 10X\n"), 1);
-	expect_error(2, "fetch.max_response_bytes: bad size '10X' (use bytes, or a number with K, M or G: powers of 1024, KB and KiB meaning K)");
+	expect_error(2, "fetch.max_response_bytes: bad size '10X' (use bytes, or a number with K, "
+			"M or G: powers of 1024, KB and KiB meaning K)");
 	ck_assert_int_eq(load_text("[server]\nmax_request_bytes = -1\n"), 1);
-	expect_error(2, "server.max_request_bytes: bad size '-1' (use bytes, or a number with K, M or G: powers of 1024, KB and KiB meaning K)");
+	expect_error(2, "server.max_request_bytes: bad size '-1' (use bytes, or a number with K, M "
+			"or G: powers of 1024, KB and KiB meaning K)");
 	ck_assert_int_eq(load_text("[server]\nmax_pending_bytes = 99999999999G\n"), 1);
 	expect_error(2, "server.max_pending_bytes: bad size '99999999999G' (use bytes, or a "
 			"number with K, M or G: powers of 1024, KB and KiB meaning K)");
@@ -301,19 +303,18 @@ END_TEST
 
 START_TEST(test_bool_accepts_true_false_yes_no_on_off_1_0)
 {
-	static const char *const yes[] = { "true", "yes", "on", "1", "TRUE", "Yes" };
-	static const char *const no[] = { "false", "no", "off", "0", "FALSE", "Off" };
+	static const char *const yes[] = {"true", "yes", "on", "1", "TRUE", "Yes"};
+	static const char *const no[] = {"false", "no", "off", "0", "FALSE", "Off"};
 	char msg[256];
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		cfg->reuse_port = false;
-		ck_assert_int_eq(config_set(cfg, "server", "reuse_port", yes[i], false, msg,
-					    sizeof(msg)),
-				 0);
+		ck_assert_int_eq(
+			config_set(cfg, "server", "reuse_port", yes[i], false, msg, sizeof(msg)),
+			0);
 		ck_assert_msg(cfg->reuse_port, "'%s' should be true", yes[i]);
-		ck_assert_int_eq(config_set(cfg, "server", "reuse_port", no[i], false, msg,
-					    sizeof(msg)),
-				 0);
+		ck_assert_int_eq(
+			config_set(cfg, "server", "reuse_port", no[i], false, msg, sizeof(msg)), 0);
 		ck_assert_msg(!cfg->reuse_port, "'%s' should be false", no[i]);
 	}
 }
@@ -356,17 +357,17 @@ END_TEST
 
 START_TEST(test_all_errors_are_reported_not_only_the_first)
 {
-	int n = load_text("[server]\n"		   /* 1 */
-			  "bogus = 1\n"		   /* 2 */
-			  "max_batch = 0\n"	   /* 3 */
-			  "this is not ini\n"	   /* 4 */
-			  "[pool]\n"		   /* 5 */
-			  "threads = 65537\n"	   /* 6 */
+	int n = load_text("[server]\n"		    /* 1 */
+			  "bogus = 1\n"		    /* 2 */
+			  "max_batch = 0\n"	    /* 3 */
+			  "this is not ini\n"	    /* 4 */
+			  "[pool]\n"		    /* 5 */
+			  "threads = 65537\n"	    /* 6 */
 			  "queue_limit = 1000001\n" /* 7 */
-			  "[fetch]\n"		   /* 8 */
-			  "timeout = 5x\n"	   /* 9 */
-			  "max_redirects = 3\n"	   /* 10: fine */
-			  "[what\n"		   /* 11 */
+			  "[fetch]\n"		    /* 8 */
+			  "timeout = 5x\n"	    /* 9 */
+			  "max_redirects = 3\n"	    /* 10: fine */
+			  "[what\n"		    /* 11 */
 			  "verify_tls = nope\n");   /* 12 */
 
 	ck_assert_int_eq(n, 8);
@@ -376,7 +377,8 @@ START_TEST(test_all_errors_are_reported_not_only_the_first)
 	expect_error(4, "syntax error (expected 'key = value')");
 	expect_error(6, "pool.threads: 65537 is out of range (0..65536)");
 	expect_error(7, "pool.queue_limit: 1000001 is out of range (0..1000000)");
-	expect_error(9, "fetch.timeout: bad duration '5x' (use a number with ms, s, m or h; a bare number is seconds)");
+	expect_error(9, "fetch.timeout: bad duration '5x' (use a number with ms, s, m or h; a bare "
+			"number is seconds)");
 	expect_error(11, "syntax error (section header without ']')");
 	expect_error(12, "fetch.verify_tls: bad boolean 'nope' (use true or false)");
 	ck_assert_uint_eq(cfg->max_redirects, 3);
@@ -524,17 +526,17 @@ END_TEST
 
 START_TEST(test_listen_rejects_malformed_addresses)
 {
-	static const char *const bad[] = { "127.0.0.1", "127.0.0.1:", ":8080", "::1:8080",
-					   "[::1]8080", "[::1]", "[zz::1]:80", "host:65536",
-					   "host:-1", "host:http", "ho st:80", "host:123456" };
+	static const char *const bad[] = {"127.0.0.1", "127.0.0.1:", ":8080",	   "::1:8080",
+					  "[::1]8080", "[::1]",	     "[zz::1]:80", "host:65536",
+					  "host:-1",   "host:http",  "ho st:80",   "host:123456"};
 	char msg[256];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char want[256];
 
-		ck_assert_msg(config_set(cfg, "server", "listen", bad[i], false, msg,
-					 sizeof(msg)) == -1,
-			      "'%s' should fail", bad[i]);
+		ck_assert_msg(
+			config_set(cfg, "server", "listen", bad[i], false, msg, sizeof(msg)) == -1,
+			"'%s' should fail", bad[i]);
 		snprintf(want, sizeof(want),
 			 "server.listen: bad address '%s' (use host:port or [v6]:port)", bad[i]);
 		ck_assert_str_eq(msg, want);
@@ -563,13 +565,12 @@ START_TEST(test_config_set_replace_empties_list_first)
 {
 	char msg[256];
 
-	ck_assert_int_eq(config_set(cfg, "server", "listen", "0.0.0.0:1, 0.0.0.0:2", true, msg,
-				    sizeof(msg)),
-			 0);
+	ck_assert_int_eq(
+		config_set(cfg, "server", "listen", "0.0.0.0:1, 0.0.0.0:2", true, msg, sizeof(msg)),
+		0);
 	ck_assert_uint_eq(cfg->n_listen, 2);
 	ck_assert_str_eq(cfg->listen[0], "0.0.0.0:1");
-	ck_assert_int_eq(config_set(cfg, "security", "deny", "10.0.0.0/8", false, msg,
-				    sizeof(msg)),
+	ck_assert_int_eq(config_set(cfg, "security", "deny", "10.0.0.0/8", false, msg, sizeof(msg)),
 			 0);
 	ck_assert_int_eq(config_set(cfg, "security", "deny", "fc00::/7", true, msg, sizeof(msg)),
 			 0);
@@ -589,9 +590,9 @@ START_TEST(test_config_set_append_keeps_existing_items)
 	ck_assert_uint_eq(cfg->n_listen, 2);
 	ck_assert_str_eq(cfg->listen[0], "127.0.0.1:8080");
 	ck_assert_str_eq(cfg->listen[1], "[::1]:9");
-	ck_assert_int_eq(config_set(cfg, "security", "allow_hosts", "x.example", false, msg,
-				    sizeof(msg)),
-			 0);
+	ck_assert_int_eq(
+		config_set(cfg, "security", "allow_hosts", "x.example", false, msg, sizeof(msg)),
+		0);
 	ck_assert_int_eq(config_set(cfg, "security", "allow_hosts", " *.y.example ", false, msg,
 				    sizeof(msg)),
 			 0);
@@ -604,17 +605,15 @@ START_TEST(test_config_set_failure_leaves_list_unchanged)
 {
 	char msg[256];
 
-	ck_assert_int_eq(config_set(cfg, "security", "allow", "10.0.0.0/8", false, msg,
-				    sizeof(msg)),
-			 0);
+	ck_assert_int_eq(
+		config_set(cfg, "security", "allow", "10.0.0.0/8", false, msg, sizeof(msg)), 0);
 	ck_assert_int_eq(config_set(cfg, "security", "allow", "1.2.3.0/24, nonsense", true, msg,
 				    sizeof(msg)),
 			 -1);
 	ck_assert_str_eq(msg, "security.allow: bad CIDR 'nonsense': not an IPv4 or IPv6 address");
 	ck_assert_uint_eq(cfg->n_allow, 1);
 	assert_cidr_eq(&cfg->allow[0], "10.0.0.0/8");
-	ck_assert_int_eq(config_set(cfg, "server", "listen", "0.0.0.0:1,", true, msg,
-				    sizeof(msg)),
+	ck_assert_int_eq(config_set(cfg, "server", "listen", "0.0.0.0:1,", true, msg, sizeof(msg)),
 			 -1);
 	ck_assert_str_eq(msg, "server.listen: empty item in list");
 	ck_assert_uint_eq(cfg->n_listen, 1);
@@ -640,9 +639,10 @@ START_TEST(test_bad_cidr_and_host_pattern_are_reported)
 				   "allow_hosts = bad host\nallow_hosts = a..b\n"
 				   "allow_hosts = foo.*.org\n"),
 			 5);
-	expect_error(2, "security.allow: bad CIDR '10.0.0.1/33': the prefix /33 is longer than 32 bits");
+	expect_error(
+		2, "security.allow: bad CIDR '10.0.0.1/33': the prefix /33 is longer than 32 bits");
 	expect_error(3, "security.deny: bad CIDR '10.0.0.1/8': host bits are set beyond /8 (the "
-			  "network is 10.0.0.0/8)");
+			"network is 10.0.0.0/8)");
 	expect_error(4, "security.allow_hosts: bad host pattern 'bad host'");
 	expect_error(5, "security.allow_hosts: bad host pattern 'a..b'");
 	expect_error(6, "security.allow_hosts: bad host pattern 'foo.*.org'");
@@ -784,9 +784,8 @@ START_TEST(test_config_check_rejects_duplicate_listen)
 {
 	char msg[256];
 
-	ck_assert_int_eq(config_set(cfg, "server", "listen", "127.0.0.1:8080", false, msg,
-				    sizeof(msg)),
-			 0);
+	ck_assert_int_eq(
+		config_set(cfg, "server", "listen", "127.0.0.1:8080", false, msg, sizeof(msg)), 0);
 	ck_assert_int_eq(config_check(cfg, "x", NULL), 1);
 }
 END_TEST
@@ -893,8 +892,10 @@ START_TEST(test_tls_files_are_read_when_checked)
 	write_temp(key, "-----BEGIN PRIVATE KEY-----\nKEY\n");
 	text = malloc(512);
 	ck_assert_ptr_nonnull(text);
-	snprintf(text, 512, "[fetch]\nca_file = %s\nclient_cert = %s\nclient_key = %s\n"
-			    "allow_downgrade = false\n", ca, cert, key);
+	snprintf(text, 512,
+		 "[fetch]\nca_file = %s\nclient_cert = %s\nclient_key = %s\n"
+		 "allow_downgrade = false\n",
+		 ca, cert, key);
 	ck_assert_int_eq(load_text(text), 0);
 	ck_assert_int_eq(check_into_text(), 0);
 	ck_assert(!cfg->allow_downgrade);
@@ -921,8 +922,9 @@ START_TEST(test_tls_file_problems_are_reported)
 	snprintf(text, 512, "[fetch]\nclient_cert = %s\nca_file = /nonexistent/ca.pem\n", cert);
 	ck_assert_int_eq(load_text(text), 0);
 	ck_assert_int_eq(check_into_text(), 2);
-	ck_assert_msg(strstr(err_text, "conf: fetch.client_cert and fetch.client_key go together\n"),
-		      "%s", err_text);
+	ck_assert_msg(
+		strstr(err_text, "conf: fetch.client_cert and fetch.client_key go together\n"),
+		"%s", err_text);
 	ck_assert_msg(strstr(err_text, "conf: fetch.ca_file: cannot read /nonexistent/ca.pem: "
 				       "No such file or directory\n"),
 		      "%s", err_text);
@@ -956,39 +958,51 @@ START_TEST(test_dump_reads_back_to_the_same_configuration)
 {
 	char *first, *second;
 
-	ck_assert_int_eq(load_text("[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n"
-				   "max_request_bytes = 1536K\nidle_timeout = 1500ms\n"
-				   "lame_duck = 2m\nshutdown_timeout = 1h\nmax_batch = 7\n"
-				   "[pool]\nthreads = 3\n"
-				   "[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n"
-				   "[fetch]\nschemes = https\nmax_response_bytes = 3G\n"
-				   "user_agent = probe/1\n"
-				   "[security]\nallow = 10.0.0.0/8, fc00::/7\nallow_hosts = a.example\n"
-				   "[log]\nlevel = debug\naccess_log = false\n"),
-			 0);
+	ck_assert_int_eq(
+		load_text("[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n"
+			  "max_request_bytes = 1536K\nidle_timeout = 1500ms\n"
+			  "lame_duck = 2m\nshutdown_timeout = 1h\nmax_batch = 7\n"
+			  "[pool]\nthreads = 3\n"
+			  "[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n"
+			  "[fetch]\nschemes = https\nmax_response_bytes = 3G\n"
+			  "user_agent = probe/1\n"
+			  "[security]\nallow = 10.0.0.0/8, fc00::/7\nallow_hosts = a.example\n"
+			  "[log]\nlevel = debug\naccess_log = false\n"),
+		0);
 	/* as fetchd -T: loaded, then checked (min_threads unset becomes threads) */
 	ck_assert_int_eq(config_check(cfg, "dump", stderr), 0);
 	first = dump_text(cfg);
 	static const char *const want[] = {
 		"[server]\nlisten = 127.0.0.1:9000, [::1]:9001\n",
-		"\nmax_request_bytes = 1536K\n", "\nidle_timeout = 1500ms\n",
-		"\nlame_duck = 2m\n", "\nshutdown_timeout = 1h\n", "\nmax_batch = 7\n",
-		"\nauth_token_file =\n", "[pool]\nthreads = 3\n", "\nqueue_limit = 1024\n",
+		"\nmax_request_bytes = 1536K\n",
+		"\nidle_timeout = 1500ms\n",
+		"\nlame_duck = 2m\n",
+		"\nshutdown_timeout = 1h\n",
+		"\nmax_batch = 7\n",
+		"\nauth_token_file =\n",
+		"[pool]\nthreads = 3\n",
+		"\nqueue_limit = 1024\n",
 		"\nmin_threads = 3\n",
 		"[pool.slow]\nthreads = 2\nqueue_limit = 9\nhosts = *.slow.example\n",
-		"\nschemes = https\n", "\nmax_response_bytes = 3G\n", "\nuser_agent = probe/1\n",
-		"\nconnect_timeout = 5s\n", "\nverify_tls = true\n",
-		"\nallow = 10.0.0.0/8, fc00::/7\n", "\ndeny =\n", "\nallow_hosts = a.example\n",
-		"\ndeny_private = true\n", "[log]\nlevel = debug\naccess_log = false\n",
+		"\nschemes = https\n",
+		"\nmax_response_bytes = 3G\n",
+		"\nuser_agent = probe/1\n",
+		"\nconnect_timeout = 5s\n",
+		"\nverify_tls = true\n",
+		"\nallow = 10.0.0.0/8, fc00::/7\n",
+		"\ndeny =\n",
+		"\nallow_hosts = a.example\n",
+		"\ndeny_private = true\n",
+		"[log]\nlevel = debug\naccess_log = false\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		ck_assert_msg(strstr(first, want[i]) != NULL, "no '%s' in:\n%s", want[i], first);
 	/* every key of the shipped file's sections, defaults included */
 	static const char *const keys[] = {
-		"reuse_port", "max_connections", "max_pending_bytes", "request_timeout",
-		"queue_limit", "timeout", "low_speed_limit", "low_speed_time", "max_redirects",
-		"allow_insecure", "ca_file", "proxy", "client_cert", "client_key",
-		"allow_downgrade",
+		"reuse_port",	 "max_connections", "max_pending_bytes", "request_timeout",
+		"queue_limit",	 "timeout",	    "low_speed_limit",	 "low_speed_time",
+		"max_redirects", "allow_insecure",  "ca_file",		 "proxy",
+		"client_cert",	 "client_key",	    "allow_downgrade",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		char *line = NULL;
@@ -1013,12 +1027,13 @@ END_TEST
  * its reason; the good items of that line are not applied. */
 START_TEST(test_every_bad_list_item_is_reported)
 {
-	int n = load_text("[security]\n"
-			  "allow = 10.0.0.0/33, 10.1.2.3/8, 192.168.0.0/16, not-a-cidr, fe80::1/10, "
-			  "10.0.0.0/x\n"
-			  "[fetch]\nschemes = ftp, https, gopher\n"
-			  "[server]\nlisten = 1.2.3.4, 127.0.0.1:80, :99\n"
-			  "[pool.p]\nthreads = 1\nhosts = ok.example, bad host, a..b\n");
+	int n = load_text(
+		"[security]\n"
+		"allow = 10.0.0.0/33, 10.1.2.3/8, 192.168.0.0/16, not-a-cidr, fe80::1/10, "
+		"10.0.0.0/x\n"
+		"[fetch]\nschemes = ftp, https, gopher\n"
+		"[server]\nlisten = 1.2.3.4, 127.0.0.1:80, :99\n"
+		"[pool.p]\nthreads = 1\nhosts = ok.example, bad host, a..b\n");
 
 	expect_error(2, "security.allow: bad CIDR '10.0.0.0/33': the prefix /33 is longer than 32 "
 			"bits");

@@ -20,10 +20,10 @@
 #include "testlib.h"
 
 #define TEST_TIMEOUT_S 60
-#define NOT_YET_MS 500	   /* how long "is not served yet" is watched */
-#define ANSWER_MS 10000	   /* bound on an answer that must come */
-#define DRIP_EVERY_MS 100  /* a slow client's pace */
-#define DRIP_FOR_MS 8000   /* how long a slow client keeps dripping */
+#define NOT_YET_MS 500	  /* how long "is not served yet" is watched */
+#define ANSWER_MS 10000	  /* bound on an answer that must come */
+#define DRIP_EVERY_MS 100 /* a slow client's pace */
+#define DRIP_FOR_MS 8000  /* how long a slow client keeps dripping */
 
 static const char HEALTHZ[] = "GET /healthz HTTP/1.1\r\nHost: fetchd\r\n\r\n";
 
@@ -135,7 +135,7 @@ START_TEST(test_max_connections_pauses_accepting_until_one_closes)
 	int a, b, c;
 
 	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "max_connections = 2\n",
-						.allow_loopback = true});
+					       .allow_loopback = true});
 	a = served_connection(f.port);
 	b = served_connection(f.port);
 	/* the third waits in the kernel's backlog: connected, not served */
@@ -167,7 +167,7 @@ START_TEST(test_closed_connections_are_no_longer_counted)
 	/* each round fills the cap: it would stall at round 2 if closed
 	 * connections were still counted */
 	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "max_connections = 8\n",
-						.allow_loopback = true});
+					       .allow_loopback = true});
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 8; i++)
 			fds[i] = served_connection(f.port);
@@ -200,8 +200,9 @@ static double cpu_seconds(pid_t pid)
 	fclose(f);
 	/* fields 14 and 15, counted after the ")" that ends the name */
 	p = strrchr(buf, ')');
-	ck_assert_msg(p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-						 "%lu %lu",
+	ck_assert_msg(p != NULL && sscanf(p + 2,
+					  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+					  "%lu %lu",
 					  &utime, &stime) == 2,
 		      "cannot parse %s", path);
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
@@ -218,7 +219,7 @@ START_TEST(test_running_out_of_descriptors_pauses_accepting)
 	double cpu;
 
 	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 2\n",
-						.allow_loopback = true});
+					       .allow_loopback = true});
 	ck_assert_msg(prlimit(f.pid, RLIMIT_NOFILE, &rl, NULL) == 0, "prlimit: %s",
 		      strerror(errno));
 	for (int i = 0; i < N; i++) {
@@ -229,8 +230,7 @@ START_TEST(test_running_out_of_descriptors_pauses_accepting)
 	cpu = cpu_seconds(f.pid);
 	sleep_ms(1000);
 	cpu = cpu_seconds(f.pid) - cpu;
-	ck_assert_msg(cpu < 0.5, "fetchd used %.2f s of CPU in 1 s while out of descriptors",
-		      cpu);
+	ck_assert_msg(cpu < 0.5, "fetchd used %.2f s of CPU in 1 s while out of descriptors", cpu);
 	ck_assert_msg(fetchd_log_has_line(&f, "accept:", "Too many open files"),
 		      "the descriptor shortage was not logged");
 	for (int i = 0; i < N; i++)
@@ -309,7 +309,7 @@ START_TEST(test_slow_request_within_request_timeout_is_served)
 	int fd;
 
 	fetchd_start(&f, &(struct fetchd_opts){.extra_config = "request_timeout = 5s\n",
-						.allow_loopback = true});
+					       .allow_loopback = true});
 	fd = raw_connect(f.port);
 	ck_assert_msg(fd >= 0, "cannot connect to fetchd");
 	/* sent in pieces over about half a second */

@@ -78,8 +78,7 @@ static bool exported(const char *metrics, const char *name)
 
 /* Every fetchd_* and process_* name in text is exported; every fetchd:*
  * name is recorded by the rules. Returns how many names were checked. */
-static int check_names(const char *file, const char *text, const char *metrics,
-		       const char *rules)
+static int check_names(const char *file, const char *text, const char *metrics, const char *rules)
 {
 	regex_t re;
 	regmatch_t m;

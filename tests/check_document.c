@@ -190,8 +190,9 @@ START_TEST(test_latin1_header_value_is_read_as_iso_8859_1)
 	struct header_field h[] = {{(char *)"X-Name", (char *)"caf\xe9"}};
 	json_t *doc = build("", 0, h, 1, FIELD_HEADERS, BODY_MODE_AUTO);
 
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "headers"), "x-name")),
-			 "caf\xc3\xa9");
+	ck_assert_str_eq(
+		json_string_value(json_object_get(json_object_get(doc, "headers"), "x-name")),
+		"caf\xc3\xa9");
 	json_decref(doc);
 }
 END_TEST
@@ -214,22 +215,34 @@ START_TEST(test_document_bytes_are_what_jansson_would_write)
 		{(char *)"x-mixed", (char *)"\xe9"},
 	};
 	struct response_hop hops[] = {
-		{.url = (char *)"http://h.example/a", .status = 302, .reason = (char *)"Found",
-		 .http_version = (char *)"1.1", .headers = h0, .n_headers = 1},
-		{.url = (char *)"http://h.example/next", .status = 200, .reason = (char *)"OK",
-		 .http_version = (char *)"1.1", .headers = h1, .n_headers = 7},
+		{.url = (char *)"http://h.example/a",
+		 .status = 302,
+		 .reason = (char *)"Found",
+		 .http_version = (char *)"1.1",
+		 .headers = h0,
+		 .n_headers = 1},
+		{.url = (char *)"http://h.example/next",
+		 .status = 200,
+		 .reason = (char *)"OK",
+		 .http_version = (char *)"1.1",
+		 .headers = h1,
+		 .n_headers = 7},
 	};
 	char *cookies[] = {(char *)"h.example\tFALSE\t/\tFALSE\t0\tsid\told",
 			   (char *)"h.example\tFALSE\t/\tFALSE\t0\tlang\tfr",
 			   (char *)"h.example\tFALSE\t/\tFALSE\t0\tsid\tnew"};
 	struct fetch_response resp = {.hops = hops,
 				      .n_hops = 2,
-				      .body = (const unsigned char *)"line\n\"two\"\0" "end",
+				      .body = (const unsigned char *)"line\n\"two\"\0"
+								     "end",
 				      .body_len = 14,
 				      .cookies = cookies,
 				      .n_cookies = 3,
-				      .timing = {.queued_ms = 0.0191, .dns_ms = 0, .connect_ms = 1.25,
-						 .ttfb_ms = 12.3456, .total_ms = 1234567.8915},
+				      .timing = {.queued_ms = 0.0191,
+						 .dns_ms = 0,
+						 .connect_ms = 1.25,
+						 .ttfb_ms = 12.3456,
+						 .total_ms = 1234567.8915},
 				      .remote_ip = "127.0.0.1",
 				      .remote_port = 8080,
 				      .worker = 3};

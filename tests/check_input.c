@@ -122,13 +122,20 @@ START_TEST(test_get_form_is_as_strict_as_json)
 		const char *query; /* after "url=ENCODED_URL" */
 		const char *names;
 	} bad[] = {
-		{"&timeout=nan", "timeout"},   {"&timeout=inf", "timeout"},
-		{"&timeout=-inf", "timeout"},  {"&timeout=0x10", "timeout"},
-		{"&timeout=1%00", "timeout"},  {"&timeout=1e999", "timeout"},
-		{"&timeout=%201", "timeout"},  {"&timeout=%2B1", "timeout"},
-		{"&timeout=", "timeout"},      {"&timeout=-1", "timeout"},
-		{"&timeout=0", "timeout"},     {"%00", "url"},
-		{"%2500", NULL},	       {"&method=GET%00", "method"},
+		{"&timeout=nan", "timeout"},
+		{"&timeout=inf", "timeout"},
+		{"&timeout=-inf", "timeout"},
+		{"&timeout=0x10", "timeout"},
+		{"&timeout=1%00", "timeout"},
+		{"&timeout=1e999", "timeout"},
+		{"&timeout=%201", "timeout"},
+		{"&timeout=%2B1", "timeout"},
+		{"&timeout=", "timeout"},
+		{"&timeout=-1", "timeout"},
+		{"&timeout=0", "timeout"},
+		{"%00", "url"},
+		{"%2500", NULL},
+		{"&method=GET%00", "method"},
 		{"&body_mode=none%00x", "body_mode"},
 	};
 	static const char *const good[] = {"&timeout=2", "&timeout=0.5", "&timeout=1e1",
@@ -164,8 +171,7 @@ START_TEST(test_get_form_is_as_strict_as_json)
 		free(path);
 	}
 	/* full-width digits: an address spelled so that no text check sees it */
-	get_ok(daemon_.port, "/v1/fetch?url=http%3A%2F%2F%EF%BC%91%EF%BC%92%EF%BC%97.0.0.1%2F",
-	       &r);
+	get_ok(daemon_.port, "/v1/fetch?url=http%3A%2F%2F%EF%BC%91%EF%BC%92%EF%BC%97.0.0.1%2F", &r);
 	expect_error(&r, 400, "invalid_request");
 	ck_assert_msg(strstr(body_of(&r), "'url'") != NULL, "should name url: %s", body_of(&r));
 	http_resp_free(&r);
@@ -243,8 +249,10 @@ START_TEST(test_many_params_cost_the_loop_no_more_than_many_headers)
 
 	ck_assert_msg(cost < bound, "60k params answered after %llu ms, 60k headers after %llu",
 		      (unsigned long long)cost, (unsigned long long)ref);
-	ck_assert_msg(worst < bound, "/healthz took %llu ms during 60k params (%llu ms for 60k "
-		      "headers)", (unsigned long long)worst, (unsigned long long)ref);
+	ck_assert_msg(worst < bound,
+		      "/healthz took %llu ms during 60k params (%llu ms for 60k "
+		      "headers)",
+		      (unsigned long long)worst, (unsigned long long)ref);
 	free(url);
 }
 END_TEST

@@ -160,8 +160,8 @@ END_TEST
 
 START_TEST(test_integers_like_jansson)
 {
-	const long long values[] = {0, 1, -1, 9, 10, 99, 100, 65535, -65536, 1234567890123LL,
-				    LLONG_MAX, LLONG_MIN};
+	const long long values[] = {
+		0, 1, -1, 9, 10, 99, 100, 65535, -65536, 1234567890123LL, LLONG_MAX, LLONG_MIN};
 
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
 		struct jsonw w;
@@ -196,10 +196,10 @@ END_TEST
 
 START_TEST(test_other_reals_like_jansson)
 {
-	const double values[] = {-0.0,	  -1.5,	    0.1,      1.0 / 3.0, 2.0 / 3.0, 1e-5,
-				 1e-7,	  1.5e-300, 1e12,     1e15,	 1e21,	    1e300,
-				 DBL_MAX, DBL_MIN,  0.0005,   0.0015,	 123456789.0123,
-				 -1e-10,  5e-324,   12345678901234.5};
+	const double values[] = {-0.0,	 -1.5,		 0.1,	   1.0 / 3.0, 2.0 / 3.0,
+				 1e-5,	 1e-7,		 1.5e-300, 1e12,      1e15,
+				 1e21,	 1e300,		 DBL_MAX,  DBL_MIN,   0.0005,
+				 0.0015, 123456789.0123, -1e-10,   5e-324,    12345678901234.5};
 
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
 		check_real(values[i]);

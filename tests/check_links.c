@@ -54,9 +54,9 @@ START_TEST(test_two_links_absolute_and_relative)
 {
 	assert_links("<https://example.org/p2>; rel=\"next\", </prev>; rel=prev",
 		     "https://example.org/p1?page=1",
-		     json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "next", "url",
-			       "https://example.org/p2", "rel", "next", "prev", "url",
-			       "https://example.org/prev", "rel", "prev"));
+		     json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "next", "url", "https://example.org/p2",
+			       "rel", "next", "prev", "url", "https://example.org/prev", "rel",
+			       "prev"));
 }
 END_TEST
 
@@ -64,8 +64,7 @@ START_TEST(test_several_rels_put_link_under_each_type)
 {
 	assert_links("<https://e.example/9>; rel=\"next  last\"", BASE,
 		     json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "next", "url", "https://e.example/9",
-			       "rel", "next", "last", "url", "https://e.example/9", "rel",
-			       "last"));
+			       "rel", "next", "last", "url", "https://e.example/9", "rel", "last"));
 }
 END_TEST
 
@@ -73,8 +72,8 @@ START_TEST(test_registered_rel_lower_cased_extension_rel_kept)
 {
 	assert_links("<https://e.example/1>; rel=\"Next http://r.example/Rel\"", BASE,
 		     json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "next", "url", "https://e.example/1",
-			       "rel", "next", "http://r.example/Rel", "url",
-			       "https://e.example/1", "rel", "http://r.example/Rel"));
+			       "rel", "next", "http://r.example/Rel", "url", "https://e.example/1",
+			       "rel", "http://r.example/Rel"));
 }
 END_TEST
 
@@ -105,8 +104,8 @@ START_TEST(test_quoted_values_keep_commas_semicolons_and_escapes)
 		     "<https://e.example/2>; rel=prev; title=\"say \\\"hi\\\" \\\\ ok\"",
 		     BASE,
 		     json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}}", "next", "url",
-			       "https://e.example/1", "rel", "next", "title", "a, b; c <d>",
-			       "prev", "url", "https://e.example/2", "rel", "prev", "title",
+			       "https://e.example/1", "rel", "next", "title", "a, b; c <d>", "prev",
+			       "url", "https://e.example/2", "rel", "prev", "title",
 			       "say \"hi\" \\ ok"));
 }
 END_TEST
@@ -187,8 +186,7 @@ START_TEST(test_later_link_with_same_key_wins)
 	assert_links("<https://e.example/1>; rel=next, <https://e.example/2>; rel=\"next last\"",
 		     BASE,
 		     json_pack("{s:{s:s,s:s},s:{s:s,s:s}}", "next", "url", "https://e.example/2",
-			       "rel", "next", "last", "url", "https://e.example/2", "rel",
-			       "last"));
+			       "rel", "next", "last", "url", "https://e.example/2", "rel", "last"));
 }
 END_TEST
 
@@ -206,7 +204,8 @@ START_TEST(test_invalid_utf8_is_read_as_latin1)
 			       "rel", "next", "title",
 			       "caf\xc3\xa9 \xc3\xb0\xc5\xb8\xcb\x9c \xc3\xad\xc2\xa0\xe2\x82\xac "
 			       "\xc3\x83\xc2\xa9\xc3\xa2\xcb\x9c\xc6\x92",
-			       "x", "\xc3\xbf", "o", "\xc3\xa0\xe2\x82\xac\xc2\xaf\xc3\x80\xc2\xaf"));
+			       "x", "\xc3\xbf", "o",
+			       "\xc3\xa0\xe2\x82\xac\xc2\xaf\xc3\x80\xc2\xaf"));
 	assert_links("<https://e.example/1>; rel=n\xe9xt", BASE,
 		     json_pack("{s:{s:s,s:s}}", "n\xc3\xa9xt", "url", "https://e.example/1", "rel",
 			       "n\xc3\xa9xt"));
@@ -222,8 +221,9 @@ START_TEST(test_huge_header_caps_at_1000_links)
 
 	ck_assert_ptr_nonnull(h);
 	for (i = 0; i < n; i++) {
-		int w = snprintf(p, each + 1, "%s<https://e.example/page/%zu>; rel=\"r%zu\"; t=",
-				 i ? ", " : "", i, i);
+		int w = snprintf(p, each + 1,
+				 "%s<https://e.example/page/%zu>; rel=\"r%zu\"; t=", i ? ", " : "",
+				 i, i);
 
 		ck_assert_int_gt(w, 0);
 		ck_assert_uint_lt((size_t)w, each);
@@ -263,18 +263,18 @@ START_TEST(test_pathological_headers_finish_and_stay_bounded)
 {
 	static const char *const cases[][3] = {
 		/* prefix, repeated unit, expected number of keys */
-		{ "", "<", "0" },
-		{ "", "\"", "0" },
-		{ "", ",", "0" },
-		{ "<https://e.example/1>", ";", "1" },
-		{ "<https://e.example/1>; rel=\"", "a ", "0" },
-		{ "<https://e.example/1>; rel=x", "; p", "1" },
-		{ "<https://e.example/1>; rel=x; t=\"", "\\\"", "0" },
+		{"", "<", "0"},
+		{"", "\"", "0"},
+		{"", ",", "0"},
+		{"<https://e.example/1>", ";", "1"},
+		{"<https://e.example/1>; rel=\"", "a ", "0"},
+		{"<https://e.example/1>; rel=x", "; p", "1"},
+		{"<https://e.example/1>; rel=x; t=\"", "\\\"", "0"},
 		/* every link-value's skip would read to the end without the
 		 * once-per-header rule */
-		{ "", "<a>; t=\\\"x, ", "0" },
-		{ "", "<a>,", "1" },
-		{ "", "<b>; rel=c,", "1" },
+		{"", "<a>; t=\\\"x, ", "0"},
+		{"", "<a>,", "1"},
+		{"", "<b>; rel=c,", "1"},
 	};
 	size_t i;
 

@@ -188,8 +188,8 @@ START_TEST(test_request_whose_via_names_this_fetchd_is_508_loop_detected)
 	ck_assert_int_eq(raw_post(daemon_.port, "/v1/fetch", longer, one, &doc), 200);
 	ck_assert_int_eq(json_integer_value(json_path(doc, "status")), 200);
 	json_decref(doc);
-	ck_assert_int_eq(raw_post(daemon_.port, "/v1/fetch",
-				  "Via: 1.1 fetchd-0123456789abcdef\r\n", one, &doc),
+	ck_assert_int_eq(raw_post(daemon_.port, "/v1/fetch", "Via: 1.1 fetchd-0123456789abcdef\r\n",
+				  one, &doc),
 			 200);
 	json_decref(doc);
 	ck_assert_int_eq(upstream_counter(&up, "viaself", "hits"), 2);

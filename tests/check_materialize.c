@@ -48,12 +48,10 @@ static const char cp1251_meta_text[] =
 	"</body></html>\n";
 #define CP1251_META_SIZE 320
 
-static const char xml_decl_text[] =
-	"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>café</r>";
+static const char xml_decl_text[] = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>café</r>";
 #define XML_DECL_SIZE 54
 
-static const char utf8_undeclared_text[] =
-	"Déjà vu : naïve façade, cœur, Ærøskøbing, 日本語 ✓\n";
+static const char utf8_undeclared_text[] = "Déjà vu : naïve façade, cœur, Ærøskøbing, 日本語 ✓\n";
 #define UTF8_UNDECLARED_SIZE 64
 
 static const char cp1252_undeclared_text[] =
@@ -81,11 +79,11 @@ static const char cp1252_undeclared_text[] =
 #define JSON_BASE64 "eyJoZWxsbyI6IndvcmxkIiwibiI6MX0="
 
 /* /bytes?n=300: byte i is i % 251. */
-#define BYTES300_BASE64                                                                        \
-	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+" \
-	"P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fYGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9" \
-	"fn+AgYKDhIWGh4iJiouMjY6PkJGSk5SVlpeYmZqbnJ2en6ChoqOkpaanqKmqq6ytrq+wsbKztLW2t7i5uru8" \
-	"vb6/wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj5OXm5+jp6uvs7e7v8PHy8/T19vf4+foA" \
+#define BYTES300_BASE64                                                                            \
+	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+"     \
+	"P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fYGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9"     \
+	"fn+AgYKDhIWGh4iJiouMjY6PkJGSk5SVlpeYmZqbnJ2en6ChoqOkpaanqKmqq6ytrq+wsbKztLW2t7i5uru8"     \
+	"vb6/wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj5OXm5+jp6uvs7e7v8PHy8/T19vf4+foA"     \
 	"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w"
 
 /* ---- helpers ---- */
@@ -376,8 +374,8 @@ START_TEST(test_gzip_body_decompressed_or_raw)
 	b64 = json_path(r.json, "content_base64");
 	ck_assert_msg(json_is_string(b64), "content_base64: %s; body: %.1000s", describe(b64),
 		      body_of(&r));
-	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64),
-					     &len, &bad);
+	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64), &len,
+					     &bad);
 	ck_assert_msg(raw != NULL && len > 18 && len < 1100 && raw[0] == 0x1f && raw[1] == 0x8b,
 		      "the raw body is not the gzip stream (%zu bytes)", len);
 	expect_int(&r, "size", (long long)len);
@@ -484,14 +482,14 @@ START_TEST(test_latin1_response_header_value)
 
 	fetch_opts("/latin1-header", NULL, "[\"headers\", \"header_list\"]", &r);
 	expect_str(&r, "headers.x-name", "caf\xc3\xa9");
-	ck_assert_msg(json_is_array(json_path(r.json, "header_list")),
-		      "header_list: %s", describe(json_path(r.json, "header_list")));
+	ck_assert_msg(json_is_array(json_path(r.json, "header_list")), "header_list: %s",
+		      describe(json_path(r.json, "header_list")));
 	{
 		json_t *list = json_path(r.json, "header_list"), *pair;
 		size_t i;
 		bool seen = false;
 
-		json_array_foreach(list, i, pair) {
+		json_array_foreach (list, i, pair) {
 			const char *name = json_string_value(json_array_get(pair, 0));
 			const char *value = json_string_value(json_array_get(pair, 1));
 
@@ -676,9 +674,10 @@ END_TEST
 START_TEST(test_full_document_has_exactly_the_documented_fields)
 {
 	static const char *const text_keys[] = {
-		"url", "status", "reason", "ok", "http_version", "headers", "header_list",
-		"history", "encoding", "apparent_encoding", "text", "cookies", "links", "size",
-		"truncated", "elapsed_ms", "timing", "remote", "worker", "tls"};
+		"url",	      "status",	     "reason",	"ok",	    "http_version",
+		"headers",    "header_list", "history", "encoding", "apparent_encoding",
+		"text",	      "cookies",     "links",	"size",	    "truncated",
+		"elapsed_ms", "timing",	     "remote",	"worker",   "tls"};
 	static const struct {
 		const char *path, *extra;
 	} cases[] = {{"/utf8", NULL}, {"/json", "json"}, {"/bytes?n=10", "content_base64"}};
@@ -696,11 +695,11 @@ START_TEST(test_full_document_has_exactly_the_documented_fields)
 		if (cases[c].extra != NULL)
 			json_object_set_new(want, cases[c].extra, json_true());
 		fetch_doc(cases[c].path, &r);
-		json_object_foreach(r.json, key, v)
+		json_object_foreach (r.json, key, v)
 			ck_assert_msg(json_object_get(want, key) != NULL,
 				      "%s: unexpected field \"%s\"; body: %.1000s", cases[c].path,
 				      key, body_of(&r));
-		json_object_foreach(want, key, v)
+		json_object_foreach (want, key, v)
 			ck_assert_msg(json_object_get(r.json, key) != NULL,
 				      "%s: field \"%s\" missing; body: %.1000s", cases[c].path, key,
 				      body_of(&r));
@@ -768,8 +767,8 @@ START_TEST(test_fields_status_is_faster_on_an_8mb_body)
 
 	/* the full document really is the whole body, and status alone is
 	 * {"status":200} */
-	fetch(&daemon_, json_pack("{s:s, s:[s, s, s]}", "url", url, "fields", "text", "size",
-				  "truncated"),
+	fetch(&daemon_,
+	      json_pack("{s:s, s:[s, s, s]}", "url", url, "fields", "text", "size", "truncated"),
 	      &r);
 	expect_status(&r, 200);
 	expect_int(&r, "size", BIG_BODY);
@@ -788,8 +787,8 @@ START_TEST(test_fields_status_is_faster_on_an_8mb_body)
 		if (ms < best_full)
 			best_full = ms;
 		ms = timed_fetch_ms(daemon_.port, status, &len);
-		ck_assert_msg(len == strlen("{\"status\":200}"),
-			      "the status document is %zu bytes", len);
+		ck_assert_msg(len == strlen("{\"status\":200}"), "the status document is %zu bytes",
+			      len);
 		if (ms < best_status)
 			best_status = ms;
 	}
@@ -814,7 +813,7 @@ START_TEST(test_consecutive_fetches_on_one_worker_share_no_cookies)
 	struct http_resp r;
 
 	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 1\n",
-						      .allow_loopback = true});
+						     .allow_loopback = true});
 	fetch_doc("/cookie?name=a&value=1", &r);
 	expect_json(&r, "cookies", "{\"a\": \"1\"}");
 	expect_null(&r, "json.cookie");

@@ -39,17 +39,17 @@ static double series_value(const char *body, const char *name)
  * values a live fetchd can have. */
 static void expect_process_series(const char *body)
 {
-	char *build = str_printf("fetchd_build_info{version=\"%s\",libcurl=\"%s\",libevent=\"%s\"} 1\n",
-				 PACKAGE_VERSION, curl_version_info(CURLVERSION_NOW)->version,
-				 event_get_version());
+	char *build = str_printf(
+		"fetchd_build_info{version=\"%s\",libcurl=\"%s\",libevent=\"%s\"} 1\n",
+		PACKAGE_VERSION, curl_version_info(CURLVERSION_NOW)->version, event_get_version());
 	double now = (double)time(NULL), start = series_value(body, "process_start_time_seconds");
 	double fds = series_value(body, "process_open_fds"),
 	       max = series_value(body, "process_max_fds");
 
 	ck_assert_msg(strstr(body, build) != NULL, "no %s in:\n%.3000s", build, body);
 	free(build);
-	ck_assert_msg(start > now - 300 && start <= now + 1, "process_start_time_seconds %f, now %f",
-		      start, now);
+	ck_assert_msg(start > now - 300 && start <= now + 1,
+		      "process_start_time_seconds %f, now %f", start, now);
 	ck_assert_msg(series_value(body, "process_resident_memory_bytes") > 1e6,
 		      "process_resident_memory_bytes %f",
 		      series_value(body, "process_resident_memory_bytes"));
@@ -80,8 +80,9 @@ START_TEST(test_metrics_are_valid_prometheus_text)
 	ck_assert_msg(strstr(r.body, "fetchd_fetch_duration_seconds_count{pool=\"default\"} 1\n") !=
 			      NULL,
 		      "fetch duration count; body: %.2000s", r.body);
-	ck_assert_msg(strstr(r.body, "fetchd_queue_wait_seconds_bucket{pool=\"default\",le=\"+Inf\"} "
-				     "1\n") != NULL,
+	ck_assert_msg(strstr(r.body,
+			     "fetchd_queue_wait_seconds_bucket{pool=\"default\",le=\"+Inf\"} "
+			     "1\n") != NULL,
 		      "queue wait per pool; body: %.2000s", r.body);
 	expect_process_series(r.body);
 	ck_assert_msg(strstr(r.body, "fetchd_pool_threads{pool=\"default\"} 4\n") != NULL,
@@ -175,9 +176,9 @@ START_TEST(test_version_and_effective_configuration)
 	unlink(conf);
 	ck_assert_msg(status == 0, "fetchd -T exited %d:\n%s", status, out);
 	static const char *const lines[] = {
-		"\nmax_batch = 5\n",		/* the file */
-		"[pool]\nthreads = 3\n",	/* the flag over the file */
-		"\nallow = 10.9.0.0/16\n",	/* a flag alone */
+		"\nmax_batch = 5\n",	      /* the file */
+		"[pool]\nthreads = 3\n",      /* the flag over the file */
+		"\nallow = 10.9.0.0/16\n",    /* a flag alone */
 		"\nmax_connections = 4096\n", /* a default */
 		"\nlevel = info\n",
 	};

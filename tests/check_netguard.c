@@ -13,8 +13,7 @@
 #include <sys/un.h>
 
 /* Builds an AF_INET or AF_INET6 sockaddr from a literal. */
-static const struct sockaddr *
-sa_make(struct sockaddr_storage *ss, const char *ip, uint16_t port)
+static const struct sockaddr *sa_make(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (strchr(ip, ':') == NULL) {
@@ -31,31 +30,27 @@ sa_make(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 	return (const struct sockaddr *)ss;
 }
 
-static bool
-is_private(const char *ip)
+static bool is_private(const char *ip)
 {
 	struct sockaddr_storage ss;
 	return netguard_is_private(sa_make(&ss, ip, 80));
 }
 
-static struct cidr
-cidr(const char *s)
+static struct cidr cidr(const char *s)
 {
 	struct cidr c;
 	ck_assert_msg(netguard_parse_cidr(s, &c) == 0, "parse %s", s);
 	return c;
 }
 
-static bool
-contains(const char *net, const char *ip)
+static bool contains(const char *net, const char *ip)
 {
 	struct sockaddr_storage ss;
 	struct cidr c = cidr(net);
 	return netguard_cidr_contains(&c, sa_make(&ss, ip, 80));
 }
 
-static bool
-check(const struct netguard_rules *r, const char *ip, uint16_t port)
+static bool check(const struct netguard_rules *r, const char *ip, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	return netguard_check_addr(r, sa_make(&ss, ip, port));
@@ -525,8 +520,7 @@ START_TEST(test_deny_blocks_public_address)
 }
 END_TEST
 
-static void
-self_make(struct sockaddr_storage *ss, const char *ip, uint16_t port)
+static void self_make(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 {
 	(void)sa_make(ss, ip, port);
 }
@@ -590,11 +584,10 @@ struct fake_ifs {
 	struct sockaddr_storage addr[7];
 };
 
-static struct ifaddrs *
-fake_ifs_make(struct fake_ifs *f)
+static struct ifaddrs *fake_ifs_make(struct fake_ifs *f)
 {
-	static const char *const ips[] = {"127.0.0.1", "::1", "11.22.33.44",
-					  "2001:4860:4860::8888", "fe80::1"};
+	static const char *const ips[] = {"127.0.0.1", "::1", "11.22.33.44", "2001:4860:4860::8888",
+					  "fe80::1"};
 	size_t n = sizeof(ips) / sizeof(ips[0]);
 
 	memset(f, 0, sizeof(*f));
@@ -729,8 +722,7 @@ START_TEST(test_any_of_several_host_patterns_allows)
 }
 END_TEST
 
-static Suite *
-netguard_suite(void)
+static Suite *netguard_suite(void)
 {
 	Suite *s = suite_create("netguard");
 	TCase *tc;
@@ -804,8 +796,7 @@ netguard_suite(void)
 	return s;
 }
 
-int
-main(void)
+int main(void)
 {
 	SRunner *sr = srunner_create(netguard_suite());
 	int failed;

@@ -122,7 +122,8 @@ static void fetch_case(const char *body, long want, const char *schema, bool req
  * appended (a redirection). */
 static char *checker(const char *py, const char *path, const char *extra)
 {
-	char *script = source_file("tests/openapi_check.py"), *spec = source_file("docs/openapi.yaml");
+	char *script = source_file("tests/openapi_check.py"),
+	     *spec = source_file("docs/openapi.yaml");
 	char *cmd = str_printf("%s %s %s %s%s", py, script, spec, path, extra);
 
 	free(script);
@@ -180,10 +181,11 @@ START_TEST(test_live_answers_match_the_openapi_schemas)
 	s = str_printf("/v1/fetch?url=http://127.0.0.1:%d/json", u);
 	get(s, 200, "FullFetchDocument");
 	free(s);
-	s = str_printf("{\"url\":\"http://127.0.0.1:%d/json\",\"method\":\"post\",\"json\":{\"a\":1},"
-		       "\"headers\":[[\"X-A\",\"1\"],[\"X-A\",\"2\"]],\"timeout\":{\"connect\":2,"
-		       "\"total\":10},\"params\":{\"q\":\"x y\"},\"body_mode\":\"base64\"}",
-		       u);
+	s = str_printf(
+		"{\"url\":\"http://127.0.0.1:%d/json\",\"method\":\"post\",\"json\":{\"a\":1},"
+		"\"headers\":[[\"X-A\",\"1\"],[\"X-A\",\"2\"]],\"timeout\":{\"connect\":2,"
+		"\"total\":10},\"params\":{\"q\":\"x y\"},\"body_mode\":\"base64\"}",
+		u);
 	fetch_case(s, 200, "FullFetchDocument", true);
 	free(s);
 	s = str_printf("{\"url\":\"http://127.0.0.1:%d/redirect?status=302&to=/text\","
@@ -211,7 +213,8 @@ START_TEST(test_live_answers_match_the_openapi_schemas)
 	/* errors fetchd answers itself, and fetch failures */
 	fetch_case("{\"url\":", 400, "Error", false);
 	fetch_case("{\"url\":\"http://127.0.0.1/\",\"timout\":5}", 400, "Error", false);
-	fetch_case("{\"url\":\"http://127.0.0.1/\",\"body\":\"a\",\"json\":1}", 400, "Error", false);
+	fetch_case("{\"url\":\"http://127.0.0.1/\",\"body\":\"a\",\"json\":1}", 400, "Error",
+		   false);
 	fetch_case("{\"url\":\"http://127.0.0.1/\",\"fields\":[\"nope\"]}", 400, "Error", false);
 	fetch_case("{\"url\":\"http://127.0.0.1/\",\"body_mode\":\"raw\"}", 400, "Error", false);
 	fetch_case("{\"url\":\"ftp://example.org/\"}", 400, "Error", true);
@@ -233,10 +236,11 @@ START_TEST(test_live_answers_match_the_openapi_schemas)
 	get("/v1/batch", 405, "Error");
 
 	/* a batch: documents and errors in place */
-	s = str_printf("{\"requests\":[{\"url\":\"http://127.0.0.1:%d/json\"},"
-		       "{\"url\":\"ftp://example.org/\"},"
-		       "{\"url\":\"http://127.0.0.1:%d/status/500\",\"fields\":[\"status\",\"ok\"]}]}",
-		       u, u);
+	s = str_printf(
+		"{\"requests\":[{\"url\":\"http://127.0.0.1:%d/json\"},"
+		"{\"url\":\"ftp://example.org/\"},"
+		"{\"url\":\"http://127.0.0.1:%d/status/500\",\"fields\":[\"status\",\"ok\"]}]}",
+		u, u);
 	post("/v1/batch", s, 200, "BatchResponse");
 	request_expect("BatchRequest", s, true);
 	free(s);

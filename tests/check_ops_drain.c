@@ -43,11 +43,9 @@ static int raw_read_response(int fd, unsigned timeout_ms, long *status, char **b
 		uint64_t now = now_ms();
 		ssize_t n;
 
-		if (hdr_end != NULL && clen >= 0 &&
-		    len >= (size_t)(hdr_end - buf) + (size_t)clen)
+		if (hdr_end != NULL && clen >= 0 && len >= (size_t)(hdr_end - buf) + (size_t)clen)
 			break;
-		if (len >= sizeof(buf) - 1 || now >= end ||
-		    poll(&pfd, 1, (int)(end - now)) <= 0)
+		if (len >= sizeof(buf) - 1 || now >= end || poll(&pfd, 1, (int)(end - now)) <= 0)
 			return -1;
 		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
 		if (n <= 0)

@@ -137,8 +137,8 @@ START_TEST(test_sighup_resizes_pool_under_load_without_failures)
 	ck_assert_msg(atomic_load(&l.failed) == 0,
 		      "%ld of %ld fetches failed across the reloads; first: %s",
 		      atomic_load(&l.failed), atomic_load(&l.done), l.first_failure);
-	ck_assert_msg(atomic_load(&l.done) >= LOAD_THREADS * LOAD_MIN_EACH,
-		      "only %ld fetches ran", atomic_load(&l.done));
+	ck_assert_msg(atomic_load(&l.done) >= LOAD_THREADS * LOAD_MIN_EACH, "only %ld fetches ran",
+		      atomic_load(&l.done));
 	free(l.body);
 	ck_assert_msg(log_count(&daemon_, "reloaded: 16 threads") == 1 &&
 			      log_count(&daemon_, "reloaded: 2 threads") == 1,
@@ -256,7 +256,8 @@ START_TEST(test_sighup_changes_log_level)
 
 	fetchd_write_config(&daemon_, "[pool]\nthreads = 2\n[log]\nlevel = info\n");
 	ck_assert_int_eq(fetchd_signal(&daemon_, SIGHUP), 0);
-	ck_assert_msg(wait_pool_stat_eq(&daemon_, "threads", 2), "the second reload did not happen");
+	ck_assert_msg(wait_pool_stat_eq(&daemon_, "threads", 2),
+		      "the second reload did not happen");
 	expect_fetch_ok(&daemon_, &up, "/json");
 	ck_assert_msg(wait_access_lines(&daemon_, before + 1),
 		      "no access-log line after going back to level info");

@@ -186,14 +186,14 @@ static char *notify_dump(struct notify *nt)
 	return s;
 }
 
-#define expect_notify(nt, from, want, idx)                                                     \
-	do {                                                                                   \
-		(idx) = notify_wait((nt), (from), (want));                                     \
-		if ((idx) < 0) {                                                               \
-			char *d_ = notify_dump(nt);                                            \
-			ck_abort_msg("no \"%s\" on NOTIFY_SOCKET (after message %zu); got: %s", \
-				     (want), (size_t)(from), d_ ? d_ : "?");                   \
-		}                                                                              \
+#define expect_notify(nt, from, want, idx)                                                         \
+	do {                                                                                       \
+		(idx) = notify_wait((nt), (from), (want));                                         \
+		if ((idx) < 0) {                                                                   \
+			char *d_ = notify_dump(nt);                                                \
+			ck_abort_msg("no \"%s\" on NOTIFY_SOCKET (after message %zu); got: %s",    \
+				     (want), (size_t)(from), d_ ? d_ : "?");                       \
+		}                                                                                  \
 	} while (0)
 
 START_TEST(test_sd_notify_ready_status_reloading_stopping_watchdog)
@@ -358,11 +358,12 @@ START_TEST(test_reuse_port_two_instances_share_the_port)
 	{
 		struct fetchd third;
 		const char *extra = "[pool]\nthreads = 2\n";
-		struct fetchd_opts c = {.extra_config = extra, .allow_loopback = true,
-					.listen = listen};
+		struct fetchd_opts c = {
+			.extra_config = extra, .allow_loopback = true, .listen = listen};
 
-		fprintf(stderr, "check_ops: a fetchd without reuse_port must not start on the "
-				"shared port; an \"Address already in use\" log is expected here\n");
+		fprintf(stderr,
+			"check_ops: a fetchd without reuse_port must not start on the "
+			"shared port; an \"Address already in use\" log is expected here\n");
 		ck_assert_msg(fetchd_try_start(&third, &c) != 0,
 			      "a third fetchd without reuse_port started on the shared port");
 	}

@@ -323,7 +323,7 @@ END_TEST
 
 START_TEST(test_stats_reports_pool_counters)
 {
-	static const char *const keys[] = {"threads", "busy",	  "queued",  "queue_limit",
+	static const char *const keys[] = {"threads",	"busy",	  "queued",  "queue_limit",
 					   "completed", "failed", "rejected"};
 	struct http_resp r;
 
@@ -340,8 +340,8 @@ START_TEST(test_stats_reports_pool_counters)
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		char *path = str_printf("pools.default.%s", keys[i]);
 
-		ck_assert_msg(json_is_integer(json_path(r.json, path)),
-			      "%s missing; body: %.1000s", path, body_of(&r));
+		ck_assert_msg(json_is_integer(json_path(r.json, path)), "%s missing; body: %.1000s",
+			      path, body_of(&r));
 		free(path);
 	}
 	expect_int(&r, "pools.default.threads", DEFAULT_THREADS);

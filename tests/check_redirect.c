@@ -12,8 +12,8 @@ static void expect(long status, const char *method, const char *want_method, boo
 	bool keep;
 
 	redirect_next_method(status, method, &next, &keep);
-	ck_assert_msg(strcmp(next, want_method) == 0, "%ld %s -> %s, want %s", status, method,
-		      next, want_method);
+	ck_assert_msg(strcmp(next, want_method) == 0, "%ld %s -> %s, want %s", status, method, next,
+		      want_method);
 	ck_assert_msg(keep == want_body, "%ld %s: keep_body %d, want %d", status, method, keep,
 		      want_body);
 }

@@ -36,8 +36,7 @@ START_TEST(test_redirect_chain_307_301_302_records_history_in_order)
 	/* 307 keeps POST and its body, 301 turns POST into a body-less GET,
 	 * 302 keeps GET */
 	fetch(&daemon_,
-	      json_pack("{s:s, s:s, s:s}", "url", url_a, "method", "POST", "body", "payload"),
-	      &r);
+	      json_pack("{s:s, s:s, s:s}", "url", url_a, "method", "POST", "body", "payload"), &r);
 	expect_status(&r, 200);
 	expect_int(&r, "status", 200);
 	expect_str(&r, "url", url_echo);
@@ -86,11 +85,11 @@ static void check_one_redirect(int code, const char *method, const char *body,
 				     want_method) == 0,
 		      "%s after %d: want %s upstream; body: %.1000s", method, code, want_method,
 		      body_of(&r));
-	ck_assert_msg(json_is_string(json_path(r.json, "json.body")) &&
-			      strcmp(json_string_value(json_path(r.json, "json.body")),
-				     want_body) == 0,
-		      "%s after %d: want body \"%s\" upstream; body: %.1000s", method, code,
-		      want_body, body_of(&r));
+	ck_assert_msg(
+		json_is_string(json_path(r.json, "json.body")) &&
+			strcmp(json_string_value(json_path(r.json, "json.body")), want_body) == 0,
+		"%s after %d: want body \"%s\" upstream; body: %.1000s", method, code, want_body,
+		body_of(&r));
 	http_resp_free(&r);
 	free(url);
 	free(path);
@@ -271,7 +270,7 @@ START_TEST(test_cookies_do_not_leak_between_fetches)
 	struct http_resp r;
 
 	fetchd_start(&daemon_, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 1\n",
-						      .allow_loopback = true});
+						     .allow_loopback = true});
 	fetch_path(&daemon_, &up, "/cookie?name=leak&value=1", &r);
 	expect_status(&r, 200);
 	expect_json(&r, "cookies", "{\"leak\":\"1\"}");

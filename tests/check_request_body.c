@@ -134,8 +134,8 @@ END_TEST
 START_TEST(test_invalid_base64_is_rejected)
 {
 	static const char *const bad[] = {
-		"aGVsbG8", "aGVsbG8==", "aGVs bG8=", "aGVs\\nbG8=", "====",     "a===",
-		"a=bc",    "ab=c",      "aGVsbG8-",  "aGVsbG8_",    "YQ==YQ==", "\\u00e9AAA",
+		"aGVsbG8", "aGVsbG8==", "aGVs bG8=", "aGVs\\nbG8=", "====",	"a===",
+		"a=bc",	   "ab=c",	"aGVsbG8-",  "aGVsbG8_",    "YQ==YQ==", "\\u00e9AAA",
 	};
 	char buf[128];
 

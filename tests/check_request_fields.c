@@ -48,7 +48,7 @@ END_TEST
 
 START_TEST(test_lower_case_method_is_upper_cased)
 {
-	static const char *const in[] = {"get",   "head",   "post",   "Put",
+	static const char *const in[] = {"get",	  "head",   "post",   "Put",
 					 "pAtCh", "delete", "options"};
 	static const char *const out[] = {"GET",   "HEAD",   "POST",   "PUT",
 					  "PATCH", "DELETE", "OPTIONS"};
@@ -437,8 +437,7 @@ START_TEST(test_http_version_other_values_are_400_naming_the_field)
 {
 	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"3\"}", ERR_INVALID_REQUEST,
 		     "field 'http_version' must be one of auto, 1.1, 2 (got '3')");
-	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"2.0\"}",
-		     ERR_INVALID_REQUEST,
+	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"2.0\"}", ERR_INVALID_REQUEST,
 		     "field 'http_version' must be one of auto, 1.1, 2 (got '2.0')");
 	expect_error("{\"url\": \"http://e.org/\", \"http_version\": \"AUTO\"}",
 		     ERR_INVALID_REQUEST,

@@ -123,8 +123,7 @@ START_TEST(test_non_ascii_spelling_of_an_address_is_rejected)
 	ck_assert_ptr_nonnull(setlocale(LC_CTYPE, "C.UTF-8"));
 	expect_error("{\"url\": \"http://\\uff11\\uff12\\uff17.0.0.1/\"}", ERR_INVALID_REQUEST,
 		     "IPv4");
-	expect_error("{\"url\": \"http://\\uff11\\uff12\\uff17.1/\"}", ERR_INVALID_REQUEST,
-		     "IPv4");
+	expect_error("{\"url\": \"http://\\uff11\\uff12\\uff17.1/\"}", ERR_INVALID_REQUEST, "IPv4");
 	expect_error("{\"url\": \"http://b\\u00fccher.0x7f./\"}", ERR_INVALID_REQUEST, "IPv4");
 	/* names stay names */
 	request_free(bind_ok("{\"url\": \"http://b\\u00fccher.example/\"}"));
@@ -215,9 +214,9 @@ static char *appendquery_reference(const char *url, const char *const (*params)[
 	CURLU *u = curl_url();
 	char *got = NULL, *out;
 
-	ck_assert_int_eq(curl_url_set(u, CURLUPART_URL, url,
-				      CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE),
-			 CURLUE_OK);
+	ck_assert_int_eq(
+		curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE),
+		CURLUE_OK);
 	for (size_t i = 0; i < n; i++) {
 		char q[256];
 		size_t o = 0;
@@ -252,13 +251,19 @@ static char *appendquery_reference(const char *url, const char *const (*params)[
 START_TEST(test_params_query_is_what_appendquery_gave)
 {
 	static const char *const urls[] = {
-		"http://e.org/",	  "http://e.org/a?b=1",	     "http://e.org/a?",
-		"http://e.org/a?b=1&",	  "http://e.org/a#frag",     "http://e.org/a?x=%41#f",
-		"http://e.org/caf\xc3\xa9?q", "HTTP://e.org:81/p?a=b&&c", "http://e.org/?%7e=%7E",
+		"http://e.org/",
+		"http://e.org/a?b=1",
+		"http://e.org/a?",
+		"http://e.org/a?b=1&",
+		"http://e.org/a#frag",
+		"http://e.org/a?x=%41#f",
+		"http://e.org/caf\xc3\xa9?q",
+		"HTTP://e.org:81/p?a=b&&c",
+		"http://e.org/?%7e=%7E",
 	};
 	static const char *const params[][2] = {
-		{"q", "x y"}, {"a&b=c", "1/2?#"}, {"e", "\xc3\xa9"}, {"", ""},
-		{"k", "~-._*+%"}, {"Z9", "a=b&c;d"},
+		{"q", "x y"}, {"a&b=c", "1/2?#"}, {"e", "\xc3\xa9"},
+		{"", ""},     {"k", "~-._*+%"},	  {"Z9", "a=b&c;d"},
 	};
 
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
@@ -268,13 +273,14 @@ START_TEST(test_params_query_is_what_appendquery_gave)
 			char *want = appendquery_reference(urls[i], params, n);
 
 			for (size_t k = 0; k < n; k++)
-				json_array_append_new(list,
-						      json_pack("[s,s]", params[k][0], params[k][1]));
+				json_array_append_new(
+					list, json_pack("[s,s]", params[k][0], params[k][1]));
 			doc = json_pack("{s:s,s:o}", "url", urls[i], "params", list);
 			r = request_from_json(doc, &cfg, &rerr);
 			ck_assert_msg(r != NULL, "%s: %s", urls[i], rerr.message);
-			ck_assert_msg(strcmp(r->url, want) == 0, "%s with %zu params: got %s, want %s",
-				      urls[i], n, r->url, want);
+			ck_assert_msg(strcmp(r->url, want) == 0,
+				      "%s with %zu params: got %s, want %s", urls[i], n, r->url,
+				      want);
 			request_free(r);
 			json_decref(doc);
 			free(want);
@@ -368,8 +374,8 @@ START_TEST(test_url_with_empty_host_is_rejected)
 	expect_error("{\"url\": \"http:///\"}", ERR_INVALID_REQUEST, "'url'");
 	expect_error("{\"url\": \"http://@/x\"}", ERR_INVALID_REQUEST, "'url'");
 	expect_error("{\"url\": \"http://:80/x\"}", ERR_INVALID_REQUEST, "'url'");
-	expect_error("{\"url\": \"http:///echo\", \"params\": {\"a\": \"b\"}}",
-		     ERR_INVALID_REQUEST, "'url'");
+	expect_error("{\"url\": \"http:///echo\", \"params\": {\"a\": \"b\"}}", ERR_INVALID_REQUEST,
+		     "'url'");
 }
 END_TEST
 

@@ -45,8 +45,8 @@ START_TEST(test_broken_upstreams_are_502_upstream_error)
 		struct http_resp r;
 
 		fetch_path(&daemon_, &up, paths[i], &r);
-		ck_assert_msg(r.status == 502, "%s: want 502, got %ld: %.1000s", paths[i],
-			      r.status, body_of(&r));
+		ck_assert_msg(r.status == 502, "%s: want 502, got %ld: %.1000s", paths[i], r.status,
+			      body_of(&r));
 		ck_assert_msg(json_is_string(json_path(r.json, "error.code")) &&
 				      strcmp(json_string_value(json_path(r.json, "error.code")),
 					     "upstream_error") == 0,
@@ -94,7 +94,7 @@ START_TEST(test_body_over_max_response_bytes_is_502)
 
 	fetchd_start(&daemon_,
 		     &(struct fetchd_opts){.extra_config = "[fetch]\nmax_response_bytes = 64K\n",
-					    .allow_loopback = true});
+					   .allow_loopback = true});
 	fetch_path(&daemon_, &up, "/text?n=200000", &r);
 	expect_error(&r, 502, "response_too_large");
 	http_resp_free(&r);
@@ -118,7 +118,7 @@ START_TEST(test_head_of_a_resource_over_the_cap_is_200)
 
 	fetchd_start(&daemon_,
 		     &(struct fetchd_opts){.extra_config = "[fetch]\nmax_response_bytes = 64K\n",
-					    .allow_loopback = true});
+					   .allow_loopback = true});
 	/* HEAD: the Content-Length describes a body that never comes */
 	fetch(&daemon_, json_pack("{s:s, s:s}", "url", url, "method", "HEAD"), &r);
 	expect_status(&r, 200);
@@ -151,11 +151,11 @@ START_TEST(test_latin1_header_is_kept_as_utf8)
 	fetch_path(&daemon_, &up, "/latin1-header", &r);
 	expect_status(&r, 200);
 	v = json_path(r.json, "headers.x-name");
-	ck_assert_msg(json_is_string(v) &&
-			      (strcmp(json_string_value(v), "caf\xc3\xa9") == 0 ||
-			       strcmp(json_string_value(v), "caf\xef\xbf\xbd") == 0),
-		      "headers.x-name: want \"caf\\u00e9\" or \"caf\\ufffd\", got %s; body: %.1000s",
-		      describe(v), body_of(&r));
+	ck_assert_msg(
+		json_is_string(v) && (strcmp(json_string_value(v), "caf\xc3\xa9") == 0 ||
+				      strcmp(json_string_value(v), "caf\xef\xbf\xbd") == 0),
+		"headers.x-name: want \"caf\\u00e9\" or \"caf\\ufffd\", got %s; body: %.1000s",
+		describe(v), body_of(&r));
 	http_resp_free(&r);
 }
 END_TEST
@@ -187,8 +187,8 @@ START_TEST(test_binary_body_is_base64_without_text)
 	expect_absent(&r, "text");
 	b64 = json_path(r.json, "content_base64");
 	ck_assert_msg(json_is_string(b64), "content_base64: %s", describe(b64));
-	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64),
-					     &len, &bad);
+	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64), &len,
+					     &bad);
 	ck_assert_msg(raw != NULL && len == 300, "content_base64 decodes to %zu bytes", len);
 	for (size_t i = 0; i < len; i++)
 		ck_assert_msg((size_t)raw[i] == i % 251, "byte %zu: want %zu, got %u", i, i % 251,
@@ -223,8 +223,8 @@ START_TEST(test_gzip_decompressed_or_kept_raw)
 	b64 = json_path(r.json, "content_base64");
 	ck_assert_msg(json_is_string(b64), "content_base64: %s; body: %.1000s", describe(b64),
 		      body_of(&r));
-	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64),
-					     &len, &bad);
+	raw = (unsigned char *)base64_decode(json_string_value(b64), json_string_length(b64), &len,
+					     &bad);
 	ck_assert_msg(raw != NULL && len > 2 && raw[0] == 0x1f && raw[1] == 0x8b,
 		      "the raw body is not gzip");
 	expect_int(&r, "size", (long long)len);

@@ -57,8 +57,7 @@ static void write_haproxy_cfg(struct lb *lb, const int *ports)
 			fprintf(out, "\tdefault-server check inter %d fall 2 rise 1\n", CHECK_MS);
 		else if (strncmp(t, "server ", 7) == 0) {
 			ck_assert_int_lt(server, INSTANCES);
-			fprintf(out, "\tserver fetchd%d 127.0.0.1:%d\n", server + 1,
-				ports[server]);
+			fprintf(out, "\tserver fetchd%d 127.0.0.1:%d\n", server + 1, ports[server]);
 			server++;
 		} else
 			fputs(line, out);
@@ -75,8 +74,7 @@ static void haproxy_start(struct lb *lb, const int *ports)
 
 	lb->port = closed_port();
 	write_haproxy_cfg(lb, ports);
-	memcpy(lb->log, "/tmp/fetchd-haproxy-log-XXXXXX",
-	       sizeof("/tmp/fetchd-haproxy-log-XXXXXX"));
+	memcpy(lb->log, "/tmp/fetchd-haproxy-log-XXXXXX", sizeof("/tmp/fetchd-haproxy-log-XXXXXX"));
 	fd = mkstemp(lb->log);
 	ck_assert_int_ge(fd, 0);
 	lb->pid = fork();
@@ -174,7 +172,8 @@ static long work_after_lame_duck_ms(const char *log)
 	start = line_ms(lame);
 	for (p = lame; (p = strstr(p, "\n")) != NULL;) {
 		p++;
-		if (strstr(p, "access ") == NULL || strncmp(strstr(p, "access "), "access ", 7) != 0)
+		if (strstr(p, "access ") == NULL ||
+		    strncmp(strstr(p, "access "), "access ", 7) != 0)
 			continue;
 		const char *eol = strchr(p, '\n');
 		const char *path = strstr(p, "path=/v1/fetch");

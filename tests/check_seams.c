@@ -32,9 +32,9 @@ static struct state {
 	struct event_base *base;
 	struct evhttp *http;
 	int port;
-	size_t body_len;	       /* of the next replies */
-	bool recover;		       /* recover the connection in the handler */
-	struct bufferevent *bev;       /* the last one the factory made */
+	size_t body_len;		       /* of the next replies */
+	bool recover;			       /* recover the connection in the handler */
+	struct bufferevent *bev;	       /* the last one the factory made */
 	struct evhttp_connection *before_wrap; /* seams_connection_of in the factory */
 	struct evhttp_connection *recovered;   /* ... in the handler */
 	struct evhttp_connection *evcon;       /* evhttp_request_get_connection */
@@ -114,9 +114,8 @@ static void setup(void)
 	evhttp_set_gencb(st.http, handler, NULL);
 	bound = evhttp_bind_socket_with_handle(st.http, "127.0.0.1", 0);
 	ck_assert_ptr_nonnull(bound);
-	ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin,
-				     &len),
-			 0);
+	ck_assert_int_eq(
+		getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &len), 0);
 	st.port = ntohs(sin.sin_port);
 }
 

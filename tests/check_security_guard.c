@@ -130,20 +130,20 @@ END_TEST
  * network namespace: there is no route off the machine there, so even a
  * guard failure could not send a packet anywhere. */
 static const char *const off_machine_forms[] = {
-	"http://169.254.169.254/latest/meta-data/", /* cloud metadata */
-	"http://0xa9fea9fe/latest/meta-data/",	    /* the same, one hex integer */
-	"http://10.0.0.1/",			    /* RFC 1918 */
-	"http://0x0a000001/",			    /* the same, one hex integer */
-	"http://172.16.0.1/",			    /* RFC 1918 */
-	"http://192.168.1.1/",			    /* RFC 1918 */
-	"http://100.64.0.1/",			    /* CGNAT */
-	"http://[fc00::1]/",			    /* unique local */
-	"http://[fe80::1%25lo]/",		    /* link-local with a zone id */
-	"http://[64:ff9b::a00:1]/",		    /* NAT64 of 10.0.0.1 */
-	"http://[2002:a00:1::]/",		    /* 6to4 of 10.0.0.1 */
+	"http://169.254.169.254/latest/meta-data/",	  /* cloud metadata */
+	"http://0xa9fea9fe/latest/meta-data/",		  /* the same, one hex integer */
+	"http://10.0.0.1/",				  /* RFC 1918 */
+	"http://0x0a000001/",				  /* the same, one hex integer */
+	"http://172.16.0.1/",				  /* RFC 1918 */
+	"http://192.168.1.1/",				  /* RFC 1918 */
+	"http://100.64.0.1/",				  /* CGNAT */
+	"http://[fc00::1]/",				  /* unique local */
+	"http://[fe80::1%25lo]/",			  /* link-local with a zone id */
+	"http://[64:ff9b::a00:1]/",			  /* NAT64 of 10.0.0.1 */
+	"http://[2002:a00:1::]/",			  /* 6to4 of 10.0.0.1 */
 	"http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", /* Teredo, client 10.0.0.1 */
-	"http://[::a00:1]/",			    /* IPv4-compatible 10.0.0.1 */
-	"http://[::ffff:169.254.169.254]/",	    /* IPv4-mapped metadata */
+	"http://[::a00:1]/",				  /* IPv4-compatible 10.0.0.1 */
+	"http://[::ffff:169.254.169.254]/",		  /* IPv4-mapped metadata */
 };
 #define N_OFF_MACHINE_FORMS ((int)(sizeof(off_machine_forms) / sizeof(off_machine_forms[0])))
 
@@ -191,7 +191,7 @@ START_TEST(test_deny_wins_over_allow)
 
 	fetchd_start(&own_d,
 		     &(struct fetchd_opts){.extra_config = "[security]\ndeny = 127.0.0.1/32\n",
-					    .allow_loopback = true});
+					   .allow_loopback = true});
 	fetch_url(&own_d, url, &r);
 	expect_error(&r, 403, "destination_denied");
 	http_resp_free(&r);
@@ -234,7 +234,7 @@ START_TEST(test_allow_hosts_applies_to_redirect_hops)
 
 	fetchd_start(&own_d,
 		     &(struct fetchd_opts){.extra_config = "[security]\nallow_hosts = 127.0.0.1\n",
-					    .allow_loopback = true});
+					   .allow_loopback = true});
 	fetch_url(&own_d, url, &r);
 	expect_error(&r, 403, "destination_denied");
 	expect_message_has(&r, "hop 1");
@@ -349,8 +349,7 @@ static Suite *security_guard_suite(void)
 	tcase_add_test(tc, test_get_form_loopback_is_denied);
 	tcase_add_test(tc, test_batch_items_to_loopback_are_denied);
 	if (in_netns)
-		tcase_add_loop_test(tc, test_off_machine_literal_is_denied, 0,
-				    N_OFF_MACHINE_FORMS);
+		tcase_add_loop_test(tc, test_off_machine_literal_is_denied, 0, N_OFF_MACHINE_FORMS);
 	tcase_add_test(tc, test_guard_daemon_still_serves_and_is_idle);
 	suite_add_tcase(s, tc);
 
@@ -372,7 +371,9 @@ static Suite *security_guard_suite(void)
 int main(int argc, char **argv)
 {
 	(void)argc;
-	in_netns = netns_enter_private(argv, "the off-machine cases (direct off-machine addresses, the unreachable-network control, an interface address of our own)");
+	in_netns = netns_enter_private(
+		argv, "the off-machine cases (direct off-machine addresses, the "
+		      "unreachable-network control, an interface address of our own)");
 	harness_init();
 	return run_suite(security_guard_suite(), CK_ENV);
 }

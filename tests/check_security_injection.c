@@ -31,8 +31,7 @@ START_TEST(test_crlf_in_header_value_is_400)
 	struct http_resp r;
 
 	fetch(&main_d,
-	      json_pack("{s:s, s:{s:s}}", "url", url, "headers", "X-A", "a\r\nX-Injected: 1"),
-	      &r);
+	      json_pack("{s:s, s:{s:s}}", "url", url, "headers", "X-A", "a\r\nX-Injected: 1"), &r);
 	expect_error(&r, 400, "invalid_request");
 	http_resp_free(&r);
 	/* a bare LF is as bad as CRLF */
@@ -54,8 +53,7 @@ START_TEST(test_crlf_and_colon_in_header_name_is_400)
 	expect_error(&r, 400, "invalid_request");
 	http_resp_free(&r);
 	/* not a token: a colon would split the line differently upstream */
-	fetch(&main_d, json_pack("{s:s, s:{s:s}}", "url", url, "headers", "X-Injected:1", "v"),
-	      &r);
+	fetch(&main_d, json_pack("{s:s, s:{s:s}}", "url", url, "headers", "X-Injected:1", "v"), &r);
 	expect_error(&r, 400, "invalid_request");
 	http_resp_free(&r);
 	expect_no_hits("crlf-name");

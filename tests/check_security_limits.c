@@ -190,7 +190,8 @@ START_TEST(test_client_gone_while_running_aborts_the_fetch)
 	cancelled = pool_stat(&main_d, "cancelled");
 	failed = pool_stat(&main_d, "failed");
 	fd = raw_fetch(main_d.port, url);
-	ck_assert_msg(wait_counter(&up, "dcr", "held", 1), "the raw fetch did not reach the upstream");
+	ck_assert_msg(wait_counter(&up, "dcr", "held", 1),
+		      "the raw fetch did not reach the upstream");
 	ck_assert_msg(pool_stat(&main_d, "busy") >= 1, "no busy worker while the fetch runs");
 	close(fd);
 	/* the worker aborts the transfer: the upstream sees its client go */
@@ -365,8 +366,10 @@ START_TEST(test_url_of_100k_is_400)
 	pad[n] = '\0';
 	url = str_printf("http://127.0.0.1:%d/count?key=bigurl&pad=%s", up.port, pad);
 	fetch_url(&big_d, url, &r);
-	ck_assert_msg(r.status == 400, "a 100 KB URL: want 400, got %ld (upstream hits %ld); "
-		      "body: %.300s", r.status, upstream_counter(&up, "bigurl", "hits"), body_of(&r));
+	ck_assert_msg(r.status == 400,
+		      "a 100 KB URL: want 400, got %ld (upstream hits %ld); "
+		      "body: %.300s",
+		      r.status, upstream_counter(&up, "bigurl", "hits"), body_of(&r));
 	expect_str(&r, "error.code", "invalid_request");
 	http_resp_free(&r);
 	expect_no_hits("bigurl");

@@ -33,7 +33,7 @@
 
 #define TEST_TIMEOUT_S 120
 
-#define QUICK_MS 9000  /* a 1 s deadline must be answered well before this */
+#define QUICK_MS 9000 /* a 1 s deadline must be answered well before this */
 
 /* ---- a hostile upstream of our own (127.0.0.1, in this process) ---- */
 
@@ -105,12 +105,9 @@ static void toy_serve(struct toy *t, int fd, uint64_t end)
 			return;
 		}
 		switch (t->mode) {
-		case TOY_SILENT:
-			break;
+		case TOY_SILENT: break;
 		case TOY_DRIP_BODY:
-		case TOY_DRIP_HEADERS:
-			ok = toy_send(fd, "a", 1);
-			break;
+		case TOY_DRIP_HEADERS: ok = toy_send(fd, "a", 1); break;
 		case TOY_ENDLESS_HEADERS:
 			for (int i = 0; i < 8 && ok; i++)
 				ok = toy_send(fd, line, sizeof(line));
@@ -289,8 +286,7 @@ static void check_toy_upstream(enum toy_mode mode, double timeout, long http, co
 	url = str_printf("http://127.0.0.1:%d/", t.port);
 	fetch(&main_d, json_pack("{s:s, s:f}", "url", url, "timeout", timeout), &r);
 	expect_error(&r, http, code);
-	ck_assert_msg(r.elapsed_ms < (timeout + 8) * 1000, "answered after %.0f ms",
-		      r.elapsed_ms);
+	ck_assert_msg(r.elapsed_ms < (timeout + 8) * 1000, "answered after %.0f ms", r.elapsed_ms);
 	http_resp_free(&r);
 	ck_assert_int_eq(atomic_load(&t.accepted), 1);
 	ck_assert_msg(toy_wait_peer_closed(&t),
@@ -363,7 +359,8 @@ END_TEST
  * whose handle already served plain fetches picks up a reloaded one. */
 START_TEST(test_low_speed_limit_set_by_reload_reaches_a_warm_worker)
 {
-	struct fetchd_opts o = {.extra_config = "[pool]\nthreads = 1\n[fetch]\nlow_speed_limit = 0\n",
+	struct fetchd_opts o = {.extra_config =
+					"[pool]\nthreads = 1\n[fetch]\nlow_speed_limit = 0\n",
 				.allow_loopback = true,
 				.keep_config = true};
 	struct toy t;

@@ -123,8 +123,8 @@ START_TEST(test_worker_stack_use_is_under_half_the_floor)
 		MEASURE_STACK_KIB);
 	ck_assert_msg(kib > 0, "no %d KiB mapping in fetchd's smaps", MEASURE_STACK_KIB);
 	ck_assert_msg(kib * 2 <= CONFIG_STACK_MIN / 1024,
-		      "the worker touched %ld KiB of stack: more than half the %d KiB floor",
-		      kib, CONFIG_STACK_MIN / 1024);
+		      "the worker touched %ld KiB of stack: more than half the %d KiB floor", kib,
+		      CONFIG_STACK_MIN / 1024);
 	free(extra);
 }
 END_TEST

@@ -25,7 +25,7 @@
 #include "tlslib.h"
 
 #define TEST_TIMEOUT_S 60
-#define THREADS 4      /* fetchd's workers in the session-sharing tests */
+#define THREADS 4 /* fetchd's workers in the session-sharing tests */
 
 /* ---- verification ---- */
 
@@ -194,8 +194,9 @@ START_TEST(test_allow_insecure_lets_verify_tls_false_fetch_every_bad_certificate
 		struct http_resp r;
 
 		fetch_tls_url(&f, url, true, &r);
-		ck_assert_msg(r.status == 200, "%s with verify_tls false: want 200, got %ld: %.1000s",
-			      certs[i], r.status, body_of(&r));
+		ck_assert_msg(r.status == 200,
+			      "%s with verify_tls false: want 200, got %ld: %.1000s", certs[i],
+			      r.status, body_of(&r));
 		expect_json_fetched(&r);
 		http_resp_free(&r);
 		/* allow_insecure only permits the opt-out: verification stays on */
@@ -383,7 +384,8 @@ static void check_sessions_shared(const char *max_version, long max_full)
 
 	full = tls_stat(&u, "/tls-stats", "full");
 	resumed = tls_stat(&u, "/tls-stats", "resumed");
-	ck_assert_msg(full <= max_full && full + resumed >= THREADS && resumed >= THREADS - max_full,
+	ck_assert_msg(full <= max_full && full + resumed >= THREADS &&
+			      resumed >= THREADS - max_full,
 		      "TLS %s: want at most %ld full handshake(s), the other new connections "
 		      "resumed; got %ld full and %ld resumed",
 		      max_version != NULL ? max_version : "1.3", max_full, full, resumed);
@@ -426,7 +428,8 @@ START_TEST(test_upstream_requires_a_client_certificate_by_its_client_ca)
 	tls_upstream_start(&u, "leaf", true, NULL);
 	ck_assert_int_eq(tls_get(&u, "/json", "client", &status, &j), CURLE_OK);
 	ck_assert_int_eq(status, 200);
-	ck_assert_msg(json_is_string(json_object_get(j, "hello")), "no /json from the mTLS upstream");
+	ck_assert_msg(json_is_string(json_object_get(j, "hello")),
+		      "no /json from the mTLS upstream");
 	json_decref(j);
 	j = NULL;
 	ck_assert_int_ne(tls_get(&u, "/json", "client-other", &status, &j), CURLE_OK);

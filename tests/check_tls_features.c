@@ -175,7 +175,7 @@ static bool array_has(const struct http_resp *r, const char *path, const char *w
 	json_t *a = json_path(r->json, path), *v;
 	size_t i;
 
-	json_array_foreach(a, i, v)
+	json_array_foreach (a, i, v)
 		if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
 			return true;
 	return false;
@@ -220,8 +220,8 @@ static void check_tls_field(const char *max_version, const char *want_version)
 	/* mkcerts.sh makes leaves valid for 2 days: RFC 3339 UTC */
 	na = json_path(r.json, "tls.peer.not_after");
 	ck_assert_msg(json_is_string(na) && json_string_length(na) == 20 &&
-			      json_string_value(na)[4] == '-' &&
-			      json_string_value(na)[10] == 'T' && json_string_value(na)[19] == 'Z',
+			      json_string_value(na)[4] == '-' && json_string_value(na)[10] == 'T' &&
+			      json_string_value(na)[19] == 'Z',
 		      "tls.peer.not_after should be YYYY-MM-DDTHH:MM:SSZ; body: %.1000s",
 		      body_of(&r));
 	http_resp_free(&r);
@@ -643,7 +643,8 @@ static Suite *tls_features_suite(void)
 
 	tc = tcase_create("reload");
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	tcase_add_test(tc, test_reload_with_another_ca_at_the_same_path_drops_connections_and_sessions);
+	tcase_add_test(tc,
+		       test_reload_with_another_ca_at_the_same_path_drops_connections_and_sessions);
 	tcase_add_test(tc, test_reload_without_tls_changes_keeps_pooled_connections);
 	suite_add_tcase(s, tc);
 	return s;

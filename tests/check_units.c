@@ -55,8 +55,8 @@ END_TEST
 
 START_TEST(test_size_rejects_garbage)
 {
-	static const char *const bad[] = { "", "K", "abc", "10X", "10 M", " 10M", "10M ",
-					   "1.5M", "10MM", "0x10", "+5", "5iB", "10MBs", "1T" };
+	static const char *const bad[] = {"",	  "K",	  "abc",  "10X", "10 M", " 10M",  "10M ",
+					  "1.5M", "10MM", "0x10", "+5",	 "5iB",	 "10MBs", "1T"};
 	uint64_t v = 7;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -117,9 +117,9 @@ END_TEST
 
 START_TEST(test_duration_rejects_garbage)
 {
-	static const char *const bad[] = { "", "s", "abc", "5x", "5 s", " 5s", "5s ", "1.s",
-					   ".5s", "1..5s", "5sec", "5ss", "0x10", "+5", "5d",
-					   "1,5s" };
+	static const char *const bad[] = {"",	  "s",	 "abc", "5x",	 "5 s",	 " 5s",
+					  "5s ",  "1.s", ".5s", "1..5s", "5sec", "5ss",
+					  "0x10", "+5",	 "5d",	"1,5s"};
 	uint64_t v = 7;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

@@ -263,8 +263,8 @@ static int log_listen_port(const char *log, const char *listen)
 	char *end;
 	long port;
 
-	snprintf(needle, sizeof(needle), "listening on %.*s:",
-		 (int)(strrchr(listen, ':') - listen), listen);
+	snprintf(needle, sizeof(needle), "listening on %.*s:", (int)(strrchr(listen, ':') - listen),
+		 listen);
 	p = strstr(log, needle);
 	if (p == NULL)
 		return -1;
@@ -406,8 +406,7 @@ static void put_pid(char *out, pid_t pid)
 
 /* Start fetchd; 0 when it listens. Otherwise -1 with *why (malloc'd) and
  * fetchd's log in *log_out (malloc'd), and nothing left behind. */
-static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **why,
-			 char **log_out)
+static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **why, char **log_out)
 {
 	static const struct fetchd_opts defaults;
 	const char *bin = env_or("FETCHD_BIN", "./fetchd");
@@ -431,10 +430,11 @@ static int fetchd_launch(struct fetchd *f, const struct fetchd_opts *o, char **w
 	f->keep_config = o->keep_config;
 	/* 0.0.0.0 only where the namespace has no interface but lo (see
 	 * netns.c), or fetchd would listen on the host's network */
-	ck_assert_msg((strncmp(listen, "127.0.0.1:", 10) == 0 ||
-		       (strncmp(listen, "0.0.0.0:", 8) == 0 && getenv("FETCHD_IN_NETNS") != NULL)) &&
-			      strlen(listen) < sizeof(f->listen),
-		      "fetchd listens on 127.0.0.1 only (asked for %s)", listen);
+	ck_assert_msg(
+		(strncmp(listen, "127.0.0.1:", 10) == 0 ||
+		 (strncmp(listen, "0.0.0.0:", 8) == 0 && getenv("FETCHD_IN_NETNS") != NULL)) &&
+			strlen(listen) < sizeof(f->listen),
+		"fetchd listens on 127.0.0.1 only (asked for %s)", listen);
 	snprintf(f->listen, sizeof(f->listen), "%s", listen);
 	snprintf(f->conf_path, sizeof(f->conf_path), "/tmp/fetchd-it-conf-XXXXXX");
 	conf_fd = mkostemp(f->conf_path, O_CLOEXEC);
@@ -788,7 +788,8 @@ char *http_resp_header(const struct http_resp *r, const char *name)
 
 			while (v < stop && (*v == ' ' || *v == '\t'))
 				v++;
-			while (stop > v && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
+			while (stop > v &&
+			       (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
 				stop--;
 			return strndup(v, (size_t)(stop - v));
 		}

@@ -26,7 +26,7 @@ struct fetchd {
 	char conf_path[64];
 	char listen[64];  /* the [server] listen of the config file */
 	bool keep_config; /* conf_path stays until fetchd_stop */
-	bool started;     /* log_fd (and conf_path) belong to this struct */
+	bool started;	  /* log_fd (and conf_path) belong to this struct */
 };
 
 /* How to start fetchd. A zeroed struct (or NULL) is the bare config on

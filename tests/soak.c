@@ -98,8 +98,8 @@ enum kind {
 };
 
 static const char *const kind_names[K_COUNT] = {
-	"fast", "get-form", "slow", "large", "json", "gzip", "broken", "redirect",
-	"endless", "status", "deadline", "batch", "hang-up", "slow-reader",
+	"fast",	    "get-form", "slow",	  "large",    "json",  "gzip",	  "broken",
+	"redirect", "endless",	"status", "deadline", "batch", "hang-up", "slow-reader",
 };
 /* weights, out of their sum */
 static const unsigned kind_weights[K_COUNT] = {24, 5, 10, 7, 4, 5, 8, 6, 5, 4, 3, 8, 9, 6};
@@ -138,7 +138,7 @@ static struct {
 	unsigned long sent, ok, shed, hung_up, failed;
 } counts[K_COUNT];
 static char first_failure[2048]; /* guarded by stats_lock */
-static unsigned long n_failures;  /* guarded by stats_lock */
+static unsigned long n_failures; /* guarded by stats_lock */
 
 static void count(enum kind k, enum verdict v)
 {
@@ -151,7 +151,7 @@ static void count(enum kind k, enum verdict v)
 }
 
 static void failure(enum kind k, unsigned id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* Record a failed expectation; the first is kept for the final assertion
  * and each is printed (capped) as it happens. */
@@ -247,7 +247,8 @@ static long proc_fds(pid_t pid, char *out, size_t outlen)
 		k = readlink(link, target, sizeof(target) - 1);
 		target[k > 0 ? k : 0] = '\0';
 		if (used < outlen) {
-			int w = snprintf(out + used, outlen - used, "  %s -> %s\n", e->d_name, target);
+			int w = snprintf(out + used, outlen - used, "  %s -> %s\n", e->d_name,
+					 target);
 
 			if (w > 0)
 				used += (size_t)w;
@@ -261,11 +262,11 @@ static long proc_fds(pid_t pid, char *out, size_t outlen)
 
 /* How a client treats its connection once the request is sent. */
 struct client_mode {
-	int hangup_after_ms;   /* >= 0: close this long after sending, reading nothing */
+	int hangup_after_ms;	   /* >= 0: close this long after sending, reading nothing */
 	size_t hangup_after_bytes; /* > 0: close once this much of the answer came */
-	bool rst;              /* close with RST (SO_LINGER 0) */
-	size_t read_chunk;     /* > 0: slow reader, this much per read ... */
-	int read_pause_ms;     /* ... then this pause */
+	bool rst;		   /* close with RST (SO_LINGER 0) */
+	size_t read_chunk;	   /* > 0: slow reader, this much per read ... */
+	int read_pause_ms;	   /* ... then this pause */
 };
 
 struct answer {
@@ -354,7 +355,8 @@ static int exchange(const char *method, const char *target, const char *body, un
 		socklen_t elen = sizeof(err);
 
 		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 && errno != EINPROGRESS) {
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+		    errno != EINPROGRESS) {
 			snprintf(why, whylen, "connect: %s", strerror(errno));
 			goto bad;
 		}
@@ -404,7 +406,8 @@ static int exchange(const char *method, const char *target, const char *body, un
 			cap = ncap;
 		}
 		if (poll(&pfd, 1, remaining_ms(deadline)) != 1) {
-			snprintf(why, whylen, "no answer (or no EOF) within %d ms; %zu bytes so far",
+			snprintf(why, whylen,
+				 "no answer (or no EOF) within %d ms; %zu bytes so far",
 				 EXCHANGE_MS, a->len);
 			goto bad;
 		}
@@ -499,7 +502,8 @@ static json_t *make_fetch(enum kind k, uint64_t *s, struct want *w)
 		bool bin = rnd(s) & 1;
 
 		snprintf(path, sizeof(path), "/%s?n=%u", bin ? "bytes" : "text", n);
-		json_object_set_new(o, "fields", json_pack("[s,s,s]", "status", "size", "truncated"));
+		json_object_set_new(o, "fields",
+				    json_pack("[s,s,s]", "status", "size", "truncated"));
 		if (rnd(s) & 1)
 			json_object_del(o, "fields"); /* and sometimes the whole document */
 		w->size = n;
@@ -643,8 +647,8 @@ static bool answered(enum kind k, unsigned id, const struct answer *a)
 static void run_fetch(enum kind k, uint64_t *s)
 {
 	static const struct client_mode plain = {.hangup_after_ms = -1};
-	struct client_mode slow = {.hangup_after_ms = -1, .read_chunk = 16 * 1024,
-				   .read_pause_ms = 10};
+	struct client_mode slow = {
+		.hangup_after_ms = -1, .read_chunk = 16 * 1024, .read_pause_ms = 10};
 	struct want w;
 	struct answer a;
 	char why[1024];
@@ -692,8 +696,8 @@ static void run_fetch(enum kind k, uint64_t *s)
 static void run_batch(uint64_t *s)
 {
 	static const struct client_mode plain = {.hangup_after_ms = -1};
-	static const enum kind mix[] = {K_FAST, K_SLOW, K_LARGE, K_JSON, K_GZIP, K_BROKEN, K_REDIRECT,
-					K_ENDLESS, K_STATUS};
+	static const enum kind mix[] = {K_FAST,	  K_SLOW,     K_LARGE,	 K_JSON,  K_GZIP,
+					K_BROKEN, K_REDIRECT, K_ENDLESS, K_STATUS};
 	unsigned n = rnd_between(s, 1, 8), id = new_id(K_BATCH);
 	struct want w[8];
 	json_t *reqs = json_array(), *results;
@@ -926,7 +930,8 @@ static void *hup_main(void *arg)
 		next += HUP_EVERY_MS;
 		threads = hup_threads[i++ % (sizeof(hup_threads) / sizeof(hup_threads[0]))];
 		if (!reload_threads(f, threads, false)) {
-			fprintf(stderr, "soak: reload to %u threads not seen in /v1/stats\n", threads);
+			fprintf(stderr, "soak: reload to %u threads not seen in /v1/stats\n",
+				threads);
 			atomic_store(&reload_failed, true);
 			break;
 		}
@@ -996,9 +1001,9 @@ static unsigned long check_access_log(const char *log, unsigned n_ids, char *why
 	}
 	for (unsigned i = 0; i < n_ids; i++) {
 		const struct record *r = &records[i];
-		bool ok = r->outcome == O_ANSWERED ? seen[i] == 1 && status[i] == r->status
-			: r->outcome == O_HUNG_UP  ? seen[i] <= 1
-						   : true; /* failed already */
+		bool ok = r->outcome == O_ANSWERED  ? seen[i] == 1 && status[i] == r->status
+			  : r->outcome == O_HUNG_UP ? seen[i] <= 1
+						    : true; /* failed already */
 
 		if (!ok && bad++ == 0)
 			snprintf(why, whylen,
@@ -1057,7 +1062,8 @@ START_TEST(test_soak_every_request_answered_once_and_resources_return)
 	ck_assert(pthread_create(&monitor, NULL, monitor_main, NULL) == 0);
 	ck_assert(pthread_create(&hup, NULL, hup_main, &f) == 0);
 	for (unsigned i = 0; i < n_clients; i++)
-		ck_assert(pthread_create(&clients[i], NULL, client_main, (void *)(uintptr_t)i) == 0);
+		ck_assert(pthread_create(&clients[i], NULL, client_main, (void *)(uintptr_t)i) ==
+			  0);
 	end = now_ms() + (uint64_t)soak_seconds * 1000;
 	while (now_ms() < end && !atomic_load(&reload_failed))
 		sleep_ms(100);
@@ -1077,8 +1083,8 @@ START_TEST(test_soak_every_request_answered_once_and_resources_return)
 	       now_ms() < end)
 		sleep_ms(50);
 	ck_assert_msg(pool_stat_at(f.port, "busy") == 0 && pool_stat_at(f.port, "queued") == 0,
-		      "/v1/stats after the traffic: busy %ld, queued %ld", pool_stat_at(f.port, "busy"),
-		      pool_stat_at(f.port, "queued"));
+		      "/v1/stats after the traffic: busy %ld, queued %ld",
+		      pool_stat_at(f.port, "busy"), pool_stat_at(f.port, "queued"));
 
 	release_pooled(&f);
 	end = now_ms() + SETTLE_WAIT_MS;
@@ -1115,7 +1121,8 @@ START_TEST(test_soak_every_request_answered_once_and_resources_return)
 	{
 		unsigned long bad = check_access_log(log, n_ids, why, sizeof(why));
 
-		ck_assert_msg(bad == 0, "%lu requests not logged exactly once; first: %s", bad, why);
+		ck_assert_msg(bad == 0, "%lu requests not logged exactly once; first: %s", bad,
+			      why);
 	}
 	free(log);
 	ck_assert_msg(mon.rss_peak_kb <= limit_kb,
@@ -1124,9 +1131,10 @@ START_TEST(test_soak_every_request_answered_once_and_resources_return)
 		      mon.rss_peak_kb, PENDING_MB, allowance_mb, limit_kb);
 	if (fds_end != fds_start)
 		proc_fds(f.pid, fd_list + strlen(fd_list), sizeof(fd_list) - strlen(fd_list));
-	ck_assert_msg(fds_end == fds_start,
-		      "fetchd has %ld open fds after the traffic, %ld at start (start, then now):\n%s",
-		      fds_end, fds_start, fd_list);
+	ck_assert_msg(
+		fds_end == fds_start,
+		"fetchd has %ld open fds after the traffic, %ld at start (start, then now):\n%s",
+		fds_end, fds_start, fd_list);
 	ck_assert_msg(threads_end == threads_start,
 		      "fetchd has %ld threads after the traffic, %ld at start", threads_end,
 		      threads_start);
@@ -1166,8 +1174,9 @@ int main(int argc, char **argv)
 		else if (argv[i][0] != '-')
 			soak_seconds = arg_number(argv[i], "SECONDS", 86400);
 		else {
-			fprintf(stderr, "usage: soak [SECONDS] [--clients N] [--rss-allowance-mb N] "
-					"[--seed N]\n");
+			fprintf(stderr,
+				"usage: soak [SECONDS] [--clients N] [--rss-allowance-mb N] "
+				"[--seed N]\n");
 			return 2;
 		}
 	}

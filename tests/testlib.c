@@ -378,8 +378,7 @@ void fetch_url(const struct fetchd *f, const char *url, struct http_resp *r)
 
 void fetch_text(const struct fetchd *f, const char *body, struct http_resp *r)
 {
-	ck_assert_msg(http_post_json(f->port, "/v1/fetch", body, r) == 0,
-		      "POST /v1/fetch failed");
+	ck_assert_msg(http_post_json(f->port, "/v1/fetch", body, r) == 0, "POST /v1/fetch failed");
 }
 
 bool wait_idle(const struct fetchd *f)
@@ -417,9 +416,9 @@ struct fetchd guard_d, main_d, big_d, own_d;
  * case, so one failed case does not starve the next. */
 static const char *const hold_keys[] = {"dcq-hold", "dcr", "flood", "hang"};
 
-#define MAIN_CONFIG                                                                            \
-	"max_request_bytes = 64K\n"                                                            \
-	"[pool]\nthreads = 2\nqueue_limit = 4\n"                                               \
+#define MAIN_CONFIG                                                                                \
+	"max_request_bytes = 64K\n"                                                                \
+	"[pool]\nthreads = 2\nqueue_limit = 4\n"                                                   \
 	"[fetch]\nmax_response_bytes = 1M\n"
 
 void guard_setup(void)
@@ -459,7 +458,7 @@ void big_setup(void)
 {
 	upstream_start(&up);
 	fetchd_start(&big_d, &(struct fetchd_opts){.extra_config = "[pool]\nthreads = 2\n",
-						    .allow_loopback = true});
+						   .allow_loopback = true});
 }
 
 void big_teardown(void)

@@ -37,77 +37,78 @@ long upstream_stat(int upstream_port, const char *key, const char *field);
  * -1 when absent. */
 long fetchd_stat(int fetchd_port, const char *path);
 
-#define expect_status(r, want)                                                                 \
-	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",      \
+#define expect_status(r, want)                                                                     \
+	ck_assert_msg((r)->status == (want), "HTTP status: want %d, got %ld; body: %.1000s",       \
 		      (int)(want), (r)->status, body_of(r))
 
-#define expect_str(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0, \
-			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),        \
-			      describe(v_), body_of(r));                                       \
+#define expect_str(r, path, want)                                                                  \
+	do {                                                                                       \
+		json_t *v_ = json_path((r)->json, (path));                                         \
+		ck_assert_msg(json_is_string(v_) && strcmp(json_string_value(v_), (want)) == 0,    \
+			      "%s: want \"%s\", got %s; body: %.1000s", (path), (want),            \
+			      describe(v_), body_of(r));                                           \
 	} while (0)
 
-#define expect_int(r, path, want)                                                              \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),         \
-			      "%s: want %lld, got %s; body: %.1000s", (path),                  \
-			      (long long)(want), describe(v_), body_of(r));                    \
+#define expect_int(r, path, want)                                                                  \
+	do {                                                                                       \
+		json_t *v_ = json_path((r)->json, (path));                                         \
+		ck_assert_msg(json_is_integer(v_) && json_integer_value(v_) == (want),             \
+			      "%s: want %lld, got %s; body: %.1000s", (path), (long long)(want),   \
+			      describe(v_), body_of(r));                                           \
 	} while (0)
 
-#define expect_bool(r, path, want)                                                             \
-	do {                                                                                   \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(json_is_boolean(v_) && json_is_true(v_) == (want),               \
-			      "%s: want %s, got %s; body: %.1000s", (path),                    \
-			      (want) ? "true" : "false", describe(v_), body_of(r));            \
+#define expect_bool(r, path, want)                                                                 \
+	do {                                                                                       \
+		json_t *v_ = json_path((r)->json, (path));                                         \
+		ck_assert_msg(json_is_boolean(v_) && json_is_true(v_) == (want),                   \
+			      "%s: want %s, got %s; body: %.1000s", (path),                        \
+			      (want) ? "true" : "false", describe(v_), body_of(r));                \
 	} while (0)
 
-#define expect_null(r, path)                                                                   \
-	ck_assert_msg(json_is_null(json_path((r)->json, (path))),                              \
-		      "%s: want null, got %s; body: %.1000s", (path),                          \
+#define expect_null(r, path)                                                                       \
+	ck_assert_msg(json_is_null(json_path((r)->json, (path))),                                  \
+		      "%s: want null, got %s; body: %.1000s", (path),                              \
 		      describe(json_path((r)->json, (path))), body_of(r))
 
-#define expect_absent(r, path)                                                                 \
-	ck_assert_msg(json_path((r)->json, (path)) == NULL,                                    \
-		      "%s: want absent, got %s; body: %.1000s", (path),                        \
+#define expect_absent(r, path)                                                                     \
+	ck_assert_msg(json_path((r)->json, (path)) == NULL,                                        \
+		      "%s: want absent, got %s; body: %.1000s", (path),                            \
 		      describe(json_path((r)->json, (path))), body_of(r))
 
 /* v equals the JSON text want. */
-#define expect_json(r, path, want)                                                             \
-	do {                                                                                   \
-		json_t *w_ = json_loads((want), JSON_DECODE_ANY, NULL);                        \
-		json_t *v_ = json_path((r)->json, (path));                                     \
-		ck_assert_msg(w_ != NULL, "bad expectation %s", (want));                       \
-		ck_assert_msg(json_equal(v_, w_), "%s: want %s, got %s; body: %.1000s", (path), \
-			      (want), describe(v_), body_of(r));                               \
-		json_decref(w_);                                                               \
+#define expect_json(r, path, want)                                                                 \
+	do {                                                                                       \
+		json_t *w_ = json_loads((want), JSON_DECODE_ANY, NULL);                            \
+		json_t *v_ = json_path((r)->json, (path));                                         \
+		ck_assert_msg(w_ != NULL, "bad expectation %s", (want));                           \
+		ck_assert_msg(json_equal(v_, w_), "%s: want %s, got %s; body: %.1000s", (path),    \
+			      (want), describe(v_), body_of(r));                                   \
+		json_decref(w_);                                                                   \
 	} while (0)
 
 /* An error document with this HTTP status and code. */
-#define expect_error(r, http, code)                                                            \
-	do {                                                                                   \
-		expect_status((r), (http));                                                    \
-		expect_str((r), "error.code", (code));                                         \
-		ck_assert_msg(json_is_string(json_path((r)->json, "error.message")) &&         \
-				      json_string_length(json_path((r)->json, "error.message")) > 0, \
-			      "error.message missing; body: %.1000s", body_of(r));             \
+#define expect_error(r, http, code)                                                                \
+	do {                                                                                       \
+		expect_status((r), (http));                                                        \
+		expect_str((r), "error.code", (code));                                             \
+		ck_assert_msg(json_is_string(json_path((r)->json, "error.message")) &&             \
+				      json_string_length(json_path((r)->json, "error.message")) >  \
+					      0,                                                   \
+			      "error.message missing; body: %.1000s", body_of(r));                 \
 	} while (0)
 
-#define expect_message_has(r, needle)                                                          \
-	do {                                                                                   \
-		json_t *m_ = json_path((r)->json, "error.message");                            \
-		ck_assert_msg(json_is_string(m_) && strstr(json_string_value(m_), (needle)),   \
-			      "error.message should name \"%s\"; body: %.1000s", (needle),     \
-			      body_of(r));                                                     \
+#define expect_message_has(r, needle)                                                              \
+	do {                                                                                       \
+		json_t *m_ = json_path((r)->json, "error.message");                                \
+		ck_assert_msg(json_is_string(m_) && strstr(json_string_value(m_), (needle)),       \
+			      "error.message should name \"%s\"; body: %.1000s", (needle),         \
+			      body_of(r));                                                         \
 	} while (0)
 
 /* 502/504 errors carry the libcurl code. */
-#define expect_curl_code(r)                                                                    \
-	ck_assert_msg(json_is_integer(json_path((r)->json, "error.curl_code")) &&              \
-			      json_integer_value(json_path((r)->json, "error.curl_code")) > 0, \
+#define expect_curl_code(r)                                                                        \
+	ck_assert_msg(json_is_integer(json_path((r)->json, "error.curl_code")) &&                  \
+			      json_integer_value(json_path((r)->json, "error.curl_code")) > 0,     \
 		      "error.curl_code missing; body: %.1000s", body_of(r))
 
 /* Bounded polls, every 20 ms for at most ms milliseconds: the upstream
@@ -211,11 +212,11 @@ void expect_exit_0(struct fetchd *f);
 /* ---- the security suites (check_security_*) ---- */
 
 /* The upstream counter key was never hit. */
-#define expect_no_hits(key)                                                                    \
-	do {                                                                                   \
-		long h_ = upstream_counter(&up, (key), "hits");                                \
-		ck_assert_msg(h_ == 0, "upstream key '%s' was hit %ld times; want never",      \
-			      (key), h_);                                                      \
+#define expect_no_hits(key)                                                                        \
+	do {                                                                                       \
+		long h_ = upstream_counter(&up, (key), "hits");                                    \
+		ck_assert_msg(h_ == 0, "upstream key '%s' was hit %ld times; want never", (key),   \
+			      h_);                                                                 \
 	} while (0)
 
 /* An upstream URL that answers 302 with Location: target. */

@@ -119,7 +119,7 @@ void child_stop(pid_t pid)
  * upstream_start starts the plain one: up in u, stopped by upstream_stop.
  * Fails the test when it does not print "PORT n" within START_MS. */
 void tls_upstream_start(struct upstream *u, const char *cert, bool client_ca,
-			       const char *max_version)
+			const char *max_version)
 {
 	const char *bin = getenv("UPSTREAM_BIN");
 	char *cert_file = str_printf("%s/%s.pem", cert_dir, cert);
@@ -221,8 +221,8 @@ static size_t buf_cb(char *data, size_t size, size_t n, void *arg)
  * CA, with the client certificate DIR/client_cert.pem when not NULL.
  * Returns libcurl's code; *json is the parsed body (NULL when it is not
  * JSON, or on error). */
-CURLcode tls_get(const struct upstream *u, const char *path, const char *client_cert,
-			long *status, json_t **json)
+CURLcode tls_get(const struct upstream *u, const char *path, const char *client_cert, long *status,
+		 json_t **json)
 {
 	char *url = tls_url(u, "127.0.0.1", path);
 	char *ca = cert_path("ca.pem");
@@ -272,8 +272,8 @@ long tls_stat(const struct upstream *u, const char *path, const char *field)
 
 /* Start n fetches of /hold?key=key of the TLS upstream through f and wait
  * until the upstream holds them all; fails the test otherwise. */
-void tls_hold(const struct fetchd *f, const struct upstream *u, struct bg_request **bg,
-		     int n, const char *key)
+void tls_hold(const struct fetchd *f, const struct upstream *u, struct bg_request **bg, int n,
+	      const char *key)
 {
 	char *path = str_printf("/hold?key=%s", key);
 	char *url = tls_url(u, "127.0.0.1", path);
@@ -358,26 +358,26 @@ void h2_start(struct h2_server *s)
 	}
 	leaf = cert_path("leaf.pem");
 	leaf_key = cert_path("leaf.key");
-	conf = str_printf("master_process off;\n"
-			  "pid %s/nginx.pid;\n"
-			  "error_log %s/error.log warn;\n"
-			  "events { worker_connections 64; }\n"
-			  "http {\n"
-			  "  access_log off;\n"
-			  "  client_body_temp_path %s/client_body;\n"
-			  "  proxy_temp_path %s/proxy;\n"
-			  "  fastcgi_temp_path %s/fastcgi;\n"
-			  "  uwsgi_temp_path %s/uwsgi;\n"
-			  "  scgi_temp_path %s/scgi;\n"
-			  "  server {\n"
-			  "    listen 127.0.0.1:%d ssl http2;\n"
-			  "    ssl_certificate %s;\n"
-			  "    ssl_certificate_key %s;\n"
-			  "    location / { default_type text/plain; return 200 \"hello h2\\n\"; }\n"
-			  "  }\n"
-			  "}\n",
-			  s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->port, leaf,
-			  leaf_key);
+	conf = str_printf(
+		"master_process off;\n"
+		"pid %s/nginx.pid;\n"
+		"error_log %s/error.log warn;\n"
+		"events { worker_connections 64; }\n"
+		"http {\n"
+		"  access_log off;\n"
+		"  client_body_temp_path %s/client_body;\n"
+		"  proxy_temp_path %s/proxy;\n"
+		"  fastcgi_temp_path %s/fastcgi;\n"
+		"  uwsgi_temp_path %s/uwsgi;\n"
+		"  scgi_temp_path %s/scgi;\n"
+		"  server {\n"
+		"    listen 127.0.0.1:%d ssl http2;\n"
+		"    ssl_certificate %s;\n"
+		"    ssl_certificate_key %s;\n"
+		"    location / { default_type text/plain; return 200 \"hello h2\\n\"; }\n"
+		"  }\n"
+		"}\n",
+		s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, s->port, leaf, leaf_key);
 	conf_path = str_printf("%s/nginx.conf", s->dir);
 	err_log = str_printf("%s/error.log", s->dir);
 	for (size_t i = 0; i < sizeof(temps) / sizeof(temps[0]); i++) {
@@ -448,8 +448,8 @@ void tls_fetchd_start(struct fetchd *f, int threads, bool trust_ca, const char *
 {
 	char *ca = cert_path("ca.pem");
 	char *conf = str_printf("[pool]\nthreads = %d\n[fetch]\n%s%s%s%s", threads,
-				trust_ca ? "ca_file = " : "", trust_ca ? ca : "", trust_ca ? "\n" : "",
-				extra != NULL ? extra : "");
+				trust_ca ? "ca_file = " : "", trust_ca ? ca : "",
+				trust_ca ? "\n" : "", extra != NULL ? extra : "");
 
 	fetchd_start(f, &(struct fetchd_opts){.extra_config = conf, .allow_loopback = true});
 	free(conf);
@@ -457,8 +457,7 @@ void tls_fetchd_start(struct fetchd *f, int threads, bool trust_ca, const char *
 }
 
 /* POST /v1/fetch of url, with "verify_tls": false when insecure. */
-void fetch_tls_url(const struct fetchd *f, const char *url, bool insecure,
-			  struct http_resp *r)
+void fetch_tls_url(const struct fetchd *f, const char *url, bool insecure, struct http_resp *r)
 {
 	fetch(f,
 	      insecure ? json_pack("{s:s,s:b}", "url", url, "verify_tls", 0)
@@ -507,4 +506,3 @@ bool wait_reloaded(const struct fetchd *f, int n)
 		sleep_ms(20);
 	}
 }
-

@@ -56,8 +56,8 @@ char *tls_url(const struct upstream *u, const char *host, const char *path);
  * CA, with the client certificate DIR/client_cert.pem when not NULL.
  * Returns libcurl's code; *json is the parsed body (NULL when it is not
  * JSON, or on error). */
-CURLcode tls_get(const struct upstream *u, const char *path, const char *client_cert,
-		 long *status, json_t **json);
+CURLcode tls_get(const struct upstream *u, const char *path, const char *client_cert, long *status,
+		 json_t **json);
 
 /* An integer of the TLS upstream's JSON answer to path; -1 on error. */
 long tls_stat(const struct upstream *u, const char *path, const char *field);

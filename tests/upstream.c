@@ -36,7 +36,7 @@
 
 #include "upstream_tls.h"
 
-#define CHUNK_SIZE   (16 * 1024)
+#define CHUNK_SIZE (16 * 1024)
 #define MAX_GEN_SIZE (256L * 1024 * 1024)
 #define MAX_DELAY_MS (10L * 60 * 1000)
 
@@ -82,32 +82,63 @@ struct call {
 	struct evkeyvalq query;
 };
 
-static const char *
-reason_phrase(int code)
+static const char *reason_phrase(int code)
 {
 	static const struct {
 		int code;
 		const char *reason;
 	} table[] = {
-		{100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"}, {201, "Created"},
-		{202, "Accepted"}, {203, "Non-Authoritative Information"}, {204, "No Content"},
-		{205, "Reset Content"}, {206, "Partial Content"}, {300, "Multiple Choices"},
-		{301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
-		{304, "Not Modified"}, {305, "Use Proxy"}, {307, "Temporary Redirect"},
-		{308, "Permanent Redirect"}, {400, "Bad Request"}, {401, "Unauthorized"},
-		{402, "Payment Required"}, {403, "Forbidden"}, {404, "Not Found"},
-		{405, "Method Not Allowed"}, {406, "Not Acceptable"},
-		{407, "Proxy Authentication Required"}, {408, "Request Timeout"},
-		{409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-		{412, "Precondition Failed"}, {413, "Content Too Large"}, {414, "URI Too Long"},
-		{415, "Unsupported Media Type"}, {416, "Range Not Satisfiable"},
-		{417, "Expectation Failed"}, {418, "I'm a teapot"}, {421, "Misdirected Request"},
-		{422, "Unprocessable Content"}, {425, "Too Early"}, {426, "Upgrade Required"},
-		{428, "Precondition Required"}, {429, "Too Many Requests"},
-		{431, "Request Header Fields Too Large"}, {451, "Unavailable For Legal Reasons"},
-		{500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
-		{503, "Service Unavailable"}, {504, "Gateway Timeout"},
-		{505, "HTTP Version Not Supported"}, {511, "Network Authentication Required"},
+		{100, "Continue"},
+		{101, "Switching Protocols"},
+		{200, "OK"},
+		{201, "Created"},
+		{202, "Accepted"},
+		{203, "Non-Authoritative Information"},
+		{204, "No Content"},
+		{205, "Reset Content"},
+		{206, "Partial Content"},
+		{300, "Multiple Choices"},
+		{301, "Moved Permanently"},
+		{302, "Found"},
+		{303, "See Other"},
+		{304, "Not Modified"},
+		{305, "Use Proxy"},
+		{307, "Temporary Redirect"},
+		{308, "Permanent Redirect"},
+		{400, "Bad Request"},
+		{401, "Unauthorized"},
+		{402, "Payment Required"},
+		{403, "Forbidden"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{406, "Not Acceptable"},
+		{407, "Proxy Authentication Required"},
+		{408, "Request Timeout"},
+		{409, "Conflict"},
+		{410, "Gone"},
+		{411, "Length Required"},
+		{412, "Precondition Failed"},
+		{413, "Content Too Large"},
+		{414, "URI Too Long"},
+		{415, "Unsupported Media Type"},
+		{416, "Range Not Satisfiable"},
+		{417, "Expectation Failed"},
+		{418, "I'm a teapot"},
+		{421, "Misdirected Request"},
+		{422, "Unprocessable Content"},
+		{425, "Too Early"},
+		{426, "Upgrade Required"},
+		{428, "Precondition Required"},
+		{429, "Too Many Requests"},
+		{431, "Request Header Fields Too Large"},
+		{451, "Unavailable For Legal Reasons"},
+		{500, "Internal Server Error"},
+		{501, "Not Implemented"},
+		{502, "Bad Gateway"},
+		{503, "Service Unavailable"},
+		{504, "Gateway Timeout"},
+		{505, "HTTP Version Not Supported"},
+		{511, "Network Authentication Required"},
 	};
 	size_t i;
 
@@ -118,8 +149,7 @@ reason_phrase(int code)
 }
 
 /* Parse a whole decimal string; -1 when absent or malformed. */
-static int
-parse_long(const char *s, long *out)
+static int parse_long(const char *s, long *out)
 {
 	char *end;
 	long v;
@@ -134,8 +164,7 @@ parse_long(const char *s, long *out)
 	return 0;
 }
 
-static const char *
-query_str(struct call *c, const char *name, const char *def)
+static const char *query_str(struct call *c, const char *name, const char *def)
 {
 	const char *v = evhttp_find_header(&c->query, name);
 
@@ -143,8 +172,7 @@ query_str(struct call *c, const char *name, const char *def)
 }
 
 /* A query integer, default when absent or malformed, clamped to [lo, hi]. */
-static long
-query_long(struct call *c, const char *name, long def, long lo, long hi)
+static long query_long(struct call *c, const char *name, long def, long lo, long hi)
 {
 	long v;
 
@@ -157,16 +185,16 @@ query_long(struct call *c, const char *name, long def, long lo, long hi)
 	return v;
 }
 
-static void
-reply_buf(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *body)
+static void reply_buf(struct evhttp_request *req, int code, const char *ctype,
+		      struct evbuffer *body)
 {
 	if (ctype != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
 	evhttp_send_reply(req, code, reason_phrase(code), body);
 }
 
-static void
-reply_data(struct evhttp_request *req, int code, const char *ctype, const void *data, size_t len)
+static void reply_data(struct evhttp_request *req, int code, const char *ctype, const void *data,
+		       size_t len)
 {
 	struct evbuffer *body = evbuffer_new();
 
@@ -179,15 +207,13 @@ reply_data(struct evhttp_request *req, int code, const char *ctype, const void *
 	evbuffer_free(body);
 }
 
-static void
-reply_text(struct evhttp_request *req, int code, const char *text)
+static void reply_text(struct evhttp_request *req, int code, const char *text)
 {
 	reply_data(req, code, "text/plain", text, strlen(text));
 }
 
 /* Send obj (stolen) as compact JSON. */
-static void
-reply_json(struct evhttp_request *req, int code, const char *ctype, json_t *obj)
+static void reply_json(struct evhttp_request *req, int code, const char *ctype, json_t *obj)
 {
 	char *s = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
 
@@ -201,8 +227,7 @@ reply_json(struct evhttp_request *req, int code, const char *ctype, json_t *obj)
 }
 
 /* A JSON string of bytes that may not be UTF-8: latin-1 is the fallback. */
-static json_t *
-json_bytes(const char *s, size_t len)
+static json_t *json_bytes(const char *s, size_t len)
 {
 	json_t *j = json_stringn(s, len);
 	char *buf;
@@ -227,19 +252,18 @@ json_bytes(const char *s, size_t len)
 	return j;
 }
 
-static char *
-base64_encode(const unsigned char *in, size_t len)
+static char *base64_encode(const unsigned char *in, size_t len)
 {
 	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *out = malloc((len + 2) / 3 * 4 + 1);
 	size_t i, n = 0;
 
 	if (out == NULL)
 		return NULL;
 	for (i = 0; i + 2 < len; i += 3) {
-		unsigned long v = (unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8 |
-		    in[i + 2];
+		unsigned long v =
+			(unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8 | in[i + 2];
 
 		out[n++] = tab[(v >> 18) & 63];
 		out[n++] = tab[(v >> 12) & 63];
@@ -260,8 +284,7 @@ base64_encode(const unsigned char *in, size_t len)
 	return out;
 }
 
-static struct counter *
-counter_get(struct upstream *up, const char *key)
+static struct counter *counter_get(struct upstream *up, const char *key)
 {
 	struct counter *c;
 
@@ -280,8 +303,7 @@ counter_get(struct upstream *up, const char *key)
 }
 
 /* Forget p without answering; the caller answers or frees the request. */
-static void
-pending_drop(struct pending *p)
+static void pending_drop(struct pending *p)
 {
 	evhttp_connection_set_closecb(p->evcon, NULL, NULL);
 	if (p->ev != NULL)
@@ -294,8 +316,7 @@ pending_drop(struct pending *p)
 
 /* evhttp is freeing the connection. A request evhttp detached after an EOF
  * or timeout (req->evcon NULL) is ours to free; an attached one it frees. */
-static void
-pending_closecb(struct evhttp_connection *evcon, void *arg)
+static void pending_closecb(struct evhttp_connection *evcon, void *arg)
 {
 	struct pending *p = arg;
 
@@ -307,8 +328,7 @@ pending_closecb(struct evhttp_connection *evcon, void *arg)
 
 /* The client went away: free the connection, and with it the request. libevent
  * 2.1 may not read while a reply is pending, so closecb alone is not enough. */
-static void
-pending_client_gone(struct pending *p)
+static void pending_client_gone(struct pending *p)
 {
 	struct evhttp_connection *evcon = p->evcon;
 
@@ -316,11 +336,9 @@ pending_client_gone(struct pending *p)
 	evhttp_connection_free(evcon);
 }
 
-static void
-delay_cb(evutil_socket_t fd, short what, void *arg);
+static void delay_cb(evutil_socket_t fd, short what, void *arg);
 
-static void
-watch_cb(evutil_socket_t fd, short what, void *arg)
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -328,9 +346,8 @@ watch_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Park req; timeout_ms >= 0 arms a timer (delay), else only the close watcher. */
-static struct pending *
-pending_new(struct upstream *up, struct evhttp_request *req, enum pending_kind kind,
-    long timeout_ms)
+static struct pending *pending_new(struct upstream *up, struct evhttp_request *req,
+				   enum pending_kind kind, long timeout_ms)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
@@ -344,7 +361,7 @@ pending_new(struct upstream *up, struct evhttp_request *req, enum pending_kind k
 	p->req = req;
 	p->evcon = evcon;
 	p->ev = event_new(up->base, bufferevent_getfd(bev), EV_CLOSED,
-	    kind == PENDING_DELAY ? delay_cb : watch_cb, p);
+			  kind == PENDING_DELAY ? delay_cb : watch_cb, p);
 	if (p->ev == NULL)
 		goto bad;
 	tv.tv_sec = timeout_ms / 1000;
@@ -364,8 +381,7 @@ bad:
 
 /* ---- endpoints ---- */
 
-static void
-ep_echo(struct call *c)
+static void ep_echo(struct call *c)
 {
 	struct evhttp_request *req = c->req;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -396,7 +412,7 @@ ep_echo(struct call *c)
 	case EVHTTP_REQ_PATCH: method = "PATCH"; break;
 	default: method = "UNKNOWN"; break;
 	}
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+	TAILQ_FOREACH (kv, evhttp_request_get_input_headers(req), next) {
 		char name[256];
 		size_t i;
 		json_t *old, *val;
@@ -446,8 +462,7 @@ bad:
 	reply_text(req, 500, "echo failed\n");
 }
 
-static void
-ep_status(struct call *c, const char *arg)
+static void ep_status(struct call *c, const char *arg)
 {
 	char body[32];
 	long code;
@@ -464,8 +479,7 @@ ep_status(struct call *c, const char *arg)
 	reply_text(c->req, (int)code, body);
 }
 
-static void
-ep_redirect(struct call *c)
+static void ep_redirect(struct call *c)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
 	long code = query_long(c, "status", 302, 300, 399);
@@ -484,8 +498,7 @@ ep_redirect(struct call *c)
 		reply_text(c->req, (int)code, "redirect\n");
 }
 
-static void
-delay_cb(evutil_socket_t fd, short what, void *arg)
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pending *p = arg;
 	struct evhttp_request *req = p->req;
@@ -499,14 +512,12 @@ delay_cb(evutil_socket_t fd, short what, void *arg)
 	reply_text(req, 200, "delayed\n");
 }
 
-static void
-ep_delay(struct call *c)
+static void ep_delay(struct call *c)
 {
 	pending_new(c->up, c->req, PENDING_DELAY, query_long(c, "ms", 0, 0, MAX_DELAY_MS));
 }
 
-static void
-ep_hold(struct call *c)
+static void ep_hold(struct call *c)
 {
 	struct counter *ctr = counter_get(c->up, query_str(c, "key", ""));
 	struct pending *p;
@@ -522,8 +533,7 @@ ep_hold(struct call *c)
 	ctr->held++;
 }
 
-static void
-ep_release(struct call *c)
+static void ep_release(struct call *c)
 {
 	const char *key = query_str(c, "key", "");
 	long n = query_long(c, "n", LONG_MAX, 0, LONG_MAX), released = 0;
@@ -544,8 +554,7 @@ ep_release(struct call *c)
 	reply_json(c->req, 200, NULL, json_pack("{s:I}", "released", (json_int_t)released));
 }
 
-static void
-ep_stats(struct call *c)
+static void ep_stats(struct call *c)
 {
 	struct counter *ctr = counter_get(c->up, query_str(c, "key", ""));
 
@@ -554,11 +563,11 @@ ep_stats(struct call *c)
 		return;
 	}
 	reply_json(c->req, 200, NULL,
-	    json_pack("{s:I,s:I}", "hits", (json_int_t)ctr->hits, "held", (json_int_t)ctr->held));
+		   json_pack("{s:I,s:I}", "hits", (json_int_t)ctr->hits, "held",
+			     (json_int_t)ctr->held));
 }
 
-static void
-ep_count(struct call *c)
+static void ep_count(struct call *c)
 {
 	struct counter *ctr = counter_get(c->up, query_str(c, "key", ""));
 
@@ -570,8 +579,7 @@ ep_count(struct call *c)
 	reply_json(c->req, 200, NULL, json_pack("{s:I}", "hits", (json_int_t)ctr->hits));
 }
 
-static void
-ep_headers(struct call *c)
+static void ep_headers(struct call *c)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
 
@@ -583,16 +591,14 @@ ep_headers(struct call *c)
 	reply_text(c->req, 200, "headers\n");
 }
 
-static void
-ep_json(struct call *c)
+static void ep_json(struct call *c)
 {
 	reply_json(c->req, 200, NULL, json_pack("{s:s,s:i}", "hello", "world", "n", 1));
 }
 
 /* /json-list?n=N: a JSON array of N small objects ({"i":0,"s":"item"}),
  * so that parsing it makes many small allocations. */
-static void
-ep_json_list(struct call *c)
+static void ep_json_list(struct call *c)
 {
 	long n = query_long(c, "n", 1000, 0, 10L * 1000 * 1000);
 	struct evbuffer *body = evbuffer_new();
@@ -604,7 +610,8 @@ ep_json_list(struct call *c)
 	}
 	rc |= evbuffer_add(body, "[", 1);
 	for (long i = 0; i < n && rc == 0; i++)
-		rc |= evbuffer_add_printf(body, "%s{\"i\":%ld,\"s\":\"item\"}", i ? "," : "", i) < 0;
+		rc |= evbuffer_add_printf(body, "%s{\"i\":%ld,\"s\":\"item\"}", i ? "," : "", i) <
+		      0;
 	rc |= evbuffer_add(body, "]", 1);
 	if (rc != 0)
 		reply_text(c->req, 500, "no memory\n");
@@ -613,15 +620,13 @@ ep_json_list(struct call *c)
 	evbuffer_free(body);
 }
 
-static void
-ep_problem(struct call *c)
+static void ep_problem(struct call *c)
 {
 	reply_json(c->req, 422, "application/problem+json", json_pack("{s:s}", "title", "bad"));
 }
 
 /* N generated bytes: 'a' when text, else byte i = i % 251. */
-static void
-send_generated(struct call *c, int text)
+static void send_generated(struct call *c, int text)
 {
 	static char chunk[251 * 64];
 	long n = query_long(c, "n", 1024, 0, MAX_GEN_SIZE);
@@ -645,26 +650,23 @@ send_generated(struct call *c, int text)
 		reply_text(c->req, 500, "no memory\n");
 	else
 		reply_buf(c->req, 200,
-		    text ? "text/plain; charset=utf-8" : "application/octet-stream", body);
+			  text ? "text/plain; charset=utf-8" : "application/octet-stream", body);
 	evbuffer_free(body);
 }
 
-static void
-ep_bytes(struct call *c)
+static void ep_bytes(struct call *c)
 {
 	send_generated(c, 0);
 }
 
-static void
-ep_text(struct call *c)
+static void ep_text(struct call *c)
 {
 	send_generated(c, 1);
 }
 
 /* n bytes of 0x01 as UTF-8 text: each becomes "\u0001" in a document,
  * the worst case of escaping (6 bytes for 1). */
-static void
-ep_control(struct call *c)
+static void ep_control(struct call *c)
 {
 	long n = query_long(c, "n", 1024, 0, MAX_GEN_SIZE);
 	char *body = malloc(n > 0 ? (size_t)n : 1);
@@ -679,8 +681,7 @@ ep_control(struct call *c)
 }
 
 /* About n bytes of JSON that is costly as a tree: [{"":0},{"":0},...]. */
-static void
-ep_json_bomb(struct call *c)
+static void ep_json_bomb(struct call *c)
 {
 	static const char item[] = "{\"\":0},";
 	long n = query_long(c, "n", 1024, 16, MAX_GEN_SIZE);
@@ -704,8 +705,7 @@ ep_json_bomb(struct call *c)
 /* JSON nested depth deep (default 2048, jansson's and jsoncopy's most):
  * arrays, or with obj=1 objects {"a":{"a":...}}, around a 0. The deepest
  * document a worker builds, for the stack test (tests/check_stack.c). */
-static void
-ep_nested(struct call *c)
+static void ep_nested(struct call *c)
 {
 	long depth = query_long(c, "depth", 2048, 1, 1000000);
 	int obj = query_long(c, "obj", 0, 0, 1) == 1;
@@ -728,14 +728,13 @@ ep_nested(struct call *c)
 /* status s (default 200) with "Content-Length: n" (default 1024) and
  * n bytes of 'a', or no body where there is none to send: to HEAD, and in
  * a 204 or 304 (RFC 9110 sections 9.3.2, 15.3.5, 15.4.5). */
-static void
-ep_declared(struct call *c)
+static void ep_declared(struct call *c)
 {
 	static char chunk[CHUNK_SIZE];
 	long n = query_long(c, "n", 1024, 0, MAX_GEN_SIZE);
 	long status = query_long(c, "status", 200, 200, 599);
-	int with_body = evhttp_request_get_command(c->req) != EVHTTP_REQ_HEAD &&
-	    status != 204 && status != 304;
+	int with_body = evhttp_request_get_command(c->req) != EVHTTP_REQ_HEAD && status != 204 &&
+			status != 304;
 	struct evbuffer *body = evbuffer_new();
 	char len[32];
 	long left;
@@ -747,62 +746,55 @@ ep_declared(struct call *c)
 	memset(chunk, 'a', sizeof(chunk));
 	for (left = with_body ? n : 0; left > 0; left -= (long)sizeof(chunk))
 		if (evbuffer_add(body, chunk,
-		    left < (long)sizeof(chunk) ? (size_t)left : sizeof(chunk)) == -1)
+				 left < (long)sizeof(chunk) ? (size_t)left : sizeof(chunk)) == -1)
 			break;
 	if (left > 0) {
 		reply_text(c->req, 500, "no memory\n");
 	} else {
 		snprintf(len, sizeof(len), "%ld", n);
-		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Length",
-		    len);
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Length", len);
 		reply_buf(c->req, (int)status, "text/plain", body);
 	}
 	evbuffer_free(body);
 }
 
-static void
-ep_latin1(struct call *c)
+static void ep_latin1(struct call *c)
 {
 	static const char body[] = "caf\xe9 cr\xe8me\n";
 
 	reply_data(c->req, 200, "text/plain; charset=ISO-8859-1", body, sizeof(body) - 1);
 }
 
-static void
-ep_latin1_header(struct call *c)
+static void ep_latin1_header(struct call *c)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "X-Name", "caf\xe9");
 	reply_text(c->req, 200, "ok\n");
 }
 
-static void
-ep_utf8(struct call *c)
+static void ep_utf8(struct call *c)
 {
 	static const char body[] = "h\xc3\xa9llo w\xc3\xb6rld\n";
 
 	reply_data(c->req, 200, "text/plain; charset=utf-8", body, sizeof(body) - 1);
 }
 
-static void
-ep_invalid_utf8(struct call *c)
+static void ep_invalid_utf8(struct call *c)
 {
-	static const char body[] = "ab\xff\xfe" "cd";
+	static const char body[] = "ab\xff\xfe"
+				   "cd";
 
 	reply_data(c->req, 200, "text/plain; charset=utf-8", body, sizeof(body) - 1);
 }
 
-static void
-ep_gzip(struct call *c)
+static void ep_gzip(struct call *c)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Encoding", "gzip");
 	reply_data(c->req, 200, "text/plain", c->up->gzip_body, c->up->gzip_len);
 }
 
-static void
-endless_next(struct evhttp_connection *evcon, void *arg);
+static void endless_next(struct evhttp_connection *evcon, void *arg);
 
-static void
-endless_send(struct pending *p)
+static void endless_send(struct pending *p)
 {
 	static char chunk[CHUNK_SIZE];
 	struct evbuffer *buf = evbuffer_new();
@@ -819,15 +811,13 @@ endless_send(struct pending *p)
 }
 
 /* The last chunk left the output buffer: queue the next. */
-static void
-endless_next(struct evhttp_connection *evcon, void *arg)
+static void endless_next(struct evhttp_connection *evcon, void *arg)
 {
 	(void)evcon;
 	endless_send(arg);
 }
 
-static void
-ep_endless(struct call *c)
+static void ep_endless(struct call *c)
 {
 	struct pending *p = pending_new(c->up, c->req, PENDING_ENDLESS, -1);
 
@@ -838,8 +828,7 @@ ep_endless(struct call *c)
 	endless_send(p);
 }
 
-static void
-raw_free_cb(evutil_socket_t fd, short what, void *arg)
+static void raw_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -848,8 +837,7 @@ raw_free_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Write raw bytes on the request's socket, optionally reset it, and free the
  * connection on the next loop turn (evhttp is still on the stack here). */
-static void
-raw_reply(struct call *c, const char *data, size_t len, int rst)
+static void raw_reply(struct call *c, const char *data, size_t len, int rst)
 {
 	static const struct timeval now = {0, 0};
 	struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
@@ -880,16 +868,16 @@ raw_reply(struct call *c, const char *data, size_t len, int rst)
 		evhttp_connection_free(evcon);
 }
 
-static void
-ep_lie(struct call *c)
+static void ep_lie(struct call *c)
 {
 	long n = query_long(c, "n", 100, 0, 1024 * 1024);
 	char head[160];
 	char *buf;
 	int hlen;
 
-	hlen = snprintf(head, sizeof(head),
-	    "HTTP/1.1 200 OK\r\nContent-Length: %ld\r\nContent-Type: text/plain\r\n\r\n", n);
+	hlen = snprintf(
+		head, sizeof(head),
+		"HTTP/1.1 200 OK\r\nContent-Length: %ld\r\nContent-Type: text/plain\r\n\r\n", n);
 	if ((buf = malloc((size_t)hlen + (size_t)n / 2 + 1)) == NULL) {
 		reply_text(c->req, 500, "no memory\n");
 		return;
@@ -900,25 +888,22 @@ ep_lie(struct call *c)
 	free(buf);
 }
 
-static void
-ep_reset(struct call *c)
+static void ep_reset(struct call *c)
 {
 	raw_reply(c, "", 0, 1);
 }
 
-static void
-ep_garbage(struct call *c)
+static void ep_garbage(struct call *c)
 {
 	static const char msg[] = "garbage line\r\n\r\n";
 
 	raw_reply(c, msg, sizeof(msg) - 1, 0);
 }
 
-static void
-ep_reset_mid(struct call *c)
+static void ep_reset_mid(struct call *c)
 {
 	static const char head[] =
-	    "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: text/plain\r\n\r\n";
+		"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: text/plain\r\n\r\n";
 	char buf[sizeof(head) - 1 + 1000];
 
 	memcpy(buf, head, sizeof(head) - 1);
@@ -926,8 +911,7 @@ ep_reset_mid(struct call *c)
 	raw_reply(c, buf, sizeof(buf), 1);
 }
 
-static void
-ep_cookie(struct call *c)
+static void ep_cookie(struct call *c)
 {
 	const char *name = query_str(c, "name", NULL);
 	const char *got = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
@@ -941,15 +925,14 @@ ep_cookie(struct call *c)
 	}
 	if (obj != NULL)
 		json_object_set_new(obj, "cookie",
-		    got != NULL ? json_bytes(got, strlen(got)) : json_null());
+				    got != NULL ? json_bytes(got, strlen(got)) : json_null());
 	reply_json(c->req, 200, NULL, obj);
 }
 
-static void
-ep_link(struct call *c)
+static void ep_link(struct call *c)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Link",
-	    "<https://example.org/next>; rel=\"next\", </prev>; rel=\"prev\"");
+			  "<https://example.org/next>; rel=\"next\", </prev>; rel=\"prev\"");
 	reply_text(c->req, 200, "link\n");
 }
 
@@ -965,53 +948,82 @@ struct fixture {
 	size_t len;
 };
 
-#define FIXTURE(name, ctype, cenc, lit) {name, ctype, cenc, lit, sizeof(lit) - 1}
+#define FIXTURE(name, ctype, cenc, lit)                                                            \
+	{                                                                                          \
+		name, ctype, cenc, lit, sizeof(lit) - 1                                            \
+	}
 
 static const struct fixture fixtures[] = {
 	/* declared ISO-8859-1, with 0x92 (windows-1252 only) as browsers see it */
 	FIXTURE("latin1-declared", "text/html; charset=ISO-8859-1", NULL,
-	    "<!DOCTYPE html>\n<html lang=\"fr\"><head><title>Le caf\xe9</title></head><body>\n"
-	    "<p>L\x92\xe9t\xe9 dernier, \xe0 la fen\xeatre du caf\xe9, le gar\xe7on m\xe8ne une v"
-	    "ie tranquille. Il pr\xe9pare la cr\xe8me br\xfbl\xe9" "e ; la fa\xe7" "ade est d\xe9"
-	    "cor\xe9" "e et les clients \xe9" "coutent la m\xe9lodie d\x92une chanson fran\xe7" "a"
-	    "ise.</p>\n<p>O\xf9 est la biblioth\xe8que ? Voil\xe0 : pr\xe8s de l\x92\xe9glise, ap"
-	    "r\xe8s le th\xe9\xe2tre, \xe0 c\xf4t\xe9 du gar\xe7on qui re\xe7oit ses amis.</p>\n"
-	    "</body></html>\n"),
+		"<!DOCTYPE html>\n<html lang=\"fr\"><head><title>Le caf\xe9</title></head><body>\n"
+		"<p>L\x92\xe9t\xe9 dernier, \xe0 la fen\xeatre du caf\xe9, le gar\xe7on m\xe8ne "
+		"une v"
+		"ie tranquille. Il pr\xe9pare la cr\xe8me br\xfbl\xe9"
+		"e ; la fa\xe7"
+		"ade est d\xe9"
+		"cor\xe9"
+		"e et les clients \xe9"
+		"coutent la m\xe9lodie d\x92une chanson fran\xe7"
+		"a"
+		"ise.</p>\n<p>O\xf9 est la biblioth\xe8que ? Voil\xe0 : pr\xe8s de l\x92\xe9glise, "
+		"ap"
+		"r\xe8s le th\xe9\xe2tre, \xe0 c\xf4t\xe9 du gar\xe7on qui re\xe7oit ses "
+		"amis.</p>\n"
+		"</body></html>\n"),
 	FIXTURE("cp1251-meta", "text/html", NULL,
-	    "<!DOCTYPE html>\n<html><head><meta charset=\"windows-1251\"><title>\xcf\xf0\xe8\xe2\xe5"
-	    "\xf2</title></head><body>\n<p>\xd1\xfa\xe5\xf8\xfc \xe6\xe5 \xe5\xf9\xb8 \xfd\xf2\xe8"
-	    "\xf5 \xec\xff\xe3\xea\xe8\xf5 \xf4\xf0\xe0\xed\xf6\xf3\xe7\xf1\xea\xe8\xf5 \xe1\xf3\xeb"
-	    "\xee\xea, \xe4\xe0 \xe2\xfb\xef\xe5\xe9 \xf7\xe0\xfe. \xd8\xe8\xf0\xee\xea\xe0\xff \xfd"
-	    "\xeb\xe5\xea\xf2\xf0\xe8\xf4\xe8\xea\xe0\xf6\xe8\xff \xfe\xe6\xed\xfb\xf5 \xe3\xf3\xe1"
-	    "\xe5\xf0\xed\xe8\xe9 \xe4\xe0\xf1\xf2 \xec\xee\xf9\xed\xfb\xe9 \xf2\xee\xeb\xf7\xee\xea"
-	    " \xef\xee\xe4\xfa\xb8\xec\xf3 \xf1\xe5\xeb\xfc\xf1\xea\xee\xe3\xee \xf5\xee\xe7\xff\xe9"
-	    "\xf1\xf2\xe2\xe0.</p>\n<p>\xc2 \xf7\xe0\xf9\xe0\xf5 \xfe\xe3\xe0 \xe6\xe8\xeb \xe1\xfb"
-	    " \xf6\xe8\xf2\xf0\xf3\xf1? \xc4\xe0, \xed\xee \xf4\xe0\xeb\xfc\xf8\xe8\xe2\xfb\xe9 \xfd"
-	    "\xea\xe7\xe5\xec\xef\xeb\xff\xf0!</p>\n</body></html>\n"),
-	FIXTURE("utf8-bom", "text/plain", NULL,
-	    "\xef\xbb\xbfh\xc3\xa9llo"),
+		"<!DOCTYPE html>\n<html><head><meta "
+		"charset=\"windows-1251\"><title>\xcf\xf0\xe8\xe2\xe5"
+		"\xf2</title></head><body>\n<p>\xd1\xfa\xe5\xf8\xfc \xe6\xe5 \xe5\xf9\xb8 "
+		"\xfd\xf2\xe8"
+		"\xf5 \xec\xff\xe3\xea\xe8\xf5 \xf4\xf0\xe0\xed\xf6\xf3\xe7\xf1\xea\xe8\xf5 "
+		"\xe1\xf3\xeb"
+		"\xee\xea, \xe4\xe0 \xe2\xfb\xef\xe5\xe9 \xf7\xe0\xfe. "
+		"\xd8\xe8\xf0\xee\xea\xe0\xff \xfd"
+		"\xeb\xe5\xea\xf2\xf0\xe8\xf4\xe8\xea\xe0\xf6\xe8\xff \xfe\xe6\xed\xfb\xf5 "
+		"\xe3\xf3\xe1"
+		"\xe5\xf0\xed\xe8\xe9 \xe4\xe0\xf1\xf2 \xec\xee\xf9\xed\xfb\xe9 "
+		"\xf2\xee\xeb\xf7\xee\xea"
+		" \xef\xee\xe4\xfa\xb8\xec\xf3 \xf1\xe5\xeb\xfc\xf1\xea\xee\xe3\xee "
+		"\xf5\xee\xe7\xff\xe9"
+		"\xf1\xf2\xe2\xe0.</p>\n<p>\xc2 \xf7\xe0\xf9\xe0\xf5 \xfe\xe3\xe0 \xe6\xe8\xeb "
+		"\xe1\xfb"
+		" \xf6\xe8\xf2\xf0\xf3\xf1? \xc4\xe0, \xed\xee "
+		"\xf4\xe0\xeb\xfc\xf8\xe8\xe2\xfb\xe9 \xfd"
+		"\xea\xe7\xe5\xec\xef\xeb\xff\xf0!</p>\n</body></html>\n"),
+	FIXTURE("utf8-bom", "text/plain", NULL, "\xef\xbb\xbfh\xc3\xa9llo"),
 	FIXTURE("xml-decl", "application/xml", NULL,
-	    "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>caf\xe9</r>"),
+		"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>caf\xe9</r>"),
 	FIXTURE("utf8-undeclared", "text/plain", NULL,
-	    "D\xc3\xa9j\xc3\xa0 vu : na\xc3\xafve fa\xc3\xa7" "ade, c\xc5\x93ur, \xc3\x86r\xc3\xb8"
-	    "sk\xc3\xb8" "bing, \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xe2\x9c\x93\n"),
+		"D\xc3\xa9j\xc3\xa0 vu : na\xc3\xafve fa\xc3\xa7"
+		"ade, c\xc5\x93ur, \xc3\x86r\xc3\xb8"
+		"sk\xc3\xb8"
+		"bing, \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xe2\x9c\x93\n"),
 	FIXTURE("cp1252-undeclared", "text/plain", NULL,
-	    "Le prix du menu est de 15 \x80 (quinze euros), service compris. \xab Tr\xe8s bon rap"
-	    "port qualit\xe9-prix \xbb, \xe9" "crit le critique ; le chef r\xe9pond : \x93" "C\x92"
-	    "est notre c\x9cur de m\xe9tier\x85\x94\nLes \x9cufs brouill\xe9s, la cr\xe8me fra\xee"
-	    "che et le p\xe2t\xe9 de campagne sont pr\xe9par\xe9s \xe0 la maison. Un caf\xe9 co\xfb"
-	    "te 2 \x80 ; un th\xe9, 3 \x80 ; le g\xe2teau du jour, 6 \x80. \xc0 bient\xf4t, ch\xe8"
-	    "re client\xe8le ! Nous sommes ouverts du mardi au dimanche, et la terrasse est chauf"
-	    "f\xe9" "e l\x92hiver.\n"),
+		"Le prix du menu est de 15 \x80 (quinze euros), service compris. \xab Tr\xe8s bon "
+		"rap"
+		"port qualit\xe9-prix \xbb, \xe9"
+		"crit le critique ; le chef r\xe9pond : \x93"
+		"C\x92"
+		"est notre c\x9cur de m\xe9tier\x85\x94\nLes \x9cufs brouill\xe9s, la cr\xe8me "
+		"fra\xee"
+		"che et le p\xe2t\xe9 de campagne sont pr\xe9par\xe9s \xe0 la maison. Un caf\xe9 "
+		"co\xfb"
+		"te 2 \x80 ; un th\xe9, 3 \x80 ; le g\xe2teau du jour, 6 \x80. \xc0 bient\xf4t, "
+		"ch\xe8"
+		"re client\xe8le ! Nous sommes ouverts du mardi au dimanche, et la terrasse est "
+		"chauf"
+		"f\xe9"
+		"e l\x92hiver.\n"),
 	FIXTURE("br", "text/plain; charset=utf-8", "br",
-	    "\x1b\x13\x05\xf8\x1d\xa9S\x9f\xbbp-V\x86&\xa7\x15@\xd8\xe8$[\xda[\x18\x18\x0d\x1cLf\xf9"
-	    "\x05"),
+		"\x1b\x13\x05\xf8\x1d\xa9S\x9f\xbbp-V\x86&\xa7\x15@\xd8\xe8$[\xda["
+		"\x18\x18\x0d\x1cLf\xf9"
+		"\x05"),
 };
 
 #undef FIXTURE
 
-static void
-ep_fixture(struct call *c)
+static void ep_fixture(struct call *c)
 {
 	const char *name = query_str(c, "name", "");
 	size_t i;
@@ -1023,7 +1035,7 @@ ep_fixture(struct call *c)
 			continue;
 		if (f->content_encoding != NULL)
 			evhttp_add_header(evhttp_request_get_output_headers(c->req),
-			    "Content-Encoding", f->content_encoding);
+					  "Content-Encoding", f->content_encoding);
 		reply_data(c->req, 200, f->content_type, f->body, f->len);
 		return;
 	}
@@ -1033,8 +1045,7 @@ ep_fixture(struct call *c)
 /* /cookie-chain?n=N[&i=I]: hops 1..N each set cookie cI=I and redirect (302)
  * to hop I+1; hop N+1 answers {"cookie": the Cookie header it got, or null,
  * "hops": N}. */
-static void
-ep_cookie_chain(struct call *c)
+static void ep_cookie_chain(struct call *c)
 {
 	long n = query_long(c, "n", 3, 0, 100), i = query_long(c, "i", 1, 1, 101);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
@@ -1050,8 +1061,10 @@ ep_cookie_chain(struct call *c)
 		return;
 	}
 	got = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
-	reply_json(c->req, 200, NULL, json_pack("{s:o,s:I}", "cookie",
-	    got != NULL ? json_bytes(got, strlen(got)) : json_null(), "hops", (json_int_t)n));
+	reply_json(c->req, 200, NULL,
+		   json_pack("{s:o,s:I}", "cookie",
+			     got != NULL ? json_bytes(got, strlen(got)) : json_null(), "hops",
+			     (json_int_t)n));
 }
 
 /* /connections: how many TCP connections were accepted, so a test can
@@ -1074,8 +1087,9 @@ static void ep_tls_stats(struct call *c)
 		return;
 	}
 	upstream_tls_counts(c->up->tls, &full, &resumed);
-	reply_json(c->req, 200, NULL, json_pack("{s:I,s:I}", "full", (json_int_t)full,
-	    "resumed", (json_int_t)resumed));
+	reply_json(
+		c->req, 200, NULL,
+		json_pack("{s:I,s:I}", "full", (json_int_t)full, "resumed", (json_int_t)resumed));
 }
 
 /* evhttp's hook for each new connection: count it, and give it TLS when
@@ -1129,8 +1143,7 @@ static const struct route {
 	{"/cookie-chain", ep_cookie_chain},
 };
 
-static void
-route_request(struct evhttp_request *req, void *arg)
+static void route_request(struct evhttp_request *req, void *arg)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
@@ -1148,9 +1161,9 @@ route_request(struct evhttp_request *req, void *arg)
 		path = "/";
 	/* the tests' queries of the counters stay out of the TLS counts */
 	if (c.up->tls != NULL && (strcmp(path, "/tls-stats") == 0 || strcmp(path, "/stats") == 0 ||
-	    strcmp(path, "/release") == 0))
-		upstream_tls_exclude(c.up->tls,
-		    evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)));
+				  strcmp(path, "/release") == 0))
+		upstream_tls_exclude(c.up->tls, evhttp_connection_get_bufferevent(
+							evhttp_request_get_connection(req)));
 	if (strncmp(path, "/status/", 8) == 0) {
 		ep_status(&c, path + 8);
 		goto done;
@@ -1167,8 +1180,7 @@ done:
 }
 
 /* Gzip "hello gzip\n" x 100 once, for /gzip. */
-static int
-gzip_prepare(struct upstream *up)
+static int gzip_prepare(struct upstream *up)
 {
 	static const char line[] = "hello gzip\n";
 	char plain[(sizeof(line) - 1) * 100];
@@ -1196,16 +1208,14 @@ gzip_prepare(struct upstream *up)
 	return rc == Z_STREAM_END ? 0 : -1;
 }
 
-static void
-signal_cb(evutil_socket_t sig, short what, void *arg)
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
 	event_base_loopbreak(arg);
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct upstream up;
 	struct evhttp_bound_socket *bound;
@@ -1232,8 +1242,10 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--tls-max") == 0 && i + 1 < argc) {
 			tls.max_version = argv[++i];
 		} else {
-			fprintf(stderr, "usage: %s [--port N] [--tls CERT KEY "
-			    "[--tls-client-ca FILE] [--tls-max 1.2|1.3]]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [--port N] [--tls CERT KEY "
+				"[--tls-client-ca FILE] [--tls-max 1.2|1.3]]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -1242,7 +1254,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (tls.cert != NULL && (up.tls = upstream_tls_new(&tls, tls_err, sizeof(tls_err))) == NULL) {
+	if (tls.cert != NULL &&
+	    (up.tls = upstream_tls_new(&tls, tls_err, sizeof(tls_err))) == NULL) {
 		fprintf(stderr, "upstream: %s\n", tls_err);
 		goto out;
 	}
@@ -1268,8 +1281,9 @@ main(int argc, char **argv)
 	evhttp_set_max_body_size(up.http, 16 * 1024 * 1024);
 	evhttp_set_timeout(up.http, 600);
 	evhttp_set_allowed_methods(up.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	    EVHTTP_REQ_PATCH);
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(up.http, route_request, &up);
 	evhttp_set_bevcb(up.http, count_connection, &up);
 	bound = evhttp_bind_socket_with_handle(up.http, "127.0.0.1", (ev_uint16_t)port);
@@ -1293,7 +1307,7 @@ main(int argc, char **argv)
 		int one = 1;
 
 		setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+			   sizeof(one));
 	}
 	ev_term = evsignal_new(up.base, SIGTERM, signal_cb, up.base);
 	ev_int = evsignal_new(up.base, SIGINT, signal_cb, up.base);

@@ -28,8 +28,7 @@ static const unsigned char session_id_context[] = "fetchd-test-upstream";
  * after sending tickets), and only the first one counts. */
 static char counted, excluded;
 
-static void
-info_cb(const SSL *ssl, int where, int ret)
+static void info_cb(const SSL *ssl, int where, int ret)
 {
 	void *state = SSL_get_app_data(ssl);
 	struct upstream_tls *t = state;
@@ -44,8 +43,7 @@ info_cb(const SSL *ssl, int where, int ret)
 		t->full++;
 }
 
-void
-upstream_tls_exclude(struct upstream_tls *t, struct bufferevent *bev)
+void upstream_tls_exclude(struct upstream_tls *t, struct bufferevent *bev)
 {
 	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 
@@ -60,8 +58,7 @@ upstream_tls_exclude(struct upstream_tls *t, struct bufferevent *bev)
 	SSL_set_app_data(ssl, &excluded);
 }
 
-static void
-openssl_error(const char *what, const char *file, char *err, size_t errlen)
+static void openssl_error(const char *what, const char *file, char *err, size_t errlen)
 {
 	char buf[256];
 
@@ -70,8 +67,7 @@ openssl_error(const char *what, const char *file, char *err, size_t errlen)
 	ERR_clear_error();
 }
 
-struct upstream_tls *
-upstream_tls_new(const struct upstream_tls_opts *o, char *err, size_t errlen)
+struct upstream_tls *upstream_tls_new(const struct upstream_tls_opts *o, char *err, size_t errlen)
 {
 	struct upstream_tls *t = calloc(1, sizeof(*t));
 	STACK_OF(X509_NAME) *names = NULL;
@@ -94,8 +90,9 @@ upstream_tls_new(const struct upstream_tls_opts *o, char *err, size_t errlen)
 		goto bad;
 	}
 	if (o->max_version != NULL) {
-		int v = strcmp(o->max_version, "1.2") == 0 ? TLS1_2_VERSION :
-		    strcmp(o->max_version, "1.3") == 0 ? TLS1_3_VERSION : 0;
+		int v = strcmp(o->max_version, "1.2") == 0   ? TLS1_2_VERSION
+			: strcmp(o->max_version, "1.3") == 0 ? TLS1_3_VERSION
+							     : 0;
 
 		if (v == 0 || SSL_CTX_set_max_proto_version(t->ctx, v) != 1) {
 			snprintf(err, errlen, "--tls-max %s: want 1.2 or 1.3", o->max_version);
@@ -109,14 +106,12 @@ upstream_tls_new(const struct upstream_tls_opts *o, char *err, size_t errlen)
 			goto bad;
 		}
 		SSL_CTX_set_client_CA_list(t->ctx, names);
-		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-		    NULL);
+		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	}
 	/* resumption: a server-side session cache (TLS 1.2 session IDs) and
 	 * tickets (TLS 1.2 and 1.3; OpenSSL's default, stated here) */
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_SERVER);
-	SSL_CTX_set_session_id_context(t->ctx, session_id_context,
-	    sizeof(session_id_context) - 1);
+	SSL_CTX_set_session_id_context(t->ctx, session_id_context, sizeof(session_id_context) - 1);
 	SSL_CTX_clear_options(t->ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_info_callback(t->ctx, info_cb);
 	return t;
@@ -125,8 +120,7 @@ bad:
 	return NULL;
 }
 
-struct bufferevent *
-upstream_tls_bufferevent(struct upstream_tls *t, struct event_base *base)
+struct bufferevent *upstream_tls_bufferevent(struct upstream_tls *t, struct event_base *base)
 {
 	struct bufferevent *bev;
 	SSL *ssl = SSL_new(t->ctx);
@@ -136,7 +130,7 @@ upstream_tls_bufferevent(struct upstream_tls *t, struct event_base *base)
 	SSL_set_app_data(ssl, t);
 	/* frees ssl on failure too (BEV_OPT_CLOSE_ON_FREE) */
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE);
+					     BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		return NULL;
 	/* a client closing without close_notify is not an error here */
@@ -144,15 +138,13 @@ upstream_tls_bufferevent(struct upstream_tls *t, struct event_base *base)
 	return bev;
 }
 
-void
-upstream_tls_counts(const struct upstream_tls *t, unsigned long *full, unsigned long *resumed)
+void upstream_tls_counts(const struct upstream_tls *t, unsigned long *full, unsigned long *resumed)
 {
 	*full = t->full;
 	*resumed = t->resumed;
 }
 
-void
-upstream_tls_free(struct upstream_tls *t)
+void upstream_tls_free(struct upstream_tls *t)
 {
 	if (t == NULL)
 		return;

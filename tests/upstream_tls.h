@@ -20,15 +20,14 @@
 struct upstream_tls;
 
 struct upstream_tls_opts {
-	const char *cert;	/* PEM certificate chain, leaf first */
-	const char *key;	/* its PEM private key */
-	const char *client_ca;	/* NULL, or: require a client certificate by this CA */
+	const char *cert;	 /* PEM certificate chain, leaf first */
+	const char *key;	 /* its PEM private key */
+	const char *client_ca;	 /* NULL, or: require a client certificate by this CA */
 	const char *max_version; /* NULL, "1.2" or "1.3": the highest version offered */
 };
 
 /* A server context from o. NULL on error, with a sentence in err. */
-struct upstream_tls *upstream_tls_new(const struct upstream_tls_opts *o, char *err,
-    size_t errlen);
+struct upstream_tls *upstream_tls_new(const struct upstream_tls_opts *o, char *err, size_t errlen);
 
 /* A bufferevent for evhttp_set_bevcb: TLS, accepting, no descriptor yet
  * (evhttp sets it). NULL on error. */
@@ -37,8 +36,7 @@ struct bufferevent *upstream_tls_bufferevent(struct upstream_tls *t, struct even
 /* Handshakes completed so far, full ones and resumed ones, of every
  * connection not excluded. Each connection counts once, at the end of its
  * first handshake. */
-void upstream_tls_counts(const struct upstream_tls *t, unsigned long *full,
-    unsigned long *resumed);
+void upstream_tls_counts(const struct upstream_tls *t, unsigned long *full, unsigned long *resumed);
 
 /* Take the connection of bev (one of upstream_tls_bufferevent's) out of the
  * counts, for good: the tests' own queries of the upstream's counters must

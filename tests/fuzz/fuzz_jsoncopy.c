@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * duplicates refused to tell. */
 static int has_repeated_name(const char *doc, size_t len)
 {
-	json_t *strict = json_loadb(doc, len, JSON_DECODE_ANY | JSON_ALLOW_NUL |
-						     JSON_REJECT_DUPLICATES, NULL);
+	json_t *strict = json_loadb(
+		doc, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
 
 	if (strict == NULL)
 		return 1;

@@ -28,8 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* NULL only on out of memory, which ASan's allocator never returns. */
 	if (!json_is_object(links))
 		abort();
-	json_object_foreach(links, rel, link)
-	{
+	json_object_foreach (links, rel, link) {
 		/* Every link carries the absolute URL it was resolved to. */
 		if (!json_is_object(link) || !json_is_string(json_object_get(link, "url")))
 			abort();

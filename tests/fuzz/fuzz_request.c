@@ -84,8 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t i;
 		json_t *item;
 
-		json_array_foreach(items, i, item)
-		{
+		json_array_foreach (items, i, item) {
 			if (i >= 64)
 				break;
 			bind_one(item, cfg);
