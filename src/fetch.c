@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "curlshare.h"
 #include "executor.h"
 #include "http_status.h"
 #include "log.h"
@@ -68,7 +69,7 @@ struct fetch_worker {
 	unsigned id;
 	CURL *curl;
 	unsigned generation;	 /* of connection_generation when curl was made */
-	struct share_gen *share; /* of that generation, a reference held */
+	struct curlshare *share; /* of that generation, a reference held */
 
 	/* The transfer and error buffer live here, so the callbacks' data
 	 * pointers are set once per handle, not per hop. */
@@ -98,117 +99,17 @@ struct fetch_worker {
 	struct config_blob ca_pem, client_cert_pem, client_key_pem;
 };
 
-/* The share handle of one generation: DNS cache and TLS sessions across
- * workers, with its own locks. Connections and HSTS are not shared:
- * libcurl does not support that across threads.
- *
- * libcurl 7.88 has no way to flush a share's TLS sessions while handles
- * are attached to it (CURLSHOPT_UNSHARE refuses with CURLSHE_IN_USE), so
- * fetch_drop_connections makes a new share instead, and each worker moves
- * to it with its new easy handle. The old one lives until its last worker
- * has left it (refs: one per worker attached, one while it is current). */
-struct share_gen {
-	CURLSH *sh;
-	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
-	unsigned refs; /* guarded by share_mutex */
-};
-
-static pthread_mutex_t share_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct share_gen *share_current; /* guarded by share_mutex */
-
 /* Bumped when the destination or TLS rules change: each worker then
  * replaces its easy handle, closing the connections it pooled under the
  * old rules, and attaches the share of the new generation. Bumped after
- * share_current is replaced, so a worker that sees the new number takes
+ * the current share is replaced (curlshare_replace), so a worker that sees the new number takes
  * the new share. */
 static atomic_uint connection_generation;
 
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
-{
-	struct share_gen *g = arg;
-
-	(void)h;
-	(void)access;
-	pthread_mutex_lock(&g->locks[data]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *arg)
-{
-	struct share_gen *g = arg;
-
-	(void)h;
-	pthread_mutex_unlock(&g->locks[data]);
-}
-
-/* A new share with one reference, or NULL. */
-static struct share_gen *share_gen_new(void)
-{
-	struct share_gen *g = calloc(1, sizeof(*g));
-
-	if (g == NULL)
-		return NULL;
-	g->sh = curl_share_init();
-	if (g->sh == NULL) {
-		free(g);
-		return NULL;
-	}
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&g->locks[i], NULL);
-	g->refs = 1;
-	curl_share_setopt(g->sh, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(g->sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(g->sh, CURLSHOPT_USERDATA, g);
-	curl_share_setopt(g->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(g->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	return g;
-}
-
-/* The current share, one more reference taken (NULL before
- * fetch_global_init). */
-static struct share_gen *share_get(void)
-{
-	struct share_gen *g;
-
-	pthread_mutex_lock(&share_mutex);
-	g = share_current;
-	if (g != NULL)
-		g->refs++;
-	pthread_mutex_unlock(&share_mutex);
-	return g;
-}
-
-/* Drop a reference; the last cleans the share up (no handle is attached
- * to it by then: each reference is a worker whose handle uses it). */
-static void share_put(struct share_gen *g)
-{
-	bool last;
-
-	if (g == NULL)
-		return;
-	pthread_mutex_lock(&share_mutex);
-	last = --g->refs == 0;
-	pthread_mutex_unlock(&share_mutex);
-	if (!last)
-		return;
-	curl_share_cleanup(g->sh);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&g->locks[i]);
-	free(g);
-}
-
 void fetch_drop_connections(void)
 {
-	struct share_gen *fresh = share_gen_new(), *old = NULL;
-
-	if (fresh == NULL) {
+	if (curlshare_replace() != 0)
 		log_warn("out of memory for a new TLS session cache: keeping the old one");
-	} else {
-		pthread_mutex_lock(&share_mutex);
-		old = share_current;
-		share_current = fresh;
-		pthread_mutex_unlock(&share_mutex);
-		share_put(old);
-	}
 	atomic_fetch_add(&connection_generation, 1);
 }
 
@@ -254,19 +155,12 @@ int fetch_global_init(void)
 	snprintf(via_self, sizeof(via_self), "Via: 1.1 fetchd-%016llx", (unsigned long long)name);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
-	share_current = share_gen_new();
-	return share_current != NULL ? 0 : -1;
+	return curlshare_replace();
 }
 
 void fetch_global_cleanup(void)
 {
-	struct share_gen *g;
-
-	pthread_mutex_lock(&share_mutex);
-	g = share_current;
-	share_current = NULL;
-	pthread_mutex_unlock(&share_mutex);
-	share_put(g);
+	curlshare_retire();
 	curl_global_cleanup();
 }
 
@@ -294,11 +188,11 @@ struct fetch_worker *fetch_worker_new(unsigned worker_id)
 		return NULL;
 	w->id = worker_id;
 	w->generation = atomic_load(&connection_generation);
-	w->share = share_get();
+	w->share = curlshare_get();
 	w->curl = handle_new();
 	if (w->curl == NULL || w->share == NULL) {
 		curl_easy_cleanup(w->curl);
-		share_put(w->share);
+		curlshare_put(w->share);
 		free(w);
 		return NULL;
 	}
@@ -322,7 +216,7 @@ void fetch_worker_free(struct fetch_worker *w)
 	if (w == NULL)
 		return;
 	curl_easy_cleanup(w->curl);
-	share_put(w->share); /* after the handle that used it */
+	curlshare_put(w->share); /* after the handle that used it */
 	curl_slist_free_all(w->plain_headers);
 	free(w->spare_body);
 	free(w->user_agent);
@@ -933,7 +827,7 @@ static void setup_hop_full(struct fetch_worker *w, const char *url, const char *
 		curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)cfg->idle_per_worker);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SHARE, w->share->sh);
+	curl_easy_setopt(c, CURLOPT_SHARE, curlshare_handle(w->share));
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols_str(cfg));
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -1164,20 +1058,20 @@ enum run_next {
 static void worker_refresh_handle(struct fetch_worker *w)
 {
 	unsigned generation = atomic_load(&connection_generation);
-	struct share_gen *share;
+	struct curlshare *share;
 	CURL *fresh;
 
 	if (w->generation == generation)
 		return;
-	share = share_get();
+	share = curlshare_get();
 	fresh = handle_new();
 	if (fresh == NULL || share == NULL) {
 		curl_easy_cleanup(fresh);
-		share_put(share);
+		curlshare_put(share);
 		return;
 	}
 	curl_easy_cleanup(w->curl);
-	share_put(w->share); /* the old handle no longer uses it */
+	curlshare_put(w->share); /* the old handle no longer uses it */
 	w->curl = fresh;
 	w->share = share;
 	w->generation = generation;
