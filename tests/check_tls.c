@@ -73,62 +73,42 @@ START_TEST(test_ca_file_trusts_the_private_ca)
 }
 END_TEST
 
-/* Each bad certificate is refused even though ca_file trusts the CA. */
-START_TEST(test_expired_certificate_is_tls_error)
+/* Each bad certificate is refused even though ca_file trusts the CA: a
+ * 502 tls_error whose curl_error says why. */
+static void expect_leaf_refused(const char *leaf, const char *why)
 {
 	struct upstream u;
 	struct fetchd f;
 	struct http_resp r;
 	char *url;
 
-	tls_upstream_start(&u, "expired", false, NULL);
+	tls_upstream_start(&u, leaf, false, NULL);
 	tls_fetchd_start(&f, 2, true, NULL);
 	url = tls_url(&u, "127.0.0.1", "/json");
 	fetch_tls_url(&f, url, false, &r);
-	expect_tls_error(&r, "certificate has expired");
+	expect_tls_error(&r, why);
 	http_resp_free(&r);
 	free(url);
 	fetchd_stop(&f);
 	upstream_stop(&u);
 }
+
+START_TEST(test_expired_certificate_is_tls_error)
+{
+	expect_leaf_refused("expired", "certificate has expired");
+}
 END_TEST
 
+/* a leaf for wrong.example only, by the trusted CA, at 127.0.0.1 */
 START_TEST(test_wrong_name_is_tls_error)
 {
-	struct upstream u;
-	struct fetchd f;
-	struct http_resp r;
-	char *url;
-
-	/* a leaf for wrong.example only, by the trusted CA, at 127.0.0.1 */
-	tls_upstream_start(&u, "wrong-name", false, NULL);
-	tls_fetchd_start(&f, 2, true, NULL);
-	url = tls_url(&u, "127.0.0.1", "/json");
-	fetch_tls_url(&f, url, false, &r);
-	expect_tls_error(&r, "subject name");
-	http_resp_free(&r);
-	free(url);
-	fetchd_stop(&f);
-	upstream_stop(&u);
+	expect_leaf_refused("wrong-name", "subject name");
 }
 END_TEST
 
 START_TEST(test_self_signed_certificate_is_tls_error)
 {
-	struct upstream u;
-	struct fetchd f;
-	struct http_resp r;
-	char *url;
-
-	tls_upstream_start(&u, "self-signed", false, NULL);
-	tls_fetchd_start(&f, 2, true, NULL);
-	url = tls_url(&u, "127.0.0.1", "/json");
-	fetch_tls_url(&f, url, false, &r);
-	expect_tls_error(&r, "self-signed certificate");
-	http_resp_free(&r);
-	free(url);
-	fetchd_stop(&f);
-	upstream_stop(&u);
+	expect_leaf_refused("self-signed", "self-signed certificate");
 }
 END_TEST
 
