@@ -40,6 +40,7 @@ enum config_type {
 	CONFIG_T_CIDRS,
 	CONFIG_T_HOSTS,
 	CONFIG_T_SCHEMES,
+	CONFIG_T_RETRY_ON, /* connect, timeout, reset and statuses 400..599 */
 };
 
 /* One key: where it lives in struct fetchd_config and its valid range
@@ -107,6 +108,12 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("fetch", "allow_downgrade", CONFIG_T_BOOL, allow_downgrade, 0, 0),
 	CONFIG_KEY("fetch", "max_idle_connections", CONFIG_T_UINT, max_idle_connections, 0,
 		   100000000),
+	CONFIG_KEY("fetch", "retry_attempts", CONFIG_T_UINT, retry.attempts, 0, RETRY_MAX),
+	CONFIG_KEY("fetch", "retry_backoff", CONFIG_T_DURATION, retry.backoff_ms, 0,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("fetch", "retry_max_backoff", CONFIG_T_DURATION, retry.max_backoff_ms, 0,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("fetch", "retry_on", CONFIG_T_RETRY_ON, retry, 0, 0),
 
 	CONFIG_KEY("security", "deny_private", CONFIG_T_BOOL, deny_private, 0, 0),
 	CONFIG_LIST("security", "allow", CONFIG_T_CIDRS, allow, n_allow),
@@ -174,6 +181,12 @@ struct fetchd_config *config_new(void)
 	cfg->low_speed_time_ms = 15 * 1000;
 	cfg->max_response_bytes = UINT64_C(10) << 20;
 	cfg->max_redirects = 10;
+	cfg->retry.backoff_ms = 500;
+	cfg->retry.max_backoff_ms = 10 * 1000;
+	for (const char *const *on = (const char *const[]){"connect", "timeout", "reset", "429",
+							   "502", "503", "504", NULL};
+	     *on != NULL; on++)
+		retry_on_add(&cfg->retry, *on);
 	cfg->user_agent = strdup("fetchd/" PACKAGE_VERSION);
 	if (cfg->user_agent == NULL)
 		goto bad;
@@ -307,7 +320,8 @@ static const struct config_key *config_key_find(const char *section, const char 
 static bool config_is_list(const struct config_key *k)
 {
 	return k->type == CONFIG_T_LISTEN || k->type == CONFIG_T_CIDRS ||
-	       k->type == CONFIG_T_HOSTS || k->type == CONFIG_T_SCHEMES;
+	       k->type == CONFIG_T_HOSTS || k->type == CONFIG_T_SCHEMES ||
+	       k->type == CONFIG_T_RETRY_ON;
 }
 
 /* Copy s without leading and trailing whitespace. NULL on out of memory. */
@@ -693,6 +707,27 @@ static int config_set_list(struct fetchd_config *cfg, const struct config_key *k
 		cfg->schemes = schemes;
 		break;
 
+	case CONFIG_T_RETRY_ON: {
+		/* the first line replaces the default; empty: retry nothing */
+		struct retry_policy on = cfg->retry;
+
+		if (replace) {
+			on.on_kinds = 0;
+			memset(on.on_status, 0, sizeof(on.on_status));
+		}
+		msg[0] = '\0';
+		for (i = 0; i < (size_t)n; i++)
+			if (retry_on_add(&on, items[i]) != 0)
+				config_msg_add(msg, msglen,
+					       "%s.%s: '%s' is not connect, timeout, reset or a "
+					       "status 400..599",
+					       k->section, k->name, items[i]);
+		if (msg[0] != '\0')
+			goto out;
+		cfg->retry = on;
+		break;
+	}
+
 	default: snprintf(msg, msglen, "%s.%s: not a list", k->section, k->name); goto out;
 	}
 	ret = 0;
@@ -803,7 +838,8 @@ static int config_set_key(struct fetchd_config *cfg, const struct config_key *k,
 	case CONFIG_T_LISTEN:
 	case CONFIG_T_CIDRS:
 	case CONFIG_T_HOSTS:
-	case CONFIG_T_SCHEMES: return config_set_list(cfg, k, value, replace, msg, msglen);
+	case CONFIG_T_SCHEMES:
+	case CONFIG_T_RETRY_ON: return config_set_list(cfg, k, value, replace, msg, msglen);
 	}
 	snprintf(msg, msglen, "%s.%s: unknown key", k->section, k->name);
 	return -1;
@@ -1299,6 +1335,10 @@ static bool config_dump_empty(const struct fetchd_config *cfg, const struct conf
 {
 	if (k->type == CONFIG_T_PATH)
 		return *(char *const *)((const char *)cfg + k->off) == NULL;
+	if (k->type == CONFIG_T_RETRY_ON)
+		return cfg->retry.on_kinds == 0 &&
+		       memcmp(cfg->retry.on_status, (uint32_t[sizeof(cfg->retry.on_status) / 4]){0},
+			      sizeof(cfg->retry.on_status)) == 0;
 	if (config_is_list(k) && k->type != CONFIG_T_SCHEMES)
 		return *(const size_t *)((const char *)cfg + k->off_n) == 0;
 	return false;
@@ -1308,7 +1348,7 @@ static bool config_dump_empty(const struct fetchd_config *cfg, const struct conf
 static void config_dump_key(FILE *out, const struct fetchd_config *cfg, const struct config_key *k)
 {
 	const void *field = (const char *)cfg + k->off;
-	size_t n = config_is_list(k) && k->type != CONFIG_T_SCHEMES
+	size_t n = config_is_list(k) && k->type != CONFIG_T_SCHEMES && k->type != CONFIG_T_RETRY_ON
 			   ? *(const size_t *)((const char *)cfg + k->off_n)
 			   : 0;
 	char addr[INET6_ADDRSTRLEN];
@@ -1341,6 +1381,13 @@ static void config_dump_key(FILE *out, const struct fetchd_config *cfg, const st
 			cfg->schemes == (CONFIG_SCHEME_HTTP | CONFIG_SCHEME_HTTPS) ? ", " : "",
 			cfg->schemes & CONFIG_SCHEME_HTTPS ? "https" : "");
 		break;
+	case CONFIG_T_RETRY_ON: {
+		char on[1024];
+
+		retry_on_format(&cfg->retry, on, sizeof(on));
+		fputs(on, out);
+		break;
+	}
 	}
 	fputc('\n', out);
 }

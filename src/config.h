@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "netguard.h"
+#include "retry.h"
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/fetchd/fetchd.conf"
 
@@ -93,6 +94,7 @@ struct fetchd_config {
 	char *client_key;	       /* its private key (PEM); given with client_cert */
 	bool allow_downgrade;	       /* may a redirect lead from https: to http:? */
 	unsigned max_idle_connections; /* over every worker; 0: derived */
+	struct retry_policy retry;     /* the defaults of a request's "retry" */
 	/* Worked out by config_check from the above and the machine's fd
 	 * limit (capacity_fd_budget): each worker's CURLOPT_MAXCONNECTS, and
 	 * the descriptors the whole configuration needs. */

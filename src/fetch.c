@@ -504,6 +504,57 @@ static int prereq_cb(void *arg, char *conn_primary_ip, char *conn_local_ip, int 
 	return CURL_PREREQFUNC_OK;
 }
 
+/* This attempt has its outcome: record it after the earlier ones and ask
+ * the policy whether the loop should retry (retry.h). Once per attempt:
+ * a document that fails after its status was known keeps that record. */
+static void attempt_close(struct fetch_task *t, int status, enum fetchd_err err, int cc,
+			  int64_t retry_after)
+{
+	uint64_t now = clock_now_ns();
+	struct retry_attempt *a;
+
+	if (t->attempt_closed || t->n_attempts > RETRY_MAX)
+		return;
+	t->attempt_closed = true;
+	a = &t->attempts[t->n_attempts++];
+	*a = (struct retry_attempt){
+		.status = status,
+		.err = err,
+		.start_ms = (t->attempt_start_ns - t->origin_ns) / 1000000,
+		.duration_ms = (now - t->attempt_start_ns) / 1000000,
+	};
+	t->retry = retry_decide(&t->req->retry, t->req->method, t->n_attempts,
+				&(struct retry_outcome){
+					.status = status,
+					.err = err,
+					.curl_code = cc,
+					.retry_after_ms = retry_after,
+					.duration_ms = a->duration_ms,
+				},
+				now < t->deadline_ns ? (t->deadline_ns - now) / 1000000 : 0,
+				&t->retry_delay_ms, &t->retry_reason);
+}
+
+/* The attempts so far into an error document's extra members. */
+static void attempts_extra(const struct fetch_task *t, json_t *extra)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; i < t->n_attempts; i++) {
+		const struct retry_attempt *a = &t->attempts[i];
+
+		json_array_append_new(list, json_pack("{s:o, s:I, s:I}", "outcome",
+						      a->err == ERR_NONE
+							      ? json_integer(a->status)
+							      : json_string(err_code_name(a->err)),
+						      "start_ms", (json_int_t)a->start_ms,
+						      "duration_ms", (json_int_t)a->duration_ms));
+	}
+	json_object_set_new(extra, "attempts", list);
+	if (t->retry == RETRY_CUT_SHORT)
+		json_object_set_new(extra, "retry_cut_short", json_true());
+}
+
 /* Set the error document on the task. */
 static void fail(struct fetch_task *t, enum fetchd_err err, const char *message, CURLcode cc,
 		 const char *curl_error)
@@ -513,6 +564,13 @@ static void fail(struct fetch_task *t, enum fetchd_err err, const char *message,
 	if (cc != CURLE_OK) {
 		extra = json_pack("{s:i, s:s}", "curl_code", (int)cc, "curl_error",
 				  curl_error && *curl_error ? curl_error : curl_easy_strerror(cc));
+	}
+	attempt_close(t, 0, err, (int)cc, -1);
+	if (t->req->retry.attempts > 0) {
+		if (extra == NULL)
+			extra = json_object();
+		if (extra != NULL)
+			attempts_extra(t, extra);
 	}
 	if (t->doc != NULL) {
 		free(t->doc);
@@ -960,6 +1018,24 @@ static void transfer_free(struct fetch_worker *w, struct transfer *tr)
 	memset(tr, 0, sizeof(*tr));
 }
 
+/* An upstream answered: close the attempt with its status and
+ * Retry-After, and give the document the attempts when it may retry. */
+static void succeed_attempt(struct fetch_task *t, const struct response_hop *final,
+			    struct fetch_response *resp)
+{
+	int64_t retry_after = -1;
+
+	for (size_t i = 0; i < final->n_headers; i++)
+		if (strcasecmp(final->headers[i].name, "Retry-After") == 0)
+			retry_after = retry_after_ms(final->headers[i].value);
+	attempt_close(t, (int) final->status, ERR_NONE, CURLE_OK, retry_after);
+	if (t->req->retry.attempts > 0) {
+		resp->attempts = t->attempts;
+		resp->n_attempts = t->n_attempts;
+		resp->retry_cut_short = t->retry == RETRY_CUT_SHORT;
+	}
+}
+
 /* Finish a successful fetch: materialize the document on this thread. */
 static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned worker,
 		    struct response_timing *timing)
@@ -1003,6 +1079,7 @@ static void succeed(struct fetch_task *t, struct transfer *tr, CURL *c, unsigned
 	resp.remote_ip = ip;
 	resp.remote_port = port;
 	resp.worker = worker;
+	succeed_attempt(t, current_hop(tr), &resp);
 
 	struct materialize_limits limits = {
 		.hold = &t->hold, .stop = fetch_should_stop, .stop_arg = t};
@@ -1343,6 +1420,9 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 	struct run r;
 	enum run_next next = RUN_FOLLOW;
 
+	t->attempt_start_ns = clock_now_ns();
+	t->attempt_closed = false;
+	t->retry = RETRY_NO;
 	worker_refresh_handle(w);
 	run_start(&r, w, t);
 	if (r.url == NULL) {

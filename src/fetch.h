@@ -8,6 +8,7 @@
 
 #include "budget.h"
 #include "errors.h"
+#include "retry.h"
 
 struct fetch_request;
 struct fetchd_config;
@@ -70,6 +71,21 @@ struct fetch_task {
 	int http_status;     /* 200 or the error's status */
 	enum fetchd_err err; /* ERR_NONE when an upstream answered */
 	uint64_t bytes_in;   /* body bytes received from upstream */
+
+	/* Retries (src/retry.h). The loop sets origin_ns (the request's
+	 * arrival) and keeps the earlier attempts' records in attempts; the
+	 * worker appends its own record, writes them all into the document
+	 * when req->retry.attempts > 0, and leaves the policy's verdict for
+	 * the loop to act on (retry_delay_ms and retry_reason with
+	 * RETRY_YES). */
+	uint64_t origin_ns;
+	struct retry_attempt attempts[RETRY_MAX + 1];
+	unsigned n_attempts;
+	enum retry_verdict retry;
+	uint64_t retry_delay_ms;
+	enum retry_reason retry_reason;
+	uint64_t attempt_start_ns; /* the worker's own */
+	bool attempt_closed;	   /* its record is in attempts */
 };
 
 /* Perform the fetch with the blocking curl_easy_perform, following

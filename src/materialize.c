@@ -639,6 +639,35 @@ static void put_tls(struct jsonw *w, const struct tls_info *tls)
 	JSONW_LIT(w, "}");
 }
 
+/* [{"outcome": 503 or "connect_failed", "start_ms", "duration_ms"}, ...]
+ * and, when a retry was cut short, "retry_cut_short": true after it. */
+static void put_attempts(struct jsonw *w, const struct fetch_response *resp)
+{
+	JSONW_LIT(w, "[");
+	for (size_t i = 0; i < resp->n_attempts; i++) {
+		const struct retry_attempt *a = &resp->attempts[i];
+		const char *code = err_code_name(a->err);
+
+		JSONW_LIT(w, "{\"outcome\":");
+		if (a->err == ERR_NONE)
+			jsonw_int(w, a->status);
+		else
+			jsonw_string(w, code, strlen(code));
+		JSONW_LIT(w, ",\"start_ms\":");
+		jsonw_int(w, (long long)a->start_ms);
+		JSONW_LIT(w, ",\"duration_ms\":");
+		jsonw_int(w, (long long)a->duration_ms);
+		JSONW_LIT(w, "}");
+		if (i + 1 < resp->n_attempts)
+			JSONW_LIT(w, ",");
+	}
+	JSONW_LIT(w, "]");
+	if (resp->retry_cut_short) {
+		jsonw_key(w, "retry_cut_short");
+		jsonw_bool(w, true);
+	}
+}
+
 enum materialize_result materialize_document_limited(const struct fetch_response *resp,
 						     unsigned fields, enum body_mode mode,
 						     const struct materialize_limits *limits,
@@ -742,6 +771,10 @@ enum materialize_result materialize_document_limited(const struct fetch_response
 	if (fields & FIELD_TLS) {
 		jsonw_key(&d.w, "tls");
 		put_tls(&d.w, resp->tls);
+	}
+	if ((fields & FIELD_ATTEMPTS) && resp->n_attempts > 0) {
+		jsonw_key(&d.w, "attempts");
+		put_attempts(&d.w, resp);
 	}
 	JSONW_LIT(&d.w, "}");
 	if (doc_stop(&d) || d.w.oom) {

@@ -36,6 +36,10 @@ struct fetch_response {
 	long remote_port;
 	unsigned worker;
 	const struct tls_info *tls; /* NULL: plain http (the field is null) */
+	/* every attempt so far, this one last; none: no "attempts" field */
+	const struct retry_attempt *attempts;
+	size_t n_attempts;
+	bool retry_cut_short; /* a retry was due but would pass the deadline */
 };
 
 /* Build the response document of SPEC section 2 for the fields and body

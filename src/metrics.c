@@ -234,6 +234,16 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 			     (unsigned long long)v);
 		}
 	}
+	emit(&t, "# HELP fetchd_retries_total Retries started, by the reason: connect, timeout, "
+		 "reset, or the upstream's status.\n"
+		 "# TYPE fetchd_retries_total counter\n");
+	for (int r = 0; r < RETRY_STATUS; r++)
+		emit(&t, "fetchd_retries_total{reason=\"%s\"} %llu\n", retry_reason_name(r),
+		     (unsigned long long)m->retries[r]);
+	for (int s = RETRY_STATUS_MIN; s <= RETRY_STATUS_MAX; s++)
+		if (m->retries_status[s - RETRY_STATUS_MIN] != 0)
+			emit(&t, "fetchd_retries_total{reason=\"%d\"} %llu\n", s,
+			     (unsigned long long)m->retries_status[s - RETRY_STATUS_MIN]);
 	emit(&t,
 	     "# HELP fetchd_client_cancelled_total Fetches whose client disconnected.\n"
 	     "# TYPE fetchd_client_cancelled_total counter\n"

@@ -34,7 +34,10 @@ struct metrics {
 	uint64_t pool_aborted[1 + CONFIG_MAX_POOLS]; /* running, client gone */
 	uint64_t upstream_bytes;		     /* body bytes received from upstreams */
 	uint64_t response_bytes;		     /* bytes of documents written to clients */
-	uint64_t client_cancelled;		     /* fetches whose client went away */
+	/* retries started, by reason; RETRY_STATUS's by status 400..599 */
+	uint64_t retries[RETRY__COUNT];
+	uint64_t retries_status[RETRY_STATUS_MAX - RETRY_STATUS_MIN + 1];
+	uint64_t client_cancelled; /* fetches whose client went away */
 	/* client connections (copied from the connections module) */
 	uint64_t connections_open;
 	uint64_t connections_accepted;

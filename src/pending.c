@@ -60,6 +60,10 @@ struct job {
 	size_t index;	       /* in p's items */
 	size_t request_charge; /* its body and URL, charged to the budget */
 	struct event *deadline_ev;
+	/* the backoff before a retry (src/retry.h): while it runs the job is
+	 * neither queued nor running, and holds no document */
+	struct event *retry_ev;
+	bool backing_off;
 };
 
 /* One client request waiting for its answer: a single fetch, or a batch.
@@ -231,6 +235,8 @@ static void job_free(struct job *j)
 	snapshot_release(j->snap);
 	if (j->deadline_ev)
 		event_free(j->deadline_ev);
+	if (j->retry_ev)
+		event_free(j->retry_ev);
 	request_free(j->req);
 	free(j->ft.doc);
 	/* the request, and a document nobody took */
@@ -247,6 +253,7 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 
 	(void)worker_id;
 	j->ft.queued_ns = t->started_ns - t->submitted_ns;
+	j->ft.retry = RETRY_NO;	  /* fetch_run decides again */
 	if (worker_ctx == NULL) { /* its curl handle could not be made */
 		j->ft.err = ERR_UPSTREAM_ERROR;
 		j->ft.http_status = err_http_status(ERR_UPSTREAM_ERROR);
@@ -257,6 +264,56 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 	}
 	fetch_run(worker_ctx, &j->ft);
 	memory_note_task(j->ft.bytes_in + j->ft.doc_len);
+}
+
+/* The backoff is over: the next attempt goes to the back of its pool's
+ * queue, with its deadline as it was (the deadline event still runs). */
+static void job_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct pending *p = j->p;
+	size_t i = j->index;
+
+	(void)fd;
+	(void)what;
+	j->backing_off = false;
+	if (executor_submit(j->ex, &j->task) != 0) {
+		p->items[i].job = NULL;
+		job_free(j);
+		pending_item_error(
+			p, i, ERR_OVERLOADED,
+			"the worker pool and its queue were full for a retry; retry later");
+	}
+}
+
+/* The attempt asked for a retry (ft.retry, decided by the policy on the
+ * worker, which saw the response): drop its document, give back its
+ * charge, and wait out the backoff on a loop timer, never on a worker.
+ * Returns -1 when the timer cannot be made (the attempt's answer stands). */
+static int job_backoff(struct job *j, char *doc)
+{
+	struct server *srv = j->p->srv;
+	uint64_t ms = j->ft.retry_delay_ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	if (j->retry_ev == NULL)
+		j->retry_ev = evtimer_new(srv->base, job_retry, j);
+	if (j->retry_ev == NULL || evtimer_add(j->retry_ev, &tv) != 0)
+		return -1;
+	free(doc);
+	budget_release(doc_account_budget(srv->docs), j->ft.doc_len);
+	j->ft.doc_len = 0;
+	j->ft.hold.failed = j->ft.hold.never_fits = false;
+	j->ft.err = ERR_NONE;
+	j->ft.http_status = 0;
+	j->ft.bytes_in = 0;
+	j->backing_off = true;
+	if (j->ft.retry_reason == RETRY_STATUS)
+		srv->metrics.retries_status[j->ft.attempts[j->ft.n_attempts - 1].status -
+					    RETRY_STATUS_MIN]++;
+	else
+		srv->metrics.retries[j->ft.retry_reason]++;
+	return 0;
 }
 
 /* Loop side: the document is ready. */
@@ -285,6 +342,9 @@ static void job_done(struct executor_task *t)
 	double ran = (double)(clock_now_ns() - t->started_ns) / 1e9;
 	metrics_observe(&m->fetch_duration, ran);
 	metrics_observe(&m->pool_fetch_duration[j->pool], ran);
+	if (j->ft.retry == RETRY_YES && !p->gone && !p->srv->draining &&
+	    !atomic_load(&j->ft.cancel) && job_backoff(j, doc) == 0)
+		return;
 	if (j->ft.err == ERR_CLIENT_CLOSED && !p->gone) {
 		/* aborted by the drain's timeout, not for its client */
 		free(doc);
@@ -308,6 +368,14 @@ static void job_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (j->backing_off) {
+		/* the policy starts no retry that cannot finish in time; a
+		 * loop that fell behind may still get here */
+		job_free(j);
+		pending_item_error(p, i, ERR_UPSTREAM_TIMEOUT,
+				   "the deadline passed while waiting to retry");
+		return;
+	}
 	if (executor_cancel(j->ex, &j->task) != 0)
 		return;
 	job_free(j);
@@ -330,7 +398,7 @@ static bool pending_cancel(struct pending *p, enum cancel_reason why)
 			continue;
 		if (why == CANCEL_CLIENT_GONE)
 			p->srv->metrics.client_cancelled++;
-		if (executor_cancel(j->ex, &j->task) == 0) {
+		if (j->backing_off || executor_cancel(j->ex, &j->task) == 0) {
 			size_t left = p->n_left;
 
 			job_free(j);
@@ -555,6 +623,7 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		return;
 	}
 	j->ft.deadline_ns = clock_now_ns() + req->timeout_ms * 1000000ull;
+	j->ft.origin_ns = p->start_ns;
 	atomic_init(&j->ft.cancel, false);
 	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
 	if (j->deadline_ev == NULL) {

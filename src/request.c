@@ -24,10 +24,25 @@
 #define REQUEST_MAX_HEADER_VALUE 8192
 
 static const char *const request_fields_allowed[] = {
-	"url",	       "method",       "params",     "headers",		 "body",
-	"body_base64", "json",	       "timeout",    "follow_redirects", "max_redirects",
-	"max_bytes",   "verify_tls",   "decompress", "body_mode",	 "fields",
-	"pool",	       "http_version",
+	"url",
+	"method",
+	"params",
+	"headers",
+	"body",
+	"body_base64",
+	"json",
+	"timeout",
+	"follow_redirects",
+	"max_redirects",
+	"max_bytes",
+	"verify_tls",
+	"decompress",
+	"body_mode",
+	"fields",
+	"pool",
+	"http_version",
+	"retry",
+	"retry_non_idempotent",
 };
 
 static const char *const request_methods[] = {
@@ -54,6 +69,7 @@ static const char *const request_field_names[] = {
 	"truncated",	"elapsed_ms",
 	"timing",	"remote",
 	"worker",	"tls",
+	"attempts",
 };
 
 #define REQUEST_COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -931,6 +947,84 @@ static int request_bind_http_version(struct fetch_request *r, const json_t *v,
 			    json_string_value(v));
 }
 
+/* "retry.on": a list of "connect", "timeout", "reset" and statuses
+ * 400..599 (integers), replacing [fetch] retry_on. */
+static int request_bind_retry_on(struct fetch_request *r, const json_t *v,
+				 struct request_error *err)
+{
+	const json_t *item;
+	size_t i;
+
+	if (!json_is_array(v))
+		return request_fail(err, ERR_INVALID_REQUEST, "field 'retry.on' must be an array");
+	r->retry.on_kinds = 0;
+	memset(r->retry.on_status, 0, sizeof(r->retry.on_status));
+	json_array_foreach (v, i, item) {
+		if (json_is_integer(item) && json_integer_value(item) >= RETRY_STATUS_MIN &&
+		    json_integer_value(item) <= RETRY_STATUS_MAX) {
+			retry_on_add_status(&r->retry, (int)json_integer_value(item));
+		} else if (!json_is_string(item) || request_has_nul(item) ||
+			   (json_string_value(item)[0] >= '0' &&
+			    json_string_value(item)[0] <= '9') ||
+			   retry_on_add(&r->retry, json_string_value(item)) != 0) {
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "field 'retry.on' items must be \"connect\", "
+					    "\"timeout\", \"reset\" or a status 400..599");
+		}
+	}
+	return 0;
+}
+
+/* "retry": {"attempts", "backoff", "max_backoff", "on"}, each optional
+ * over [fetch] retry_*; and "retry_non_idempotent". */
+static int request_bind_retry(struct fetch_request *r, const json_t *obj,
+			      const struct fetchd_config *cfg, struct request_error *err)
+{
+	const json_t *t = json_object_get(obj, "retry"), *v;
+	const char *key;
+
+	r->retry = cfg->retry;
+	if (request_get_bool(obj, "retry_non_idempotent", &r->retry.non_idempotent, err) != 0)
+		return -1;
+	if (t == NULL)
+		return 0;
+	if (!json_is_object(t))
+		return request_fail(err, ERR_INVALID_REQUEST,
+				    "field 'retry' must be an object {\"attempts\": n, "
+				    "\"backoff\": s, \"max_backoff\": s, \"on\": [...]}");
+	json_object_foreach ((json_t *)t, key, v) {
+		if (strcmp(key, "attempts") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > RETRY_MAX)
+				return request_fail(err, ERR_INVALID_REQUEST,
+						    "field 'retry.attempts' must be an integer "
+						    "from 0 to %d",
+						    RETRY_MAX);
+			r->retry.attempts = (unsigned)json_integer_value(v);
+		} else if (strcmp(key, "backoff") == 0 || strcmp(key, "max_backoff") == 0) {
+			uint64_t *ms =
+				key[0] == 'b' ? &r->retry.backoff_ms : &r->retry.max_backoff_ms;
+
+			if (!json_is_number(v) || json_number_value(v) < 0 ||
+			    json_number_value(v) > 86400)
+				return request_fail(err, ERR_INVALID_REQUEST,
+						    "field 'retry.%s' must be a number of seconds "
+						    "from 0 to 86400",
+						    key);
+			*ms = (uint64_t)(json_number_value(v) * 1000.0 + 0.5);
+		} else if (strcmp(key, "on") == 0) {
+			if (request_bind_retry_on(r, v, err) != 0)
+				return -1;
+		} else {
+			return request_fail(err, ERR_INVALID_REQUEST,
+					    "unknown field 'retry.%.64s' (expected 'attempts', "
+					    "'backoff', 'max_backoff' or 'on')",
+					    key);
+		}
+	}
+	return 0;
+}
+
 static int request_bind_pool(struct fetch_request *r, const json_t *v,
 			     const struct fetchd_config *cfg, struct request_error *err)
 {
@@ -984,7 +1078,8 @@ struct fetch_request *request_from_json(const json_t *obj, const struct fetchd_c
 	v = json_object_get(obj, "fields");
 	if (v != NULL && request_bind_fields(r, v, err) != 0)
 		goto bad;
-	if (request_bind_pool(r, json_object_get(obj, "pool"), cfg, err) != 0)
+	if (request_bind_pool(r, json_object_get(obj, "pool"), cfg, err) != 0 ||
+	    request_bind_retry(r, obj, cfg, err) != 0)
 		goto bad;
 	return r;
 bad:

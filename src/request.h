@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "http.h"
+#include "retry.h"
 
 struct fetchd_config;
 
@@ -49,7 +50,8 @@ enum response_field {
 	FIELD_REMOTE = 1u << 19,
 	FIELD_WORKER = 1u << 20,
 	FIELD_TLS = 1u << 21,
-	FIELD_ALL = (1u << 22) - 1,
+	FIELD_ATTEMPTS = 1u << 22, /* written only when the fetch may retry */
+	FIELD_ALL = (1u << 23) - 1,
 };
 
 /* The name of a field bit ("status"), or NULL. */
@@ -78,8 +80,9 @@ struct fetch_request {
 	bool decompress;
 	enum body_mode body_mode;
 	enum request_http_version http_version;
-	unsigned fields; /* enum response_field bits */
-	char *pool;	 /* "default" or a [pool.NAME]; NULL: chosen by host */
+	unsigned fields;	   /* enum response_field bits */
+	char *pool;		   /* "default" or a [pool.NAME]; NULL: chosen by host */
+	struct retry_policy retry; /* [fetch] retry_* under the request's "retry" */
 };
 
 /* A validation failure: the code and a sentence naming the field. */

@@ -210,6 +210,25 @@ START_TEST(test_live_answers_match_the_openapi_schemas)
 	fetch_case(s, 200, "FullFetchDocument", true);
 	free(s);
 
+	/* retries: attempts in a document, and in an error, cut short */
+	s = str_printf("{\"url\":\"http://127.0.0.1:%d/flaky?key=oa&fail=1\","
+		       "\"retry\":{\"attempts\":2,\"backoff\":0.01,\"max_backoff\":1,"
+		       "\"on\":[\"connect\",\"timeout\",\"reset\",503]}}",
+		       u);
+	fetch_case(s, 200, "FullFetchDocument", true);
+	free(s);
+	s = str_printf("{\"url\":\"http://127.0.0.1:%d/flaky?key=ob&fail=1&retry_after=30\","
+		       "\"retry\":{\"attempts\":1},\"timeout\":2}",
+		       u);
+	fetch_case(s, 200, "FullFetchDocument", true);
+	free(s);
+	s = str_printf("{\"url\":\"http://127.0.0.1:%d/\",\"method\":\"POST\","
+		       "\"retry_non_idempotent\":true,\"retry\":{\"attempts\":1,\"backoff\":0}}",
+		       closed);
+	fetch_case(s, 502, "Error", true);
+	free(s);
+	fetch_case("{\"url\":\"http://127.0.0.1/\",\"retry\":{\"on\":[200]}}", 400, "Error", false);
+
 	/* errors fetchd answers itself, and fetch failures */
 	fetch_case("{\"url\":", 400, "Error", false);
 	fetch_case("{\"url\":\"http://127.0.0.1/\",\"timout\":5}", 400, "Error", false);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -579,6 +580,43 @@ static void ep_count(struct call *c)
 	reply_json(c->req, 200, NULL, json_pack("{s:I}", "hits", (json_int_t)ctr->hits));
 }
 
+/* /flaky?key=K&fail=N&status=S: the first N hits on K answer S (503),
+ * with Retry-After: R when retry_after=R, or an HTTP date R seconds
+ * ahead when retry_after_date=R; later hits answer 200 {"hits": n}. */
+static void ep_flaky(struct call *c)
+{
+	struct counter *ctr = counter_get(c->up, query_str(c, "key", ""));
+	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
+	long fail = query_long(c, "fail", 1, 0, 1000000);
+	long status = query_long(c, "status", 503, 400, 599);
+	long after = query_long(c, "retry_after", -1, -1, 86400);
+	long after_date = query_long(c, "retry_after_date", -1, -1, 86400);
+	char buf[64];
+
+	if (ctr == NULL) {
+		reply_text(c->req, 500, "no memory\n");
+		return;
+	}
+	ctr->hits++;
+	if ((long)ctr->hits > fail) {
+		reply_json(c->req, 200, NULL, json_pack("{s:I}", "hits", (json_int_t)ctr->hits));
+		return;
+	}
+	if (after >= 0) {
+		snprintf(buf, sizeof(buf), "%ld", after);
+		evhttp_add_header(out, "Retry-After", buf);
+	} else if (after_date >= 0) {
+		time_t when = time(NULL) + after_date;
+		struct tm tm;
+
+		gmtime_r(&when, &tm);
+		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		evhttp_add_header(out, "Retry-After", buf);
+	}
+	snprintf(buf, sizeof(buf), "flaky %ld\n", status);
+	reply_text(c->req, (int)status, buf);
+}
+
 static void ep_headers(struct call *c)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
@@ -1115,6 +1153,7 @@ static const struct route {
 	{"/release", ep_release},
 	{"/stats", ep_stats},
 	{"/count", ep_count},
+	{"/flaky", ep_flaky},
 	{"/connections", ep_connections},
 	{"/tls-stats", ep_tls_stats},
 	{"/headers", ep_headers},
