@@ -56,7 +56,7 @@ build() {
 	$CC '-DSYSCONFDIR="/etc"' "-DPACKAGE_VERSION=\"$version\"" $CFLAGS -o "$out/fuzz_$name" "$here/fuzz_$name.c" $srcs $LIBS
 }
 
-CONFIG_SRCS="config units netguard log capacity"
+CONFIG_SRCS="config units netguard log capacity retry"
 build request request url base64 $CONFIG_SRCS
 build config $CONFIG_SRCS
 build links links charset
