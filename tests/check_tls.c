@@ -320,9 +320,7 @@ START_TEST(test_reload_without_ca_file_verifies_the_next_fetch_again)
 	expect_json_fetched(&r);
 	http_resp_free(&r);
 
-	fetchd_write_config(&f, "[pool]\nthreads = 1\n");
-	ck_assert_int_eq(fetchd_signal(&f, SIGHUP), 0);
-	ck_assert_msg(wait_reloaded(&f, 1), "fetchd did not log \"reloaded:\" after SIGHUP");
+	reload_with(&f, "[pool]\nthreads = 1\n", 1);
 	fetch_tls_url(&f, url, false, &r);
 	expect_tls_error(&r, "unable to get local issuer certificate");
 	http_resp_free(&r);

@@ -540,9 +540,7 @@ START_TEST(test_reload_with_another_ca_at_the_same_path_drops_connections_and_se
 	join_held(bg, THREADS);
 
 	copy_file(other, trust);
-	fetchd_write_config(&f, conf);
-	ck_assert_int_eq(fetchd_signal(&f, SIGHUP), 0);
-	ck_assert_msg(wait_reloaded(&f, 1), "fetchd did not log \"reloaded:\" after SIGHUP");
+	reload_with(&f, conf, 1);
 	for (int i = 0; i < THREADS; i++)
 		bg[i] = bg_post_obj(f.port, "/v1/fetch", json_pack("{s:s}", "url", url));
 	for (int i = 0; i < THREADS; i++) {
@@ -586,9 +584,7 @@ START_TEST(test_reload_without_tls_changes_keeps_pooled_connections)
 	expect_json_fetched(&r);
 	expect_bool(&r, "tls.new_connection", true);
 	http_resp_free(&r);
-	fetchd_write_config(&f, conf2);
-	ck_assert_int_eq(fetchd_signal(&f, SIGHUP), 0);
-	ck_assert_msg(wait_reloaded(&f, 1), "fetchd did not log \"reloaded:\" after SIGHUP");
+	reload_with(&f, conf2, 1);
 	fetch_tls_url(&f, url, false, &r);
 	expect_json_fetched(&r);
 	expect_bool(&r, "tls.new_connection", false);

@@ -506,3 +506,10 @@ bool wait_reloaded(const struct fetchd *f, int n)
 		sleep_ms(20);
 	}
 }
+
+void reload_with(struct fetchd *f, const char *extra, int n)
+{
+	fetchd_write_config(f, extra);
+	ck_assert_int_eq(fetchd_signal(f, SIGHUP), 0);
+	ck_assert_msg(wait_reloaded(f, n), "fetchd did not log \"reloaded:\" after SIGHUP");
+}

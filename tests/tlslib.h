@@ -94,4 +94,8 @@ void expect_json_fetched(const struct http_resp *r);
 /* Wait (bounded) for the n-th "reloaded:" line of f's log. */
 bool wait_reloaded(const struct fetchd *f, int n);
 
+/* Rewrite f's config (it must keep_config) with extra, SIGHUP, and wait
+ * for its n-th "reloaded:" line; fails the test otherwise. */
+void reload_with(struct fetchd *f, const char *extra, int n);
+
 #endif
