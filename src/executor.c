@@ -24,9 +24,11 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "lanes.h"
 
-/* t->state. A task is in at most one list: the queue (QUEUED) or the
- * completion list (FINISHED), both linked through t->next/t->prev. */
+/* t->state. A task is in at most one list: its lane's queue (QUEUED,
+ * src/lanes.h) or the completion list (FINISHED), both linked through
+ * t->next/t->prev. */
 enum executor_task_state {
 	EXECUTOR_TASK_IDLE = 0,
 	EXECUTOR_TASK_QUEUED,
@@ -78,7 +80,9 @@ struct executor {
 	struct executor_worker *idle;
 	unsigned n_idle;
 	int running;
-	struct executor_task *queue_head, *queue_tail;
+	/* the queue: a lane per admission key, the ready ones served
+	 * round-robin; a worker takes a task only from a ready lane */
+	struct lanes lanes;
 	struct executor_task *done_head, *done_tail;
 	struct executor_worker *workers;
 	unsigned threads;	  /* live: workers not told to stop; under lock */
@@ -94,7 +98,6 @@ struct executor {
 	 * one is handed out in a few word scans (the linear search it
 	 * replaces was quadratic: 16384 workers took minutes to start). */
 	uint64_t ids[EXECUTOR_ID_WORDS];
-	unsigned queued;
 	unsigned queue_limit;
 	unsigned busy;
 	unsigned exited;
@@ -107,8 +110,9 @@ struct executor {
 
 	pthread_t spawner;
 	int spawner_started;
-	/* to_start or exited went up, or !running; before the spawner runs,
-	 * executor_start waits here for its workers to go idle */
+	/* to_start or exited went up, a lane was paused, or !running; before
+	 * the spawner runs, executor_start waits here for its workers to go
+	 * idle. CLOCK_MONOTONIC: the spawner also wakes the timed lanes. */
 	pthread_cond_t spawner_cond;
 	int started; /* executor_start has returned; under lock */
 };
@@ -126,6 +130,16 @@ static int executor_wake_worker_locked(struct executor *ex)
 	w->idle = 0;
 	pthread_cond_signal(&w->cond);
 	return 1;
+}
+
+/* A task is ready: wake an idle worker, or have the spawner start one
+ * when none is idle and the pool may grow. Under ex->lock. */
+static void executor_want_worker_locked(struct executor *ex)
+{
+	if (!executor_wake_worker_locked(ex) && ex->threads + ex->to_start < ex->max_threads) {
+		ex->to_start++;
+		pthread_cond_signal(&ex->spawner_cond);
+	}
 }
 
 /* Wake every worker (to make those told to stop leave, or to have idle
@@ -289,6 +303,7 @@ static void *executor_worker_main(void *arg)
 	struct executor_task *t;
 	void *ctx = NULL;
 	executor_idle_fn idle_fn;
+	uint64_t now;
 	int wake;
 
 	/* SCHED_BATCH: a worker whose fetch becomes ready does not preempt the
@@ -305,8 +320,9 @@ static void *executor_worker_main(void *arg)
 
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
-		while (ex->queue_head == NULL && !w->stop) {
-			if (executor_wait_locked(ex, w) && ex->queue_head == NULL && !w->stop) {
+		while (!lanes_any_ready(&ex->lanes) && !w->stop) {
+			if (executor_wait_locked(ex, w) && !lanes_any_ready(&ex->lanes) &&
+			    !w->stop) {
 				executor_unidle_locked(ex, w);
 				executor_retire_locked(ex, w);
 				ex->retired++;
@@ -315,24 +331,20 @@ static void *executor_worker_main(void *arg)
 		executor_unidle_locked(ex, w);
 		if (w->stop)
 			break;
-		t = ex->queue_head;
-		ex->queue_head = t->next;
-		if (ex->queue_head != NULL)
-			ex->queue_head->prev = NULL;
-		else
-			ex->queue_tail = NULL;
-		ex->queued--;
+		now = clock_now_ns();
+		t = lanes_pop(&ex->lanes, now);
 		ex->busy++;
-		t->next = NULL;
 		t->state = EXECUTOR_TASK_RUNNING;
-		t->started_ns = clock_now_ns();
+		t->started_ns = now;
 		pthread_mutex_unlock(&ex->lock);
 
 		t->run(t, ctx, w->id);
 
 		pthread_mutex_lock(&ex->lock);
 		ex->busy--;
-		idle_fn = ex->busy == 0 && ex->queue_head == NULL ? ex->idle_fn : NULL;
+		/* a lane this frees is ready for this worker's next turn */
+		lanes_finished(&ex->lanes, t, clock_now_ns());
+		idle_fn = ex->busy == 0 && ex->lanes.queued == 0 ? ex->idle_fn : NULL;
 		wake = executor_push_done_locked(ex, t);
 		if (wake || idle_fn != NULL) {
 			pthread_mutex_unlock(&ex->lock);
@@ -345,7 +357,7 @@ static void *executor_worker_main(void *arg)
 	}
 	/* Hand on a wake-up this stopping worker may have taken from a
 	 * signal meant for a worker that stays. */
-	if (ex->queue_head != NULL)
+	if (lanes_any_ready(&ex->lanes))
 		executor_wake_worker_locked(ex);
 	pthread_mutex_unlock(&ex->lock);
 
@@ -472,8 +484,22 @@ static void *executor_spawner_main(void *arg)
 
 	pthread_mutex_lock(&ex->lock);
 	while (ex->running) {
+		uint64_t now = clock_now_ns(), due;
+
+		/* lanes whose time came: a worker for each that is ready */
+		for (unsigned n = lanes_due(&ex->lanes, now); n > 0; n--)
+			executor_want_worker_locked(ex);
 		if (ex->to_start == 0 && ex->exited == 0) {
-			pthread_cond_wait(&ex->spawner_cond, &ex->lock);
+			due = lanes_next_due(&ex->lanes);
+			if (due == 0) {
+				pthread_cond_wait(&ex->spawner_cond, &ex->lock);
+			} else {
+				struct timespec ts = {
+					.tv_sec = (time_t)(due / UINT64_C(1000000000)),
+					.tv_nsec = (long)(due % UINT64_C(1000000000))};
+
+				pthread_cond_timedwait(&ex->spawner_cond, &ex->lock, &ts);
+			}
 			continue;
 		}
 		executor_reap_locked(ex);
@@ -539,6 +565,8 @@ static void executor_apply_params_locked(struct executor *ex, const struct execu
 		ex->to_start = ex->max_threads - ex->threads;
 	if (ex->threads + ex->to_start < ex->min_threads)
 		ex->to_start = ex->min_threads - ex->threads;
+	lanes_set_rules(&ex->lanes, p->per_key_limit, p->per_key_interval_ms * UINT64_C(1000000),
+			clock_now_ns());
 }
 
 struct executor *executor_start(struct event_base *base, const struct executor_params *p,
@@ -561,7 +589,14 @@ struct executor *executor_start(struct event_base *base, const struct executor_p
 		free(ex);
 		return NULL;
 	}
-	if (pthread_cond_init(&ex->spawner_cond, NULL) != 0) {
+	pthread_condattr_t ca;
+	int err;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	err = pthread_cond_init(&ex->spawner_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err != 0) {
 		pthread_mutex_destroy(&ex->lock);
 		free(ex);
 		return NULL;
@@ -573,6 +608,8 @@ struct executor *executor_start(struct event_base *base, const struct executor_p
 	ex->queue_limit = p->queue_limit;
 	ex->inline_mode = p->threads == 0;
 	ex->running = 1;
+	if (lanes_init(&ex->lanes) != 0)
+		goto bad;
 
 	ex->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ex->wake_fd < 0)
@@ -635,13 +672,14 @@ struct executor *executor_new(struct event_base *base, unsigned threads, unsigne
 
 int executor_submit(struct executor *ex, struct executor_task *t)
 {
-	int wake;
+	int wake, ready;
 
 	t->next = NULL;
 	t->prev = NULL;
 	t->submitted_ns = clock_now_ns();
 
 	if (ex->inline_mode) {
+		t->lane = NULL;
 		pthread_mutex_lock(&ex->lock);
 		if (!ex->running) {
 			ex->rejected++;
@@ -667,24 +705,20 @@ int executor_submit(struct executor *ex, struct executor_task *t)
 	pthread_mutex_lock(&ex->lock);
 	/* Capacity is max_threads + queue_limit, counted as busy + queued so
 	 * a task not yet picked up by a worker does not count as waiting. */
-	if (!ex->running || ex->busy + ex->queued >= ex->max_threads + ex->queue_limit) {
+	if (!ex->running || ex->busy + ex->lanes.queued >= ex->max_threads + ex->queue_limit ||
+	    (ready = lanes_push(&ex->lanes, t, t->submitted_ns)) < 0) {
 		ex->rejected++;
 		pthread_mutex_unlock(&ex->lock);
 		return -1;
 	}
 	t->state = EXECUTOR_TASK_QUEUED;
-	t->prev = ex->queue_tail;
-	if (ex->queue_tail != NULL)
-		ex->queue_tail->next = t;
-	else
-		ex->queue_head = t;
-	ex->queue_tail = t;
-	ex->queued++;
-	/* No idle worker: one more, started by the spawner, not here. */
-	if (!executor_wake_worker_locked(ex) && ex->threads + ex->to_start < ex->max_threads) {
-		ex->to_start++;
-		pthread_cond_signal(&ex->spawner_cond);
-	}
+	/* A worker for it, unless its key's rules hold it back (then the
+	 * task that frees its lane, or the spawner when its time comes,
+	 * finds one). No idle worker: the spawner starts one, not here. */
+	if (ready)
+		executor_want_worker_locked(ex);
+	if (ex->lanes.timed_head == t->lane)
+		pthread_cond_signal(&ex->spawner_cond); /* maybe a new first time */
 	pthread_mutex_unlock(&ex->lock);
 	return 0;
 }
@@ -696,21 +730,29 @@ int executor_cancel(struct executor *ex, struct executor_task *t)
 		pthread_mutex_unlock(&ex->lock);
 		return -1;
 	}
-	if (t->prev != NULL)
-		t->prev->next = t->next;
-	else
-		ex->queue_head = t->next;
-	if (t->next != NULL)
-		t->next->prev = t->prev;
-	else
-		ex->queue_tail = t->prev;
-	t->next = NULL;
-	t->prev = NULL;
+	lanes_remove(&ex->lanes, t, clock_now_ns());
 	t->state = EXECUTOR_TASK_CANCELLED;
-	ex->queued--;
 	ex->cancelled++;
 	pthread_mutex_unlock(&ex->lock);
 	return 0;
+}
+
+int executor_pause_key(struct executor *ex, const char *key, uint64_t ms)
+{
+	uint64_t now = clock_now_ns();
+	int r = 0;
+
+	if (ex->inline_mode || key == NULL)
+		return 0;
+	pthread_mutex_lock(&ex->lock);
+	if (ex->running) {
+		r = lanes_pause(&ex->lanes, key, now + ms * UINT64_C(1000000), now);
+		/* the spawner wakes the lane when the pause is over */
+		if (r > 0)
+			pthread_cond_signal(&ex->spawner_cond);
+	}
+	pthread_mutex_unlock(&ex->lock);
+	return r < 0 ? -1 : 0;
 }
 
 void executor_set_idle(struct executor *ex, executor_idle_fn idle)
@@ -731,7 +773,8 @@ int executor_reconfigure(struct executor *ex, const struct executor_params *p)
 		return 0;
 	}
 	executor_apply_params_locked(ex, p);
-	/* those told to stop leave, idle ones look at the new timeout */
+	/* those told to stop leave, idle ones look at the new timeout and
+	 * at lanes the new rules made ready */
 	executor_wake_all_locked(ex);
 	pthread_cond_signal(&ex->spawner_cond);
 	pthread_mutex_unlock(&ex->lock);
@@ -745,6 +788,8 @@ int executor_resize(struct executor *ex, unsigned threads, unsigned queue_limit)
 	pthread_mutex_lock(&ex->lock);
 	p.stack_size = ex->stack_size;
 	p.idle_timeout_ms = ex->idle_timeout_ns / UINT64_C(1000000);
+	p.per_key_limit = ex->lanes.limit;
+	p.per_key_interval_ms = ex->lanes.interval_ns / UINT64_C(1000000);
 	pthread_mutex_unlock(&ex->lock);
 	p.threads = threads;
 	p.min_threads = threads;
@@ -760,7 +805,7 @@ void executor_get_stats(struct executor *ex, struct executor_stats *out)
 	out->live = ex->threads;
 	out->busy = ex->busy;
 	out->idle = ex->n_idle;
-	out->queued = ex->queued;
+	out->queued = ex->lanes.queued;
 	out->queue_limit = ex->queue_limit;
 	out->completed = ex->completed;
 	out->rejected = ex->rejected;
@@ -768,6 +813,13 @@ void executor_get_stats(struct executor *ex, struct executor_stats *out)
 	out->spawned = ex->spawned;
 	out->retired = ex->retired;
 	out->spawn_failed = ex->spawn_failed;
+	out->keys = ex->lanes.n_keyed;
+	out->keys_at_limit = ex->lanes.n_full;
+	out->keys_paced = ex->lanes.n_paced;
+	out->key_waiting = ex->lanes.held;
+	out->key_limit_waits = ex->lanes.limit_waits;
+	out->key_pace_waits = ex->lanes.pace_waits;
+	out->key_pauses = ex->lanes.pauses;
 	pthread_mutex_unlock(&ex->lock);
 }
 
@@ -801,14 +853,11 @@ void executor_free(struct executor *ex)
 		free(w);
 	}
 
-	while ((t = ex->queue_head) != NULL) {
-		ex->queue_head = t->next;
-		t->next = NULL;
-		t->prev = NULL;
-		t->state = EXECUTOR_TASK_CANCELLED;
+	if (ex->lanes.unkeyed != NULL) {
+		while ((t = lanes_drain(&ex->lanes)) != NULL)
+			t->state = EXECUTOR_TASK_CANCELLED;
+		lanes_fini(&ex->lanes);
 	}
-	ex->queue_tail = NULL;
-	ex->queued = 0;
 
 	/* A done may submit again; running is 0 so that is refused, and the
 	 * list stays empty once drained. */

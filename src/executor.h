@@ -6,6 +6,7 @@
 
 struct event_base;
 struct executor;
+struct lane;
 
 /* A unit of work. Embed it in your own struct and recover that with
  * offsetof. The executor knows nothing of what the task does. */
@@ -17,6 +18,14 @@ struct executor_task {
 	 * unless executor_cancel removed the task first. */
 	void (*done)(struct executor_task *t);
 
+	/* The admission key, set by the caller before executor_submit: tasks
+	 * whose keys are equal strings share the per-key rules
+	 * (executor_params.per_key_limit and per_key_interval_ms,
+	 * executor_pause_key). NULL: no key, no rule. The string must stay
+	 * unchanged until done runs or executor_cancel removes the task; the
+	 * executor never interprets it. Ignored in inline mode. */
+	const char *key;
+
 	/* Filled by the executor, CLOCK_MONOTONIC nanoseconds: when submitted
 	 * and when a worker took the task. */
 	uint64_t submitted_ns;
@@ -25,6 +34,7 @@ struct executor_task {
 	/* Owned by the executor. */
 	struct executor_task *next;
 	struct executor_task *prev;
+	struct lane *lane;
 	int state;
 };
 
@@ -42,6 +52,14 @@ struct executor_stats {
 	uint64_t spawned;      /* workers started past executor_new */
 	uint64_t retired;      /* workers that left after thread_idle_timeout */
 	uint64_t spawn_failed; /* pthread_create refused (the task waited on) */
+	/* keyed admission */
+	unsigned keys;		  /* keys with a task queued, running or a pause */
+	unsigned keys_at_limit;	  /* keys with tasks waiting at per_key_limit */
+	unsigned keys_paced;	  /* keys whose next start waits for a time */
+	unsigned key_waiting;	  /* tasks held back by their key's rules */
+	uint64_t key_limit_waits; /* tasks submitted while their key was at its limit */
+	uint64_t key_pace_waits;  /* tasks submitted while their key waited for a time */
+	uint64_t key_pauses;	  /* executor_pause_key calls that took effect */
 };
 
 /* The most workers of one pool. */
@@ -57,6 +75,12 @@ struct executor_params {
 	unsigned queue_limit;
 	size_t stack_size;	  /* of each worker; 0: the C library's default */
 	uint64_t idle_timeout_ms; /* 0: workers above min_threads never leave */
+	/* Keyed admission (tasks with a key; the rest are never held back):
+	 * at most per_key_limit tasks of one key run at once (0: no limit),
+	 * and successive starts of one key's tasks are at least
+	 * per_key_interval_ms apart (0: no pacing). */
+	unsigned per_key_limit;
+	uint64_t per_key_interval_ms;
 };
 
 /* Per-worker state, created on the worker thread before it takes tasks
@@ -87,7 +111,12 @@ typedef void (*executor_idle_fn)(void *arg);
 void executor_set_idle(struct executor *ex, executor_idle_fn idle);
 
 /* Queue a task. Call on the loop thread. Returns -1 when the queue is full
- * (the caller answers 503). t->done runs later on the loop thread, exactly
+ * (the caller answers 503). Tasks wait in one queue per key (one more for
+ * the tasks without a key) and workers take them round-robin over the
+ * queues whose key may start a task now, so a key held back by its rules
+ * holds back no other; within a queue, first come first served. A task
+ * held back holds no worker: it waits in its queue, and capacity
+ * (threads + queue_limit) counts it as queued. t->done runs later on the loop thread, exactly
  * once, unless executor_cancel() removed the task first. In inline mode the
  * task runs before this returns, and done still runs later from the loop. */
 int executor_submit(struct executor *ex, struct executor_task *t);
@@ -96,6 +125,11 @@ int executor_submit(struct executor *ex, struct executor_task *t);
  * run), -1 if a worker already has it or it has finished (then done will
  * run or has run; abort the work through its own cancel flag). */
 int executor_cancel(struct executor *ex, struct executor_task *t);
+
+/* Start no task of key for ms from now (later if already paused longer);
+ * tasks already running go on. Safe from any thread; nothing in inline
+ * mode. The key is copied. Returns -1 on out of memory, else 0. */
+int executor_pause_key(struct executor *ex, const char *key, uint64_t ms);
 
 /* Reshape the pool live (a reload). Shrinking below the live workers tells
  * the highest-numbered ones to leave after their current task; growing to
