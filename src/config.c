@@ -88,6 +88,11 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("pool", "stack_size", CONFIG_T_SIZE, stack_size, CONFIG_STACK_MIN,
 		   UINT64_C(64) << 20),
 	CONFIG_KEY("pool", "queue_limit", CONFIG_T_UINT, queue_limit, 0, 1000000),
+	CONFIG_KEY("pool", "per_host_limit", CONFIG_T_UINT, per_host_limit, 0, CONFIG_MAX_THREADS),
+	CONFIG_KEY("pool", "per_host_interval", CONFIG_T_DURATION, per_host_interval_ms, 0,
+		   CONFIG_MS_PER_DAY),
+	CONFIG_KEY("pool", "per_host_max_pause", CONFIG_T_DURATION, per_host_max_pause_ms, 0,
+		   CONFIG_MS_PER_DAY),
 
 	CONFIG_KEY("fetch", "schemes", CONFIG_T_SCHEMES, schemes, 0, 0),
 	CONFIG_KEY("fetch", "connect_timeout", CONFIG_T_DURATION, connect_timeout_ms, 1,
@@ -171,6 +176,7 @@ struct fetchd_config *config_new(void)
 	cfg->threads = 16;
 	cfg->min_threads = CONFIG_MIN_THREADS_ALL;
 	cfg->thread_idle_timeout_ms = 60 * 1000;
+	cfg->per_host_max_pause_ms = 60 * 1000;
 	cfg->stack_size = CONFIG_STACK_DEFAULT;
 	cfg->queue_limit = 1024;
 

@@ -74,6 +74,13 @@ struct fetchd_config {
 	uint64_t thread_idle_timeout_ms; /* then a worker above min_threads leaves */
 	uint64_t stack_size;		 /* of every worker, every pool */
 	unsigned queue_limit;
+	/* per-host rules, in every pool (0: off): fetches running at once
+	 * against one host, the least time between two starts to one host,
+	 * and the longest a 429/503 Retry-After pauses a host (when either
+	 * rule is on) */
+	unsigned per_host_limit;
+	uint64_t per_host_interval_ms;
+	uint64_t per_host_max_pause_ms;
 	struct config_pool *pools; /* named pools, in file order */
 	size_t n_pools;
 

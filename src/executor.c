@@ -110,11 +110,13 @@ struct executor {
 
 	pthread_t spawner;
 	int spawner_started;
-	/* to_start or exited went up, a lane was paused, or !running; before
+	/* to_start or exited went up, a lane has an earlier time than
+	 * spawner_due, or !running; before
 	 * the spawner runs, executor_start waits here for its workers to go
 	 * idle. CLOCK_MONOTONIC: the spawner also wakes the timed lanes. */
 	pthread_cond_t spawner_cond;
-	int started; /* executor_start has returned; under lock */
+	uint64_t spawner_due; /* when the spawner wakes by itself, 0: never */
+	int started;	      /* executor_start has returned; under lock */
 };
 
 /* Wake the worker that went idle last, if any is idle. Under ex->lock.
@@ -130,6 +132,16 @@ static int executor_wake_worker_locked(struct executor *ex)
 	w->idle = 0;
 	pthread_cond_signal(&w->cond);
 	return 1;
+}
+
+/* The lanes may have a time earlier than the spawner's wake-up: tell it.
+ * Under ex->lock. */
+static void executor_timer_check_locked(struct executor *ex)
+{
+	uint64_t due = lanes_next_due(&ex->lanes);
+
+	if (due != 0 && (ex->spawner_due == 0 || due < ex->spawner_due))
+		pthread_cond_signal(&ex->spawner_cond);
 }
 
 /* A task is ready: wake an idle worker, or have the spawner start one
@@ -333,6 +345,7 @@ static void *executor_worker_main(void *arg)
 			break;
 		now = clock_now_ns();
 		t = lanes_pop(&ex->lanes, now);
+		executor_timer_check_locked(ex); /* its lane may be paced now */
 		ex->busy++;
 		t->state = EXECUTOR_TASK_RUNNING;
 		t->started_ns = now;
@@ -344,6 +357,7 @@ static void *executor_worker_main(void *arg)
 		ex->busy--;
 		/* a lane this frees is ready for this worker's next turn */
 		lanes_finished(&ex->lanes, t, clock_now_ns());
+		executor_timer_check_locked(ex);
 		idle_fn = ex->busy == 0 && ex->lanes.queued == 0 ? ex->idle_fn : NULL;
 		wake = executor_push_done_locked(ex, t);
 		if (wake || idle_fn != NULL) {
@@ -491,6 +505,7 @@ static void *executor_spawner_main(void *arg)
 			executor_want_worker_locked(ex);
 		if (ex->to_start == 0 && ex->exited == 0) {
 			due = lanes_next_due(&ex->lanes);
+			ex->spawner_due = due;
 			if (due == 0) {
 				pthread_cond_wait(&ex->spawner_cond, &ex->lock);
 			} else {
@@ -567,6 +582,7 @@ static void executor_apply_params_locked(struct executor *ex, const struct execu
 		ex->to_start = ex->min_threads - ex->threads;
 	lanes_set_rules(&ex->lanes, p->per_key_limit, p->per_key_interval_ms * UINT64_C(1000000),
 			clock_now_ns());
+	executor_timer_check_locked(ex);
 }
 
 struct executor *executor_start(struct event_base *base, const struct executor_params *p,
@@ -717,8 +733,7 @@ int executor_submit(struct executor *ex, struct executor_task *t)
 	 * finds one). No idle worker: the spawner starts one, not here. */
 	if (ready)
 		executor_want_worker_locked(ex);
-	if (ex->lanes.timed_head == t->lane)
-		pthread_cond_signal(&ex->spawner_cond); /* maybe a new first time */
+	executor_timer_check_locked(ex);
 	pthread_mutex_unlock(&ex->lock);
 	return 0;
 }
@@ -748,8 +763,7 @@ int executor_pause_key(struct executor *ex, const char *key, uint64_t ms)
 	if (ex->running) {
 		r = lanes_pause(&ex->lanes, key, now + ms * UINT64_C(1000000), now);
 		/* the spawner wakes the lane when the pause is over */
-		if (r > 0)
-			pthread_cond_signal(&ex->spawner_cond);
+		executor_timer_check_locked(ex);
 	}
 	pthread_mutex_unlock(&ex->lock);
 	return r < 0 ? -1 : 0;

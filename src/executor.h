@@ -57,8 +57,8 @@ struct executor_stats {
 	unsigned keys_at_limit;	  /* keys with tasks waiting at per_key_limit */
 	unsigned keys_paced;	  /* keys whose next start waits for a time */
 	unsigned key_waiting;	  /* tasks held back by their key's rules */
-	uint64_t key_limit_waits; /* tasks submitted while their key was at its limit */
-	uint64_t key_pace_waits;  /* tasks submitted while their key waited for a time */
+	uint64_t key_limit_waits; /* times a key's tasks began to wait at its limit */
+	uint64_t key_pace_waits;  /* times a key's tasks began to wait for a time */
 	uint64_t key_pauses;	  /* executor_pause_key calls that took effect */
 };
 

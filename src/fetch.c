@@ -516,6 +516,7 @@ static void attempt_close(struct fetch_task *t, int status, enum fetchd_err err,
 	if (t->attempt_closed || t->n_attempts > RETRY_MAX)
 		return;
 	t->attempt_closed = true;
+	t->retry_after_ms = retry_after;
 	a = &t->attempts[t->n_attempts++];
 	*a = (struct retry_attempt){
 		.status = status,
@@ -1120,6 +1121,44 @@ struct run {
 	struct response_timing timing;
 };
 
+/* A fetch stopped before a hop to another host (fetch.h, admitted_host):
+ * what run and transfer carry between hops, and the cookies the chain
+ * has set, to go on with on whichever worker takes the task next. */
+struct fetch_resume {
+	char *host; /* the next hop's, url_host_key */
+	char *url;
+	const char *method;
+	bool with_body, drop_credentials;
+	unsigned hop;
+	uint64_t start_ns;
+	struct response_timing timing;
+	struct response_hop *hops;
+	size_t n_hops, cap_hops;
+	size_t header_charged; /* still held in the task's budget hold */
+	char **cookies;	       /* CURLINFO_COOKIELIST lines */
+	size_t n_cookies;
+};
+
+const char *fetch_resume_host(const struct fetch_resume *s)
+{
+	return s->host;
+}
+
+void fetch_resume_free(struct fetch_resume *s)
+{
+	if (s == NULL)
+		return;
+	free(s->host);
+	free(s->url);
+	for (size_t i = 0; i < s->n_hops; i++)
+		hop_clear(&s->hops[i]);
+	free(s->hops);
+	for (size_t i = 0; i < s->n_cookies; i++)
+		free(s->cookies[i]);
+	free(s->cookies);
+	free(s);
+}
+
 /* What the redirect step decided. */
 enum run_next {
 	RUN_FINAL,  /* this hop's response is the answer */
@@ -1155,6 +1194,84 @@ static void worker_refresh_handle(struct fetch_worker *w)
 	w->plain = false; /* a new handle has none of our options */
 }
 
+/* Go on with a chain stopped before a hop to another host: take back its
+ * state and its cookies, and add this wait to its queue time. */
+static void run_resume(struct run *r, struct fetch_task *t)
+{
+	struct fetch_resume *s = t->resume;
+	struct transfer *tr = &r->w->tr;
+
+	t->resume = NULL;
+	r->url = s->url;
+	r->method = s->method;
+	r->with_body = s->with_body;
+	r->drop_credentials = s->drop_credentials;
+	r->hop = s->hop;
+	r->start_ns = s->start_ns;
+	r->timing = s->timing;
+	r->timing.queued_ms += (double)t->queued_ns / 1e6;
+	tr->hops = s->hops;
+	tr->n_hops = s->n_hops;
+	tr->cap_hops = s->cap_hops;
+	tr->header_charged = s->header_charged;
+	for (size_t i = 0; i < s->n_cookies; i++)
+		curl_easy_setopt(r->w->curl, CURLOPT_COOKIELIST, s->cookies[i]);
+	s->url = NULL;
+	s->hops = NULL;
+	s->n_hops = 0;
+	fetch_resume_free(s);
+}
+
+/* The next hop (r->url) goes to another host than the task was admitted
+ * under: keep the chain in t->resume for the loop to admit again, and
+ * end this run without a document. Returns -1 after failing the task (out
+ * of memory), 0 when parked, 1 when the host is the same (go on). */
+static int run_park_for_host(struct run *r)
+{
+	struct fetch_task *t = r->t;
+	struct transfer *tr = &r->w->tr;
+	struct fetch_resume *s;
+	char *host = url_get(r->url, CURLUPART_HOST, 0);
+	char *key = host != NULL ? url_host_key(host) : NULL;
+
+	free(host);
+	if (key == NULL) {
+		fail_no_memory(t);
+		return -1;
+	}
+	if (strcmp(key, t->admitted_host) == 0) {
+		free(key);
+		return 1;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		free(key);
+		fail_no_memory(t);
+		return -1;
+	}
+	s->host = key;
+	s->url = r->url;
+	s->method = r->method;
+	s->with_body = r->with_body;
+	s->drop_credentials = r->drop_credentials;
+	s->hop = r->hop + 1;
+	s->start_ns = r->start_ns;
+	s->timing = r->timing;
+	s->hops = tr->hops;
+	s->n_hops = tr->n_hops;
+	s->cap_hops = tr->cap_hops;
+	s->header_charged = tr->header_charged;
+	s->cookies = collect_cookies(r->w->curl, &s->n_cookies);
+	r->url = NULL;
+	tr->hops = NULL;
+	tr->n_hops = tr->cap_hops = 0;
+	tr->header_charged = 0; /* stays held: the chain's headers */
+	t->resume = s;
+	t->err = ERR_NONE;
+	t->http_status = 0;
+	return 0;
+}
+
 /* Start the task's transfer on the worker: its state, the spare body
  * buffer, no cookies of the previous task. */
 static void run_start(struct run *r, struct fetch_worker *w, struct fetch_task *t)
@@ -1180,7 +1297,10 @@ static void run_start(struct run *r, struct fetch_worker *w, struct fetch_task *
 	t->bytes_in = 0;
 	/* cookies never leak from the previous task on this worker */
 	curl_easy_setopt(w->curl, CURLOPT_COOKIELIST, "ALL");
-	r->url = strdup(t->req->url);
+	if (t->resume != NULL)
+		run_resume(r, t);
+	else
+		r->url = strdup(t->req->url);
 }
 
 /* [security] allow_hosts, judged on every hop's URL. Returns -1 after
@@ -1420,8 +1540,11 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 	struct run r;
 	enum run_next next = RUN_FOLLOW;
 
-	t->attempt_start_ns = clock_now_ns();
-	t->attempt_closed = false;
+	if (t->resume == NULL) {
+		t->attempt_start_ns = clock_now_ns();
+		t->attempt_closed = false;
+		t->retry_after_ms = -1;
+	}
 	t->retry = RETRY_NO;
 	worker_refresh_handle(w);
 	run_start(&r, w, t);
@@ -1443,6 +1566,8 @@ void fetch_run(struct fetch_worker *w, struct fetch_task *t)
 		next = redirect_step(&r);
 		if (next != RUN_FOLLOW)
 			break;
+		if (t->admitted_host != NULL && run_park_for_host(&r) <= 0)
+			goto out;
 	}
 	if (next == RUN_FINAL) {
 		r.timing.total_ms = (double)(clock_now_ns() - r.start_ns) / 1e6;

@@ -14,6 +14,7 @@ struct fetch_request;
 struct fetchd_config;
 struct netguard_rules;
 struct fetch_worker;
+struct fetch_resume;
 
 /* curl_global_init, the share handle (DNS cache, TLS sessions) with
  * its locks, and this process's Via name. Call once before any worker
@@ -86,7 +87,24 @@ struct fetch_task {
 	enum retry_reason retry_reason;
 	uint64_t attempt_start_ns; /* the worker's own */
 	bool attempt_closed;	   /* its record is in attempts */
+	int64_t retry_after_ms;	   /* the last answer's Retry-After, -1: none */
+
+	/* Per-host admission ([pool] per_host_limit): the host (url_host_key)
+	 * the loop admitted this task under, NULL when no per-host rule is
+	 * on. A redirect to another host then ends fetch_run early, with no
+	 * document and the chain so far in resume: the loop admits the task
+	 * again under fetch_resume_host(resume), and the next fetch_run goes
+	 * on from there. Each hop waits for its own host's turn in the queue,
+	 * never on a worker. */
+	const char *admitted_host;
+	struct fetch_resume *resume;
 };
+
+/* The host the next hop of a resumed fetch must be admitted under. */
+const char *fetch_resume_host(const struct fetch_resume *s);
+
+/* Free a resume fetch_run will not take (the task ends without it). */
+void fetch_resume_free(struct fetch_resume *s);
 
 /* Perform the fetch with the blocking curl_easy_perform, following
  * redirects hop by hop, and materialize the response document. Never

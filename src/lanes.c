@@ -201,6 +201,11 @@ static int lane_place(struct lanes *ls, struct lane *l, uint64_t now)
 	l->held = to == LANE_FULL || to == LANE_TIMED ? l->waiting : 0;
 	ls->held += l->held;
 	ls->n_full += (to == LANE_FULL) - (was == LANE_FULL);
+	if (to == LANE_IDLE && l->keyed && l->running == 0) {
+		lane_unlist(ls, l);
+		lanes_forget(ls, l);
+		return 0;
+	}
 	if (to == was && (to != LANE_TIMED || l->listed_ns == l->not_before_ns))
 		return 1;
 	lane_unlist(ls, l);
@@ -209,25 +214,30 @@ static int lane_place(struct lanes *ls, struct lane *l, uint64_t now)
 		lane_list_ready(ls, l);
 		return 2;
 	}
-	if (to == LANE_TIMED) {
+	if (to == LANE_TIMED)
 		lane_list_timed(ls, l);
-	} else if (to == LANE_IDLE && l->keyed && l->running == 0) {
-		lanes_forget(ls, l);
-		return 0;
-	}
 	return 1;
 }
 
-/* lane_place with n_paced kept: the timed lanes that hold tasks. */
+/* lane_place with n_paced (the timed lanes that hold tasks) and the wait
+ * counters kept: a wait is counted when a lane starts holding tasks back,
+ * at its limit or for a time. */
 static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 {
 	bool paced = l->place == LANE_TIMED && l->waiting > 0;
+	bool full = l->place == LANE_FULL;
 	int r;
 
 	ls->n_paced -= paced;
 	r = lane_place(ls, l, now);
-	if (r != 0)
-		ls->n_paced += l->place == LANE_TIMED && l->waiting > 0;
+	if (r == 0)
+		return 0;
+	/* a wait begins: the lane holds tasks back that it did not */
+	if (l->place == LANE_TIMED && l->waiting > 0) {
+		ls->n_paced++;
+		ls->pace_waits += !paced;
+	}
+	ls->limit_waits += l->place == LANE_FULL && !full;
 	return r;
 }
 
@@ -278,10 +288,6 @@ int lanes_push(struct lanes *ls, struct executor_task *t, uint64_t now)
 	l->waiting++;
 	ls->queued++;
 	lane_settle(ls, l, now);
-	if (l->place == LANE_FULL)
-		ls->limit_waits++;
-	else if (l->place == LANE_TIMED)
-		ls->pace_waits++;
 	return l->place == LANE_READY;
 }
 

@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,62 @@ static void emit_process(struct text *t, const struct metrics_build *b,
 
 /* Long, and left so: one emit stanza per exported metric, in the order of
  * the exposition, read as the list of what /metrics offers. */
+/* The series of each pool, from its executor_stats. The per-host ones
+ * count hosts and fetches, never name a host: bounded cardinality. */
+#define POOL_VALUE(field)                                                                          \
+	static uint64_t pool_##field(const struct executor_stats *st)                              \
+	{                                                                                          \
+		return st->field;                                                                  \
+	}
+POOL_VALUE(threads)
+POOL_VALUE(busy)
+POOL_VALUE(queued)
+POOL_VALUE(queue_limit)
+POOL_VALUE(rejected)
+POOL_VALUE(cancelled)
+POOL_VALUE(live)
+POOL_VALUE(idle)
+POOL_VALUE(min_threads)
+POOL_VALUE(keys)
+POOL_VALUE(keys_at_limit)
+POOL_VALUE(keys_paced)
+POOL_VALUE(key_waiting)
+POOL_VALUE(key_limit_waits)
+POOL_VALUE(key_pace_waits)
+POOL_VALUE(key_pauses)
+
+static const struct pool_series {
+	const char *name;
+	bool counter;
+	uint64_t (*value)(const struct executor_stats *st);
+	const char *help;
+} pool_series[] = {
+	{"fetchd_pool_threads", false, pool_threads, "Most worker threads of the pool."},
+	{"fetchd_pool_busy", false, pool_busy, "Workers running a fetch."},
+	{"fetchd_pool_queued", false, pool_queued, "Fetches waiting for a worker."},
+	{"fetchd_pool_queue_limit", false, pool_queue_limit, "Most fetches that may wait."},
+	{"fetchd_pool_rejected_total", true, pool_rejected, "Fetches refused: the queue was full."},
+	{"fetchd_pool_cancelled_total", true, pool_cancelled,
+	 "Queued fetches removed before they ran."},
+	{"fetchd_pool_threads_live", false, pool_live, "Worker threads running now."},
+	{"fetchd_pool_threads_idle", false, pool_idle, "Worker threads waiting for a fetch."},
+	{"fetchd_pool_threads_min", false, pool_min_threads, "Worker threads kept when idle."},
+	{"fetchd_pool_hosts", false, pool_keys,
+	 "Hosts with fetches queued or running, or paused, under per-host rules."},
+	{"fetchd_pool_hosts_at_limit", false, pool_keys_at_limit,
+	 "Hosts with fetches waiting because per_host_limit of theirs run."},
+	{"fetchd_pool_hosts_paced", false, pool_keys_paced,
+	 "Hosts with fetches waiting for per_host_interval or a Retry-After pause."},
+	{"fetchd_pool_host_waiting", false, pool_key_waiting,
+	 "Fetches held back by their host's rules (a part of fetchd_pool_queued)."},
+	{"fetchd_pool_host_limit_waits_total", true, pool_key_limit_waits,
+	 "Times a host's queued fetches began to wait at per_host_limit."},
+	{"fetchd_pool_host_pace_waits_total", true, pool_key_pace_waits,
+	 "Times a host's queued fetches began to wait for per_host_interval or a pause."},
+	{"fetchd_pool_host_pauses_total", true, pool_key_pauses,
+	 "Hosts paused by a 429 or 503 with Retry-After."},
+};
+
 char *metrics_render(const struct metrics *m, const char *const *pool_names,
 		     const struct executor_stats *pools, size_t n_pools, uint64_t pending_bytes,
 		     const struct metrics_build *build, const struct process_stats *proc,
@@ -203,36 +260,14 @@ char *metrics_render(const struct metrics *m, const char *const *pool_names,
 	for (size_t i = 0; i < METRICS_PLAIN_STATUSES && m->requests_plain[i].status != 0; i++)
 		emit(&t, "fetchd_requests_total{code=\"%d\",error=\"\"} %llu\n",
 		     m->requests_plain[i].status, (unsigned long long)m->requests_plain[i].n);
-	static const char *const gauges[][3] = {
-		{"fetchd_pool_threads", "gauge", "Most worker threads of the pool."},
-		{"fetchd_pool_busy", "gauge", "Workers running a fetch."},
-		{"fetchd_pool_queued", "gauge", "Fetches waiting for a worker."},
-		{"fetchd_pool_queue_limit", "gauge", "Most fetches that may wait."},
-		{"fetchd_pool_rejected_total", "counter", "Fetches refused: the queue was full."},
-		{"fetchd_pool_cancelled_total", "counter",
-		 "Queued fetches removed before they ran."},
-		{"fetchd_pool_threads_live", "gauge", "Worker threads running now."},
-		{"fetchd_pool_threads_idle", "gauge", "Worker threads waiting for a fetch."},
-		{"fetchd_pool_threads_min", "gauge", "Worker threads kept when idle."},
-	};
-	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
-		emit(&t, "# HELP %s %s\n# TYPE %s %s\n", gauges[g][0], gauges[g][2], gauges[g][0],
-		     gauges[g][1]);
-		for (size_t i = 0; i < n_pools; i++) {
-			const struct executor_stats *st = &pools[i];
-			uint64_t v = g == 0   ? st->threads
-				     : g == 1 ? st->busy
-				     : g == 2 ? st->queued
-				     : g == 3 ? st->queue_limit
-				     : g == 4 ? st->rejected
-				     : g == 5 ? st->cancelled
-				     : g == 6 ? st->live
-				     : g == 7 ? st->idle
-					      : st->min_threads;
+	for (size_t g = 0; g < sizeof(pool_series) / sizeof(pool_series[0]); g++) {
+		const struct pool_series *ps = &pool_series[g];
 
-			emit(&t, "%s{pool=\"%s\"} %llu\n", gauges[g][0], pool_names[i],
-			     (unsigned long long)v);
-		}
+		emit(&t, "# HELP %s %s\n# TYPE %s %s\n", ps->name, ps->help, ps->name,
+		     ps->counter ? "counter" : "gauge");
+		for (size_t i = 0; i < n_pools; i++)
+			emit(&t, "%s{pool=\"%s\"} %llu\n", ps->name, pool_names[i],
+			     (unsigned long long)ps->value(&pools[i]));
 	}
 	emit(&t, "# HELP fetchd_retries_total Retries started, by the reason: connect, timeout, "
 		 "reset, or the upstream's status.\n"

@@ -64,6 +64,9 @@ struct job {
 	 * neither queued nor running, and holds no document */
 	struct event *retry_ev;
 	bool backing_off;
+	/* the host its current hop is admitted under (task.key points here),
+	 * NULL when no per-host rule is on */
+	char *host_key;
 };
 
 /* One client request waiting for its answer: a single fetch, or a batch.
@@ -238,6 +241,8 @@ static void job_free(struct job *j)
 	if (j->retry_ev)
 		event_free(j->retry_ev);
 	request_free(j->req);
+	fetch_resume_free(j->ft.resume);
+	free(j->host_key);
 	free(j->ft.doc);
 	/* the request, and a document nobody took */
 	budget_hold_release(&j->ft.hold, j->ft.hold.held);
@@ -252,9 +257,9 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 	struct job *j = (struct job *)t;
 
 	(void)worker_id;
-	j->ft.queued_ns = t->started_ns - t->submitted_ns;
-	j->ft.retry = RETRY_NO;	  /* fetch_run decides again */
-	if (worker_ctx == NULL) { /* its curl handle could not be made */
+	j->ft.queued_ns = t->started_ns - t->submitted_ns; /* of this turn */
+	j->ft.retry = RETRY_NO;				   /* fetch_run decides again */
+	if (worker_ctx == NULL) {			   /* its curl handle could not be made */
 		j->ft.err = ERR_UPSTREAM_ERROR;
 		j->ft.http_status = err_http_status(ERR_UPSTREAM_ERROR);
 		j->ft.doc = err_document(ERR_UPSTREAM_ERROR, "this worker has no curl handle", NULL,
@@ -264,6 +269,17 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 	}
 	fetch_run(worker_ctx, &j->ft);
 	memory_note_task(j->ft.bytes_in + j->ft.doc_len);
+}
+
+/* Admit the task under host (taken) and queue it. Returns what
+ * executor_submit returns. */
+static int job_admit(struct job *j, char *host)
+{
+	free(j->host_key);
+	j->host_key = host;
+	j->ft.admitted_host = host;
+	j->task.key = host;
+	return executor_submit(j->ex, &j->task);
 }
 
 /* The backoff is over: the next attempt goes to the back of its pool's
@@ -277,7 +293,15 @@ static void job_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	j->backing_off = false;
-	if (executor_submit(j->ex, &j->task) != 0) {
+	/* a retry starts again from the client's URL, so from its host */
+	char *host = NULL;
+	if (j->host_key != NULL && (host = url_host_key(j->req->host)) == NULL) {
+		p->items[i].job = NULL;
+		job_free(j);
+		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+		return;
+	}
+	if (job_admit(j, host) != 0) {
 		p->items[i].job = NULL;
 		job_free(j);
 		pending_item_error(
@@ -316,6 +340,50 @@ static int job_backoff(struct job *j, char *doc)
 	return 0;
 }
 
+/* The fetch stopped before a redirect to another host (ft.resume): it
+ * waits for that host's turn in the queue, with its deadline as it was. */
+static void job_next_host(struct job *j)
+{
+	struct pending *p = j->p;
+	size_t i = j->index;
+	char *host = strdup(fetch_resume_host(j->ft.resume));
+
+	if (p->gone || atomic_load(&j->ft.cancel)) {
+		free(host);
+		job_free(j);
+		pending_item_error(p, i, ERR_CLIENT_CLOSED, "the fetch was cancelled");
+		return;
+	}
+	if (host == NULL) {
+		job_free(j);
+		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+		return;
+	}
+	if (job_admit(j, host) != 0) {
+		job_free(j);
+		pending_item_error(
+			p, i, ERR_OVERLOADED,
+			"the worker pool and its queue were full for a redirect; retry later");
+	}
+}
+
+/* A 429 or 503 with Retry-After pauses its host's queue (per-host rules
+ * on): no fetch to it starts for that long, at most per_host_max_pause. */
+static void job_pause_host(struct job *j)
+{
+	const struct fetchd_config *cfg = j->p->srv->cfg;
+	int status = j->ft.n_attempts ? j->ft.attempts[j->ft.n_attempts - 1].status : 0;
+	uint64_t ms;
+
+	if (j->host_key == NULL || (status != 429 && status != 503) || j->ft.retry_after_ms < 0)
+		return;
+	ms = (uint64_t)j->ft.retry_after_ms;
+	if (ms > cfg->per_host_max_pause_ms)
+		ms = cfg->per_host_max_pause_ms;
+	if (ms > 0)
+		executor_pause_key(j->ex, j->host_key, ms);
+}
+
 /* Loop side: the document is ready. */
 static void job_done(struct executor_task *t)
 {
@@ -323,6 +391,12 @@ static void job_done(struct executor_task *t)
 	struct pending *p = j->p;
 	size_t i = j->index;
 	char *doc = j->ft.doc;
+
+	if (j->ft.resume != NULL) {
+		job_next_host(j);
+		return;
+	}
+	job_pause_host(j);
 
 	/* the document and its charge pass to the item */
 	assert(j->ft.hold.held == j->ft.doc_len);
@@ -637,7 +711,15 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	p->items[i].job = j;
 	j->pool = pool_for(srv, req);
 	j->ex = srv->pools[j->pool];
-	if (executor_submit(j->ex, &j->task) != 0) {
+	char *host = NULL;
+	if ((srv->cfg->per_host_limit != 0 || srv->cfg->per_host_interval_ms != 0) &&
+	    (host = url_host_key(req->host)) == NULL) {
+		p->items[i].job = NULL;
+		job_free(j);
+		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
+		return;
+	}
+	if (job_admit(j, host) != 0) {
 		p->items[i].job = NULL;
 		job_free(j);
 		pending_item_error(p, i, ERR_OVERLOADED,

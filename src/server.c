@@ -420,6 +420,17 @@ static const char *pool_name(struct server *srv, size_t i)
 	return i == 0 ? "default" : srv->cfg->pools[i - 1].name;
 }
 
+/* A pool's per-host admission ([pool] per_host_limit, per_host_interval)
+ * in /v1/stats: counts only, no host names. */
+static json_t *per_host_object(const struct executor_stats *st)
+{
+	return json_pack("{s:i, s:i, s:i, s:i, s:I, s:I, s:I}", "hosts", (int)st->keys, "at_limit",
+			 (int)st->keys_at_limit, "paced", (int)st->keys_paced, "waiting",
+			 (int)st->key_waiting, "limit_waits", (json_int_t)st->key_limit_waits,
+			 "pace_waits", (json_int_t)st->key_pace_waits, "pauses",
+			 (json_int_t)st->key_pauses);
+}
+
 static void handle_stats(struct server *srv, struct evhttp_request *req)
 {
 	json_t *pools = json_object();
@@ -430,14 +441,15 @@ static void handle_stats(struct server *srv, struct evhttp_request *req)
 		executor_get_stats(srv->pools[i], &st);
 		json_object_set_new(
 			pools, pool_name(srv, i),
-			json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
+			json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:o}",
 				  "threads", (int)st.threads, "min_threads", (int)st.min_threads,
 				  "live", (int)st.live, "idle", (int)st.idle, "busy", (int)st.busy,
 				  "queued", (int)st.queued, "queue_limit", (int)st.queue_limit,
 				  "completed", (json_int_t)st.completed, "failed",
 				  (json_int_t)srv->metrics.pool_failed[i], "rejected",
 				  (json_int_t)st.rejected, "cancelled",
-				  (json_int_t)(st.cancelled + srv->metrics.pool_aborted[i])));
+				  (json_int_t)(st.cancelled + srv->metrics.pool_aborted[i]),
+				  "per_host", per_host_object(&st)));
 	}
 	struct connections_stats cs;
 
@@ -564,7 +576,8 @@ static void worker_fini(void *ctx, void *arg)
 }
 
 /* The shape of pool i (0: [pool], i: [pool.NAME] i - 1) in cfg. Named
- * pools are fixed; every pool takes [pool]'s stack_size and idle timeout. */
+ * pools are fixed; every pool takes [pool]'s stack_size, idle timeout and
+ * per-host rules (each pool applies them to the fetches it runs). */
 static void pool_params(const struct fetchd_config *cfg, size_t i, struct executor_params *p)
 {
 	p->threads = i == 0 ? cfg->threads : cfg->pools[i - 1].threads;
@@ -572,6 +585,8 @@ static void pool_params(const struct fetchd_config *cfg, size_t i, struct execut
 	p->queue_limit = i == 0 ? cfg->queue_limit : cfg->pools[i - 1].queue_limit;
 	p->stack_size = (size_t)cfg->stack_size;
 	p->idle_timeout_ms = cfg->thread_idle_timeout_ms;
+	p->per_key_limit = cfg->per_host_limit;
+	p->per_key_interval_ms = cfg->per_host_interval_ms;
 }
 
 /* The evhttp limits of a configuration. */

@@ -1,6 +1,7 @@
 /* URL parts through libcurl's URL API (no DNS, safe on the loop thread). */
 #include "url.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,4 +32,13 @@ bool url_scheme_allowed(const struct fetchd_config *cfg, const char *scheme)
 	if (strcasecmp(scheme, "https") == 0)
 		return (cfg->schemes & CONFIG_SCHEME_HTTPS) != 0;
 	return false;
+}
+
+char *url_host_key(const char *host)
+{
+	char *key = strdup(host);
+
+	for (char *c = key; c != NULL && *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return key;
 }

@@ -12,6 +12,11 @@ struct fetchd_config;
  * part. No DNS: safe on the loop thread. */
 char *url_get(const char *url, CURLUPart part, unsigned int flags);
 
+/* The per-host rules' key of a host name ([pool] per_host_limit): the
+ * name in lower case, in a malloc'd copy; NULL on out of memory. One host
+ * is one key whatever its port or scheme. Pure. */
+char *url_host_key(const char *host);
+
 /* Is scheme (any case; NULL is no scheme) one of [fetch] schemes? The one
  * scheme rule, for the client's URL (request.c) and every redirect
  * (fetch.c): only http and https can be, whatever the configuration

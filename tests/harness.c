@@ -166,6 +166,11 @@ static const char *env_or(const char *name, const char *def)
 
 void upstream_start(struct upstream *u)
 {
+	upstream_start_at(u, "127.0.0.1");
+}
+
+void upstream_start_at(struct upstream *u, const char *addr)
+{
 	const char *bin = env_or("UPSTREAM_BIN", "./tests/upstream");
 	pid_t parent = getpid();
 	uint64_t end = now_ms() + START_TIMEOUT_MS;
@@ -176,6 +181,9 @@ void upstream_start(struct upstream *u)
 
 	u->pid = -1;
 	u->port = -1;
+	ck_assert_msg(strncmp(addr, "127.", 4) == 0 && strlen(addr) < sizeof(u->addr),
+		      "upstream address %s is not loopback", addr);
+	snprintf(u->addr, sizeof(u->addr), "%s", addr);
 	ck_assert_msg(pipe2(fds, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
 	u->pid = fork();
 	ck_assert_msg(u->pid != -1, "fork: %s", strerror(errno));
@@ -183,7 +191,7 @@ void upstream_start(struct upstream *u)
 		child_tie_to_parent(parent);
 		if (dup2(fds[1], STDOUT_FILENO) == -1)
 			_exit(127);
-		execl(bin, bin, (char *)NULL);
+		execl(bin, bin, "--bind", addr, (char *)NULL);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
@@ -672,6 +680,12 @@ static char *growbuf_take(struct growbuf *b)
 int http_request(int port, const char *method, const char *path, const char *body,
 		 struct http_resp *r)
 {
+	return http_request_at("127.0.0.1", port, method, path, body, r);
+}
+
+int http_request_at(const char *addr, int port, const char *method, const char *path,
+		    const char *body, struct http_resp *r)
+{
 	struct growbuf hdrs = {0}, out = {0};
 	struct curl_slist *list = NULL;
 	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
@@ -681,8 +695,7 @@ int http_request(int port, const char *method, const char *path, const char *bod
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
-	if ((size_t)snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path) >=
-	    sizeof(url)) {
+	if ((size_t)snprintf(url, sizeof(url), "http://%s:%d%s", addr, port, path) >= sizeof(url)) {
 		fprintf(stderr, "harness: URL too long: %s\n", path);
 		return -1;
 	}

@@ -17,6 +17,9 @@
 struct upstream {
 	pid_t pid;
 	int port;
+	/* where it listens: "127.0.0.1" when empty; upstream_start_at sets
+	 * another loopback address (127.0.0.0/8 all routes to lo) */
+	char addr[16];
 };
 
 struct fetchd {
@@ -70,6 +73,9 @@ void harness_init(void);
 /* Start $UPSTREAM_BIN (default ./tests/upstream) and read its "PORT n"
  * line. Fails the test when it does not come up within 10 s. */
 void upstream_start(struct upstream *u);
+/* upstream_start on another loopback address (127.X.Y.Z), to stand in for
+ * another host. */
+void upstream_start_at(struct upstream *u, const char *addr);
 void upstream_stop(struct upstream *u);
 
 /* Start $FETCHD_BIN (default ./fetchd) as o says (may be NULL): a temporary
@@ -110,6 +116,9 @@ char *fetchd_log(const struct fetchd *f);
  * error (logged to stderr). */
 int http_request(int port, const char *method, const char *path, const char *body,
 		 struct http_resp *r);
+/* http_request to another loopback address (an upstream_start_at's). */
+int http_request_at(const char *addr, int port, const char *method, const char *path,
+		    const char *body, struct http_resp *r);
 int http_get(int port, const char *path, struct http_resp *r);
 int http_post_json(int port, const char *path, const char *body, struct http_resp *r);
 /* POST obj (stolen) as JSON. */

@@ -129,9 +129,14 @@ bool wait_pool_stat_at_least(int fetchd_port, const char *field, long at_least, 
 	return true;
 }
 
+static const char *up_addr(const struct upstream *u)
+{
+	return u->addr[0] ? u->addr : "127.0.0.1";
+}
+
 char *up_url(const struct upstream *u, const char *path)
 {
-	return str_printf("http://127.0.0.1:%d%s", u->port, path);
+	return str_printf("http://%s:%d%s", up_addr(u), u->port, path);
 }
 
 void fetch(const struct fetchd *f, json_t *obj, struct http_resp *r)
@@ -154,17 +159,43 @@ void fetch_path(const struct fetchd *f, const struct upstream *u, const char *pa
 
 long upstream_counter(const struct upstream *u, const char *key, const char *field)
 {
-	return upstream_stat(u->port, key, field);
+	char *path = str_printf("/stats?key=%s", key);
+	struct http_resp r;
+	long v = -1;
+
+	if (http_request_at(up_addr(u), u->port, "GET", path, NULL, &r) == 0) {
+		json_t *j = json_path(r.json, field);
+
+		if (json_is_integer(j))
+			v = (long)json_integer_value(j);
+		http_resp_free(&r);
+	}
+	free(path);
+	return v;
 }
 
 bool wait_counter(const struct upstream *u, const char *key, const char *field, long want)
 {
-	return wait_upstream_stat(u->port, key, field, want, WAIT_MS);
+	uint64_t end = now_ms() + WAIT_MS;
+
+	while (upstream_counter(u, key, field) != want) {
+		if (now_ms() >= end)
+			return false;
+		sleep_ms(20);
+	}
+	return true;
 }
 
 bool counter_stays(const struct upstream *u, const char *key, const char *field, long want)
 {
-	return upstream_stat_stays(u->port, key, field, want, SETTLE_MS);
+	uint64_t end = now_ms() + SETTLE_MS;
+
+	do {
+		if (upstream_counter(u, key, field) != want)
+			return false;
+		sleep_ms(20);
+	} while (now_ms() < end);
+	return true;
 }
 
 long pool_stat(const struct fetchd *f, const char *field)
@@ -199,7 +230,8 @@ long release_held(const struct upstream *u, const char *key, int n)
 	struct http_resp r;
 	long released = -1;
 
-	get_ok(u->port, path, &r);
+	ck_assert_msg(http_request_at(up_addr(u), u->port, "GET", path, NULL, &r) == 0,
+		      "GET %s failed", path);
 	expect_status(&r, 200);
 	if (json_is_integer(json_object_get(r.json, "released")))
 		released = (long)json_integer_value(json_object_get(r.json, "released"));

@@ -1,7 +1,8 @@
 /*
  * upstream: the HTTP server integration tests fetch from.
  *
- * Binds 127.0.0.1 only, on an ephemeral port (or --port N), prints
+ * Binds 127.0.0.1 (or another loopback address, --bind 127.0.0.2, to
+ * stand in for another host) on an ephemeral port (or --port N), prints
  * "PORT n\n" as its first line of stdout and serves until SIGTERM/SIGINT.
  * With --tls CERT KEY it serves HTTPS instead (upstream_tls.c), optionally
  * requiring a client certificate (--tls-client-ca FILE) or capped at a TLS
@@ -46,6 +47,9 @@ struct counter {
 	char *key;
 	long hits;
 	long held;
+	long peak;	  /* the most held at once */
+	uint64_t last_ns; /* the last hit, CLOCK_MONOTONIC */
+	long min_gap_ms;  /* the least time between two hits, -1: one hit */
 	struct counter *next;
 };
 
@@ -298,9 +302,28 @@ static struct counter *counter_get(struct upstream *up, const char *key)
 		free(c);
 		return NULL;
 	}
+	c->min_gap_ms = -1;
 	c->next = up->counters;
 	up->counters = c;
 	return c;
+}
+
+/* A request for c arrived: count it and the gap since the last one. */
+static void counter_hit(struct counter *c)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (c->hits > 0) {
+		long gap = (long)((now - c->last_ns) / 1000000u);
+
+		if (c->min_gap_ms < 0 || gap < c->min_gap_ms)
+			c->min_gap_ms = gap;
+	}
+	c->last_ns = now;
+	c->hits++;
 }
 
 /* Forget p without answering; the caller answers or frees the request. */
@@ -527,11 +550,12 @@ static void ep_hold(struct call *c)
 		reply_text(c->req, 500, "no memory\n");
 		return;
 	}
-	ctr->hits++;
+	counter_hit(ctr);
 	if ((p = pending_new(c->up, c->req, PENDING_HOLD, -1)) == NULL)
 		return;
 	p->ctr = ctr;
-	ctr->held++;
+	if (++ctr->held > ctr->peak)
+		ctr->peak = ctr->held;
 }
 
 static void ep_release(struct call *c)
@@ -564,8 +588,9 @@ static void ep_stats(struct call *c)
 		return;
 	}
 	reply_json(c->req, 200, NULL,
-		   json_pack("{s:I,s:I}", "hits", (json_int_t)ctr->hits, "held",
-			     (json_int_t)ctr->held));
+		   json_pack("{s:I,s:I,s:I,s:I}", "hits", (json_int_t)ctr->hits, "held",
+			     (json_int_t)ctr->held, "peak", (json_int_t)ctr->peak, "min_gap_ms",
+			     (json_int_t)ctr->min_gap_ms));
 }
 
 static void ep_count(struct call *c)
@@ -576,7 +601,7 @@ static void ep_count(struct call *c)
 		reply_text(c->req, 500, "no memory\n");
 		return;
 	}
-	ctr->hits++;
+	counter_hit(ctr);
 	reply_json(c->req, 200, NULL, json_pack("{s:I}", "hits", (json_int_t)ctr->hits));
 }
 
@@ -597,7 +622,7 @@ static void ep_flaky(struct call *c)
 		reply_text(c->req, 500, "no memory\n");
 		return;
 	}
-	ctr->hits++;
+	counter_hit(ctr);
 	if ((long)ctr->hits > fail) {
 		reply_json(c->req, 200, NULL, json_pack("{s:I}", "hits", (json_int_t)ctr->hits));
 		return;
@@ -1264,6 +1289,7 @@ int main(int argc, char **argv)
 	struct counter *ctr;
 	struct upstream_tls_opts tls = {0};
 	char tls_err[512];
+	const char *bind_addr = "127.0.0.1";
 	long port = 0;
 	int i, rc = 1;
 
@@ -1273,6 +1299,9 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc &&
 		    parse_long(argv[i + 1], &port) == 0 && port >= 0 && port <= 65535) {
 			i++;
+		} else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc &&
+			   strncmp(argv[i + 1], "127.", 4) == 0) {
+			bind_addr = argv[++i]; /* loopback only: 127.0.0.0/8 */
 		} else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
 			tls.cert = argv[++i];
 			tls.key = argv[++i];
@@ -1282,7 +1311,7 @@ int main(int argc, char **argv)
 			tls.max_version = argv[++i];
 		} else {
 			fprintf(stderr,
-				"usage: %s [--port N] [--tls CERT KEY "
+				"usage: %s [--port N] [--bind 127.X.Y.Z] [--tls CERT KEY "
 				"[--tls-client-ca FILE] [--tls-max 1.2|1.3]]\n",
 				argv[0]);
 			return 2;
@@ -1325,9 +1354,9 @@ int main(int argc, char **argv)
 						    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(up.http, route_request, &up);
 	evhttp_set_bevcb(up.http, count_connection, &up);
-	bound = evhttp_bind_socket_with_handle(up.http, "127.0.0.1", (ev_uint16_t)port);
+	bound = evhttp_bind_socket_with_handle(up.http, bind_addr, (ev_uint16_t)port);
 	if (bound == NULL) {
-		fprintf(stderr, "upstream: cannot bind 127.0.0.1:%ld\n", port);
+		fprintf(stderr, "upstream: cannot bind %s:%ld\n", bind_addr, port);
 		goto out;
 	}
 	/* evhttp_bind_socket listens with a backlog of 128: thousands of
