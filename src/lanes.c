@@ -224,8 +224,7 @@ static int lane_place(struct lanes *ls, struct lane *l, uint64_t now)
  * at its limit or for a time. */
 static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 {
-	bool paced = l->place == LANE_TIMED && l->waiting > 0;
-	bool full = l->place == LANE_FULL;
+	bool paced = l->paced, full = l->place == LANE_FULL;
 	int r;
 
 	ls->n_paced -= paced;
@@ -233,10 +232,9 @@ static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 	if (r == 0)
 		return 0;
 	/* a wait begins: the lane holds tasks back that it did not */
-	if (l->place == LANE_TIMED && l->waiting > 0) {
-		ls->n_paced++;
-		ls->pace_waits += !paced;
-	}
+	l->paced = l->place == LANE_TIMED && l->waiting > 0;
+	ls->n_paced += l->paced;
+	ls->pace_waits += l->paced && !paced;
 	ls->limit_waits += l->place == LANE_FULL && !full;
 	return r;
 }

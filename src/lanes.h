@@ -36,6 +36,7 @@ struct lane {
 	uint64_t listed_ns;	/* the time it is sorted by on the timed list */
 	enum lane_place place;
 	unsigned held; /* its tasks counted in lanes.held */
+	bool paced;    /* counted in lanes.n_paced: timed, tasks waiting */
 	uint64_t hash;
 	bool keyed;
 	char key[]; /* "" for the lane without a key */

@@ -816,6 +816,40 @@ START_TEST(test_elastic_pool_keys_are_read)
 }
 END_TEST
 
+START_TEST(test_per_host_rules_default_off)
+{
+	ck_assert_int_eq(load_text("[pool]\nthreads = 8\n"), 0);
+	ck_assert_uint_eq(cfg->per_host_limit, 0);
+	ck_assert_uint_eq(cfg->per_host_interval_ms, 0);
+	ck_assert_uint_eq(cfg->per_host_max_pause_ms, 60000);
+}
+END_TEST
+
+START_TEST(test_per_host_rules_are_read)
+{
+	ck_assert_int_eq(load_text("[pool]\nper_host_limit = 4\nper_host_interval = 500ms\n"
+				   "per_host_max_pause = 0\n"),
+			 0);
+	ck_assert_uint_eq(cfg->per_host_limit, 4);
+	ck_assert_uint_eq(cfg->per_host_interval_ms, 500);
+	ck_assert_uint_eq(cfg->per_host_max_pause_ms, 0);
+}
+END_TEST
+
+START_TEST(test_per_host_limit_out_of_range_names_the_key)
+{
+	ck_assert_int_eq(load_text("[pool]\nper_host_limit = -1\n"), 1);
+	ck_assert_msg(strstr(err_text, "pool.per_host_limit") != NULL, "%s", err_text);
+}
+END_TEST
+
+START_TEST(test_per_host_interval_must_be_a_duration)
+{
+	ck_assert_int_eq(load_text("[pool]\nper_host_interval = soon\n"), 1);
+	ck_assert_msg(strstr(err_text, "pool.per_host_interval") != NULL, "%s", err_text);
+}
+END_TEST
+
 START_TEST(test_min_threads_above_threads_is_refused)
 {
 	FILE *err;
@@ -1135,6 +1169,10 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_check_rejects_duplicate_listen);
 	tcase_add_test(tc, test_min_threads_defaults_to_threads_a_fixed_pool);
 	tcase_add_test(tc, test_elastic_pool_keys_are_read);
+	tcase_add_test(tc, test_per_host_rules_default_off);
+	tcase_add_test(tc, test_per_host_rules_are_read);
+	tcase_add_test(tc, test_per_host_limit_out_of_range_names_the_key);
+	tcase_add_test(tc, test_per_host_interval_must_be_a_duration);
 	tcase_add_test(tc, test_min_threads_above_threads_is_refused);
 	tcase_add_test(tc, test_stack_size_below_the_floor_is_refused);
 	tcase_add_test(tc, test_more_descriptors_than_the_limit_allows_are_refused);

@@ -279,8 +279,8 @@ START_TEST(test_each_redirect_hop_is_admitted_against_its_own_host)
 		      describe(json_path(r.json, "history")));
 	expect_str(&r, "url", echo);
 	expect_str(&r, "json.headers.cookie", "k=v");
-	ck_assert_msg(json_number_value(json_path(r.json, "timing.queued_ms")) > 0,
-		      "queued_ms: %s", describe(json_path(r.json, "timing.queued_ms")));
+	ck_assert_msg(json_number_value(json_path(r.json, "timing.queued_ms")) > 0, "queued_ms: %s",
+		      describe(json_path(r.json, "timing.queued_ms")));
 	http_resp_free(&r);
 	free(first);
 	free(enc_slow);
