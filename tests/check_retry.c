@@ -307,6 +307,33 @@ START_TEST(test_bad_retry_values_are_400_naming_the_field)
 END_TEST
 
 /* [fetch] retry_* are the defaults a request may override. */
+/* An attempt cut by [fetch] low_speed_time (upstream_timeout) well before
+ * the deadline is retried when "on" lists "timeout". */
+START_TEST(test_timed_out_attempt_is_retried_when_listed)
+{
+	struct http_resp r;
+
+	fetchd_start(&daemon_,
+		     &(struct fetchd_opts){.extra_config = "[fetch]\nlow_speed_limit = 1\n"
+							   "low_speed_time = 1s\n",
+					   .allow_loopback = true});
+	fetch_retry("/flaky?key=t&fail=1&stall_ms=20000",
+		    "{\"attempts\":1,\"backoff\":0.01,\"on\":[\"timeout\"]}", "{\"timeout\":15}",
+		    &r);
+	expect_status(&r, 200);
+	expect_int(&r, "status", 200);
+	expect_str(&r, "attempts.0.outcome", "upstream_timeout");
+	expect_int(&r, "attempts.1.outcome", 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(metric("fetchd_retries_total{reason=\"timeout\"} "), 1);
+	/* not listed: the cut stands */
+	fetch_retry("/flaky?key=u&fail=1&stall_ms=20000", "{\"attempts\":1,\"on\":[\"reset\"]}",
+		    "{\"timeout\":15}", &r);
+	expect_error(&r, 504, "upstream_timeout");
+	http_resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_config_defaults_apply)
 {
 	struct http_resp r;
@@ -374,6 +401,7 @@ static Suite *retry_suite(void)
 	tcase_add_checked_fixture(tc, setup_upstream_only, teardown_retry);
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);
 	tcase_add_test(tc, test_config_defaults_apply);
+	tcase_add_test(tc, test_timed_out_attempt_is_retried_when_listed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -607,7 +607,8 @@ static void ep_count(struct call *c)
 
 /* /flaky?key=K&fail=N&status=S: the first N hits on K answer S (503),
  * with Retry-After: R when retry_after=R, or an HTTP date R seconds
- * ahead when retry_after_date=R; later hits answer 200 {"hits": n}. */
+ * ahead when retry_after_date=R, or stall, sending nothing for stall_ms
+ * (as /delay); later hits answer 200 {"hits": n}. */
 static void ep_flaky(struct call *c)
 {
 	struct counter *ctr = counter_get(c->up, query_str(c, "key", ""));
@@ -616,6 +617,7 @@ static void ep_flaky(struct call *c)
 	long status = query_long(c, "status", 503, 400, 599);
 	long after = query_long(c, "retry_after", -1, -1, 86400);
 	long after_date = query_long(c, "retry_after_date", -1, -1, 86400);
+	long stall = query_long(c, "stall_ms", -1, -1, MAX_DELAY_MS);
 	char buf[64];
 
 	if (ctr == NULL) {
@@ -625,6 +627,10 @@ static void ep_flaky(struct call *c)
 	counter_hit(ctr);
 	if ((long)ctr->hits > fail) {
 		reply_json(c->req, 200, NULL, json_pack("{s:I}", "hits", (json_int_t)ctr->hits));
+		return;
+	}
+	if (stall >= 0) {
+		pending_new(c->up, c->req, PENDING_DELAY, stall);
 		return;
 	}
 	if (after >= 0) {
