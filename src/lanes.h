@@ -26,8 +26,8 @@
 enum lane_place { LANE_IDLE, LANE_READY, LANE_FULL, LANE_TIMED };
 
 struct lane {
-	struct lane *hnext;	   /* in its hash bucket */
-	struct lane *next, *prev;  /* on the ready ring or the timed list */
+	struct lane *hnext;	    /* in its hash bucket */
+	struct lane *next, *prev;   /* on the ready ring or the timed list */
 	struct executor_task *head; /* waiting tasks, linked by next/prev */
 	struct executor_task *tail;
 	unsigned waiting;
@@ -35,7 +35,7 @@ struct lane {
 	uint64_t not_before_ns; /* no start before; 0: none */
 	uint64_t listed_ns;	/* the time it is sorted by on the timed list */
 	enum lane_place place;
-	unsigned held;	     /* its tasks counted in lanes.held */
+	unsigned held; /* its tasks counted in lanes.held */
 	uint64_t hash;
 	bool keyed;
 	char key[]; /* "" for the lane without a key */
