@@ -201,7 +201,8 @@ static int lane_place(struct lanes *ls, struct lane *l, uint64_t now)
 	l->held = to == LANE_FULL || to == LANE_TIMED ? l->waiting : 0;
 	ls->held += l->held;
 	ls->n_full += (to == LANE_FULL) - (was == LANE_FULL);
-	if (to == was && (to != LANE_TIMED || l->listed_ns == l->not_before_ns))
+	/* idle to idle goes on: the last running task may have finished */
+	if (to == was && to != LANE_IDLE && (to != LANE_TIMED || l->listed_ns == l->not_before_ns))
 		return 1;
 	lane_unlist(ls, l);
 	l->place = to;
@@ -218,10 +219,12 @@ static int lane_place(struct lanes *ls, struct lane *l, uint64_t now)
 	return 1;
 }
 
-/* lane_place with n_paced kept: the timed lanes that hold tasks. */
+/* lane_place with n_paced kept: the timed lanes that hold tasks. Whether
+ * l was counted is read from l->held, the count of its last placing:
+ * the callers have changed l->waiting already. */
 static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 {
-	bool paced = l->place == LANE_TIMED && l->waiting > 0;
+	bool paced = l->place == LANE_TIMED && l->held > 0;
 	int r;
 
 	ls->n_paced -= paced;
@@ -229,6 +232,22 @@ static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 	if (r != 0)
 		ls->n_paced += l->place == LANE_TIMED && l->waiting > 0;
 	return r;
+}
+
+/* How many of the waiting tasks of l, just made ready, may start now:
+ * one when paced (its lane is timed again once it starts), else up to the
+ * limit. The caller finds a worker for each. */
+static unsigned lane_startable(const struct lanes *ls, const struct lane *l)
+{
+	unsigned n = l->waiting;
+
+	if (!l->keyed)
+		return n;
+	if (ls->interval_ns != 0)
+		return 1;
+	if (ls->limit != 0 && ls->limit - l->running < n)
+		n = ls->limit - l->running;
+	return n;
 }
 
 struct executor_task *lanes_drain(struct lanes *ls)
@@ -364,7 +383,8 @@ unsigned lanes_due(struct lanes *ls, uint64_t now)
 
 	while ((l = ls->timed_head) != NULL && l->listed_ns <= now) {
 		l->not_before_ns = 0;
-		ready += lane_settle(ls, l, now) == 2;
+		if (lane_settle(ls, l, now) == 2)
+			ready += lane_startable(ls, l);
 	}
 	return ready;
 }
@@ -374,8 +394,10 @@ uint64_t lanes_next_due(const struct lanes *ls)
 	return ls->timed_head != NULL ? ls->timed_head->listed_ns : 0;
 }
 
-void lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uint64_t now)
+unsigned lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uint64_t now)
 {
+	unsigned ready = 0;
+
 	ls->limit = limit;
 	ls->interval_ns = interval_ns;
 	for (size_t i = 0; i < ls->n_buckets; i++) {
@@ -383,7 +405,9 @@ void lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uin
 
 		for (l = ls->buckets[i]; l != NULL; l = next) {
 			next = l->hnext;
-			lane_settle(ls, l, now);
+			if (lane_settle(ls, l, now) == 2)
+				ready += lane_startable(ls, l);
 		}
 	}
+	return ready;
 }
