@@ -500,7 +500,7 @@ static void *executor_spawner_main(void *arg)
 	while (ex->running) {
 		uint64_t now = clock_now_ns(), due;
 
-		/* lanes whose time came: a worker for each that is ready */
+		/* lanes whose time came: a worker for each task that may start */
 		for (unsigned n = lanes_due(&ex->lanes, now); n > 0; n--)
 			executor_want_worker_locked(ex);
 		if (ex->to_start == 0 && ex->exited == 0) {
@@ -569,6 +569,8 @@ static void executor_stop_workers_locked(struct executor *ex, unsigned n)
  * to_start <= max_threads. Under ex->lock. */
 static void executor_apply_params_locked(struct executor *ex, const struct executor_params *p)
 {
+	unsigned released;
+
 	ex->max_threads = p->threads;
 	ex->min_threads = p->min_threads < p->threads ? p->min_threads : p->threads;
 	ex->queue_limit = p->queue_limit;
@@ -580,8 +582,11 @@ static void executor_apply_params_locked(struct executor *ex, const struct execu
 		ex->to_start = ex->max_threads - ex->threads;
 	if (ex->threads + ex->to_start < ex->min_threads)
 		ex->to_start = ex->min_threads - ex->threads;
-	lanes_set_rules(&ex->lanes, p->per_key_limit, p->per_key_interval_ms * UINT64_C(1000000),
-			clock_now_ns());
+	released = lanes_set_rules(&ex->lanes, p->per_key_limit,
+				   p->per_key_interval_ms * UINT64_C(1000000), clock_now_ns());
+	/* tasks the new rules release asked for no worker when submitted */
+	for (; released > 0; released--)
+		executor_want_worker_locked(ex);
 	executor_timer_check_locked(ex);
 }
 

@@ -43,6 +43,7 @@ int lanes_init(struct lanes *ls)
 	if (ls->buckets == NULL || ls->unkeyed == NULL) {
 		free(ls->buckets);
 		free(ls->unkeyed);
+		memset(ls, 0, sizeof(*ls)); /* executor_free sees no lanes */
 		return -1;
 	}
 	ls->n_buckets = LANES_FIRST_BUCKETS;
@@ -221,7 +222,8 @@ static int lane_place(struct lanes *ls, struct lane *l, uint64_t now)
 
 /* lane_place with n_paced (the timed lanes that hold tasks) and the wait
  * counters kept: a wait is counted when a lane starts holding tasks back,
- * at its limit or for a time. */
+ * at its limit or for a time. Whether l was counted is l->paced, set at
+ * its last placing: the callers have changed l->waiting already. */
 static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 {
 	bool paced = l->paced, full = l->place == LANE_FULL;
@@ -237,6 +239,22 @@ static int lane_settle(struct lanes *ls, struct lane *l, uint64_t now)
 	ls->pace_waits += l->paced && !paced;
 	ls->limit_waits += l->place == LANE_FULL && !full;
 	return r;
+}
+
+/* How many of the waiting tasks of l, just made ready, may start now:
+ * one when paced (its lane is timed again once it starts), else up to the
+ * limit. The caller finds a worker for each. */
+static unsigned lane_startable(const struct lanes *ls, const struct lane *l)
+{
+	unsigned n = l->waiting;
+
+	if (!l->keyed)
+		return n;
+	if (ls->interval_ns != 0)
+		return 1;
+	if (ls->limit != 0 && ls->limit - l->running < n)
+		n = ls->limit - l->running;
+	return n;
 }
 
 struct executor_task *lanes_drain(struct lanes *ls)
@@ -368,7 +386,8 @@ unsigned lanes_due(struct lanes *ls, uint64_t now)
 
 	while ((l = ls->timed_head) != NULL && l->listed_ns <= now) {
 		l->not_before_ns = 0;
-		ready += lane_settle(ls, l, now) == 2;
+		if (lane_settle(ls, l, now) == 2)
+			ready += lane_startable(ls, l);
 	}
 	return ready;
 }
@@ -378,8 +397,10 @@ uint64_t lanes_next_due(const struct lanes *ls)
 	return ls->timed_head != NULL ? ls->timed_head->listed_ns : 0;
 }
 
-void lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uint64_t now)
+unsigned lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uint64_t now)
 {
+	unsigned ready = 0;
+
 	ls->limit = limit;
 	ls->interval_ns = interval_ns;
 	for (size_t i = 0; i < ls->n_buckets; i++) {
@@ -387,7 +408,9 @@ void lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uin
 
 		for (l = ls->buckets[i]; l != NULL; l = next) {
 			next = l->hnext;
-			lane_settle(ls, l, now);
+			if (lane_settle(ls, l, now) == 2)
+				ready += lane_startable(ls, l);
 		}
 	}
+	return ready;
 }

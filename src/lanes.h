@@ -95,15 +95,18 @@ void lanes_remove(struct lanes *ls, struct executor_task *t, uint64_t now);
  * 0 when the lane was paused as long already, -1 on out of memory. */
 int lanes_pause(struct lanes *ls, const char *key, uint64_t until_ns, uint64_t now);
 
-/* Move the timed lanes whose time has come. Returns how many became
- * ready. */
+/* Move the timed lanes whose time has come. Returns how many tasks of
+ * the lanes that became ready may start now (the limit and pacing
+ * allowing): one worker is wanted for each. */
 unsigned lanes_due(struct lanes *ls, uint64_t now);
 
 /* When lanes_due next has something to do; 0 when nothing is timed. */
 uint64_t lanes_next_due(const struct lanes *ls);
 
-/* New rules for keyed lanes; every lane is placed again under them. */
-void lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uint64_t now);
+/* New rules for keyed lanes; every lane is placed again under them.
+ * Returns, as lanes_due does, how many tasks of the lanes they made ready
+ * may start now. */
+unsigned lanes_set_rules(struct lanes *ls, unsigned limit, uint64_t interval_ns, uint64_t now);
 
 static inline bool lanes_any_ready(const struct lanes *ls)
 {
