@@ -590,6 +590,33 @@ static void executor_apply_params_locked(struct executor *ex, const struct execu
 	executor_timer_check_locked(ex);
 }
 
+/* A zeroed executor with its lock and the spawner's condition variable,
+ * or NULL. */
+static struct executor *executor_alloc(void)
+{
+	struct executor *ex = calloc(1, sizeof(*ex));
+	pthread_condattr_t ca;
+	int err;
+
+	if (ex == NULL)
+		return NULL;
+	ex->wake_fd = -1;
+	if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+		free(ex);
+		return NULL;
+	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	err = pthread_cond_init(&ex->spawner_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err != 0) {
+		pthread_mutex_destroy(&ex->lock);
+		free(ex);
+		return NULL;
+	}
+	return ex;
+}
+
 struct executor *executor_start(struct event_base *base, const struct executor_params *p,
 				executor_worker_init_fn init, executor_worker_fini_fn fini,
 				void *arg)
@@ -600,28 +627,8 @@ struct executor *executor_start(struct event_base *base, const struct executor_p
 	sigset_t all, old;
 	unsigned i;
 
-	if (p->threads > EXECUTOR_MAX_THREADS)
+	if (p->threads > EXECUTOR_MAX_THREADS || (ex = executor_alloc()) == NULL)
 		return NULL;
-	ex = calloc(1, sizeof(*ex));
-	if (ex == NULL)
-		return NULL;
-	ex->wake_fd = -1;
-	if (pthread_mutex_init(&ex->lock, NULL) != 0) {
-		free(ex);
-		return NULL;
-	}
-	pthread_condattr_t ca;
-	int err;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	err = pthread_cond_init(&ex->spawner_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (err != 0) {
-		pthread_mutex_destroy(&ex->lock);
-		free(ex);
-		return NULL;
-	}
 	ex->base = base;
 	ex->init = init;
 	ex->fini = fini;

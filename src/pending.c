@@ -271,6 +271,19 @@ static void job_run(struct executor_task *t, void *worker_ctx, unsigned worker_i
 	memory_note_task(j->ft.bytes_in + j->ft.doc_len);
 }
 
+/* The host a fetch of req is first admitted under: its URL's host as a
+ * key (url_host_key) when a per-host rule is on, else NULL. Returns -1 on
+ * out of memory. */
+static int job_first_host(const struct fetchd_config *cfg, const struct fetch_request *req,
+			  char **host)
+{
+	*host = NULL;
+	if (cfg->per_host_limit == 0 && cfg->per_host_interval_ms == 0)
+		return 0;
+	*host = url_host_key(req->host);
+	return *host != NULL ? 0 : -1;
+}
+
 /* Admit the task under host (taken) and queue it. Returns what
  * executor_submit returns. */
 static int job_admit(struct job *j, char *host)
@@ -295,7 +308,7 @@ static void job_retry(evutil_socket_t fd, short what, void *arg)
 	j->backing_off = false;
 	/* a retry starts again from the client's URL, so from its host */
 	char *host = NULL;
-	if (j->host_key != NULL && (host = url_host_key(j->req->host)) == NULL) {
+	if (job_first_host(p->srv->cfg, j->req, &host) != 0) {
 		p->items[i].job = NULL;
 		job_free(j);
 		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
@@ -638,6 +651,21 @@ static int client_via(struct evhttp_request *req, char **out)
 	return 0;
 }
 
+/* Start the deadline: the request's timeout from now. Returns -1 on out
+ * of memory. */
+static int job_arm_deadline(struct job *j)
+{
+	uint64_t ms = j->req->timeout_ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	j->ft.deadline_ns = clock_now_ns() + ms * UINT64_C(1000000);
+	j->deadline_ev = evtimer_new(j->p->srv->base, job_deadline, j);
+	if (j->deadline_ev == NULL)
+		return -1;
+	evtimer_add(j->deadline_ev, &tv);
+	return 0;
+}
+
 /* Validate item i and queue its fetch, or answer it in place. */
 void pending_submit(struct pending *p, size_t i, const json_t *obj)
 {
@@ -645,7 +673,6 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	struct budget *budget = doc_account_budget(srv->docs);
 	struct request_error rerr;
 	struct job *j;
-	struct timeval tv;
 
 	if (srv->draining) {
 		pending_item_error(p, i, ERR_SHUTTING_DOWN, "fetchd is shutting down");
@@ -696,29 +723,17 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
-	j->ft.deadline_ns = clock_now_ns() + req->timeout_ms * 1000000ull;
 	j->ft.origin_ns = p->start_ns;
 	atomic_init(&j->ft.cancel, false);
-	j->deadline_ev = evtimer_new(srv->base, job_deadline, j);
-	if (j->deadline_ev == NULL) {
+	char *host = NULL;
+	if (job_arm_deadline(j) != 0 || job_first_host(srv->cfg, req, &host) != 0) {
 		job_free(j);
 		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
 		return;
 	}
-	tv.tv_sec = (time_t)(req->timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
-	evtimer_add(j->deadline_ev, &tv);
 	p->items[i].job = j;
 	j->pool = pool_for(srv, req);
 	j->ex = srv->pools[j->pool];
-	char *host = NULL;
-	if ((srv->cfg->per_host_limit != 0 || srv->cfg->per_host_interval_ms != 0) &&
-	    (host = url_host_key(req->host)) == NULL) {
-		p->items[i].job = NULL;
-		job_free(j);
-		pending_item_error(p, i, ERR_NO_MEMORY, ERR_NO_MEMORY_MESSAGE);
-		return;
-	}
 	if (job_admit(j, host) != 0) {
 		p->items[i].job = NULL;
 		job_free(j);
