@@ -225,6 +225,40 @@ def hand_sections(where):
     return out + [""] if where == "before" else [""] + out
 
 
+def measured_apart(sc, default=""):
+    """The line saying when an opt-in scenario ran (not in the full run
+    whose date heads the report)."""
+    m = sc.get("measured")
+    if not m:
+        return sc.get("note", default)
+    return ("Measured separately (`%s`), on %s, load average %s at its start, %s at its end.%s"
+            % (m.get("command", "bench/run"), m["date"], " ".join(m["loadavg_at_start"]),
+               " ".join(m["loadavg_at_end"]), " " + sc["note"] if sc.get("note") else ""))
+
+
+def noisy_summary(cfg):
+    """One per_host_limit config of the noisy scenario over its rounds:
+    latencies the median of the rounds, rates their mean."""
+    def med(phase, key):
+        v = sorted(r["fast"][key] for r in cfg["runs"] if r["phase"] == phase)
+        if not v:
+            return None
+        k = (len(v) - 1) / 2.0
+        return (v[int(k)] + v[min(int(k) + 1, len(v) - 1)]) / 2.0 if k != int(k) else v[int(k)]
+
+    def mean(phase, key):
+        v = [r["fast"][key] for r in cfg["runs"] if r["phase"] == phase]
+        return sum(v) / len(v) if v else None
+    loaded = [r for r in cfg["runs"] if r["phase"] == "loaded"]
+    return {"p50_alone": med("alone", "p50_us"), "p99_alone": med("alone", "p99_us"),
+            "p99_loaded": med("loaded", "p99_us"), "p50_loaded": med("loaded", "p50_us"),
+            "rps_alone": mean("alone", "rps"), "rps_loaded": mean("loaded", "rps"),
+            "fast_loaded_n": sum(r["fast"]["n"] for r in loaded),
+            "slow_done": sum(r["slow"]["requests"] for r in loaded),
+            "slow_s": sum(r["slow"]["duration_us"] for r in loaded) / 1e6,
+            "rounds": len(loaded), "rise": cfg["loaded_p99_us"] / cfg["alone_p99_us"] - 1}
+
+
 def main():
     with open(os.path.join(DATA, "results.json")) as f:
         R = json.load(f)
@@ -303,6 +337,26 @@ def main():
         acc.append(("Bulkhead: fast p99 rises < 20%",
                     "p99 %s alone, %s under slow load: %+.0f%%" % (us(a), us(ld), 100 * b["rise"]),
                     verdict(b["rise"] < 0.20)))
+
+    nz = S.get("noisy", {})
+    nzc = {c["per_host_limit"]: c for c in nz.get("configs", [])}
+    if nz.get("skipped"):
+        acc.append(("Noisy neighbour: fast p99 rises < 20% with per_host_limit",
+                    "skipped: " + nz["skipped"], "not run"))
+    elif nzc:
+        for lim, c in sorted(nzc.items(), reverse=True):
+            sm = noisy_summary(c)
+            if lim:
+                acc.append(("Noisy neighbour: fast p99 rises < 20%% with `per_host_limit = %d` "
+                            "(`bench/run noisy`)" % lim,
+                            "p99 %s alone, %s with 200 fetches to a 2 s host: %+.0f%%"
+                            % (us(sm["p99_alone"]), us(sm["p99_loaded"]), 100 * sm["rise"]),
+                            verdict(sm["rise"] < 0.20)))
+            else:
+                acc.append(("Noisy neighbour: without the limit the fast host's p99 explodes",
+                            "p99 %s alone, %s with the slow host's 200 fetches queued (%.0fx)"
+                            % (us(sm["p99_alone"]), us(sm["p99_loaded"]), 1 + sm["rise"]),
+                            "shown" if sm["rise"] > 10 else "**not shown**"))
 
     h = S.get("https", {})
     if "ratio" in h:
@@ -553,10 +607,102 @@ def main():
                      f_["warmup_full_max"], f_["run_full_total"]))
         w("")
 
+    # ---------------------------------------------------------- noisy (opt-in)
+    if nzc:
+        w("## Noisy neighbour (`bench/run noisy`, issue 15)\n")
+        w(measured_apart(nz) + "\n")
+        w("Two hosts on loopback, each the test upstream on its own address: a slow host on "
+          "127.0.0.2 (`/delay?ms=%d`) and a fast host on 127.0.0.3 (`%s`). fetchd with "
+          "`threads = %d`, `queue_limit = %d`, `[security] allow = 127.0.0.0/8`, once with "
+          "`per_host_limit = 0` (off) and once with `per_host_limit = 4`. The fast host's "
+          "latency: %d keep-alive connections (`bench/lib/probe.c`), each sending "
+          "`GET /v1/fetch?url=…` every %d µs (the next at once if an answer is late) for %d s; "
+          "a fetch still in flight at the end is waited for (at most 30 s), so a fetch stuck in "
+          "the queue is counted with its wait, not left out. The noisy neighbour: wrk with %d "
+          "connections, each POSTing `{\"url\": slow, \"timeout\": 60}` again as soon as it is "
+          "answered, so %d fetches to the slow host are in flight or queued (the fast run starts "
+          "once /v1/stats counts them all) to the fast run's end (then wrk is interrupted, its "
+          "fetches cancelled, and fetchd left "
+          "until /v1/stats shows it empty). Phases per config: alone, with the neighbour "
+          "(alternating, %s), then alone again. In the first table the latencies of a config "
+          "are the medians of its rounds (p99 on these shared cores moves 2-5x between runs of "
+          "the same thing; one bad round must not decide), the rates their means."
+          % (nz["slow_delay_ms"], nz["fast_path"], nz["threads"], nz["queue_limit"],
+             nz["fast_connections"], nz["fast_interval_us"], nz["duration_s"],
+             nz["slow_connections"], nz["slow_connections"],
+             ", ".join("%d round%s with `per_host_limit = %d`" % (
+                 noisy_summary(c)["rounds"], "s" if noisy_summary(c)["rounds"] > 1 else "", l)
+                 for l, c in sorted(nzc.items()))))
+        w("")
+        w("| config | fast p50 alone | fast p99 alone | fast p99 with the noisy neighbour | rise | "
+          "fast fetches/s alone / with it | slow fetches completed |")
+        w("|---|---|---|---|---|---|---|")
+        rate = lambda v: "%.0f" % v if v >= 10 else "%.2f" % v
+        rise = lambda r: "%+.0f%%" % (100 * r) if r < 9 else "%.0fx" % (1 + r)
+        for lim, c in sorted(nzc.items()):
+            sm = noisy_summary(c)
+            w("| `per_host_limit = %d`%s | %s | %s | %s%s | %s | %s / %s | %d in %.0f s (%.1f/s) |"
+              % (lim, " (off)" if lim == 0 else "", us(sm["p50_alone"]), us(sm["p99_alone"]),
+                 us(sm["p99_loaded"]),
+                 " (%d fetches)" % sm["fast_loaded_n"] if sm["fast_loaded_n"] < 100 else "",
+                 rise(sm["rise"]), rate(sm["rps_alone"]), rate(sm["rps_loaded"]),
+                 sm["slow_done"], sm["slow_s"], sm["slow_done"] / max(sm["slow_s"], 1e-3)))
+        off = nzc.get(0)
+        if off:
+            r0 = [r for r in off["runs"] if r["phase"] == "loaded" and r.get("pool_at_start")]
+            if r0:
+                q = r0[0]["pool_at_start"]
+                w("")
+                w("Without the limit the slow host takes every worker (busy %s, queued %s when the "
+                  "fast run began) and a fast fetch waits in the one FIFO behind the queued slow "
+                  "ones: %s of them drain at %d workers / %.0f s = %.0f/s, about %.0f s, which is "
+                  "the %s measured. With `per_host_limit = 4` the slow host holds 4 workers, its "
+                  "other fetches wait at the host's limit without one (the third figure of the "
+                  "last column), and the fast host's fetches go straight to one of the 12 others. "
+                  "fetchd's CPU per fast fetch is its threads' CPU over the run divided by the fast "
+                  "fetches (loaded runs include the few slow fetches that end in it; left out "
+                  "where 4 fast fetches sat beside 192 slow ones): when it is the same alone and "
+                  "loaded, a p99 that differs comes from the shared cores, not from more work."
+                  % (q["busy"], q["queued"], q["queued"], nz["threads"], nz["slow_delay_ms"] / 1000,
+                     nz["threads"] / (nz["slow_delay_ms"] / 1000),
+                     q["queued"] / (nz["threads"] / (nz["slow_delay_ms"] / 1000)),
+                     us(noisy_summary(off)["p99_loaded"])))
+        w("")
+        w("| config | run | fast fetches | fast fetches/s | p50 | p99 | max | fetchd CPU per fast fetch "
+          "(all threads) | slow fetches done | "
+          "fetchd at the start of the fast run (busy / queued / held at the host limit) |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for lim, c in sorted(nzc.items()):
+            for r in c["runs"]:
+                f_ = r["fast"]
+                pool = r.get("pool_at_start")
+                w("| %d | %s #%d | %d%s | %s | %s | %s | %s | %s | %s | %s |"
+                  % (lim, r["phase"], r["round"], f_["n"],
+                     " (%d given up)" % f_["timeouts"] if f_.get("timeouts") else "",
+                     rate(f_["rps"]), us(f_["p50_us"]), us(f_["p99_us"]), us(f_["max_us"]),
+                     us(f_["cpu_us_per_fetch"]) if "cpu_us_per_fetch" in f_ and f_["n"] >= 100 else "–",
+                     "%d in %.1f s" % (r["slow"]["requests"], r["slow"]["duration_us"] / 1e6)
+                     if r.get("slow") else "–",
+                     "%s / %s / %s" % (pool["busy"], pool["queued"], pool["waiting"]) if pool else "–"))
+        nrows = []
+        for lim, c in sorted(nzc.items()):
+            for ph, t in (("alone", "alone"), ("loaded", "with the neighbour")):
+                v = [r["fast"]["p99_us"] / 1000 for r in c["runs"] if r["phase"] == ph]
+                v.sort()
+                nrows.append(("limit %d, %s" % (lim, t), (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2,
+                              min(v), max(v)))
+        plot_bars("noisy", "Fast host p99 through fetchd, alone and with 200 fetches to a 2 s host\\n"
+                  "{/*0.85 median of the rounds, whiskers min–max; log axis: without the limit a fast "
+                  "fetch waits behind the slow host's queue}", "p99 latency (ms, log)", nrows,
+                  log=True, fmt="%g")
+        w("\n![noisy neighbour](noisy.png)\n")
+
     # ---------------------------------------------------------- scale (opt-in)
     sc = S.get("scale") or {}
     if sc.get("rows"):
         w("## Scale: thousands in flight (`bench/run scale`, issue 14)\n")
+        if sc.get("measured") or sc.get("note"):
+            w(measured_apart(sc) + "\n")
         w("N wrk connections POST fetches of `/delay?ms=%d` for %d s; fetchd with `threads = N`, "
           "`queue_limit = N`; the reference is `bench/reference/multi_async.c` (libcurl multi on a "
           "libevent loop, one thread). fetches/s against Little's law over the window where "
