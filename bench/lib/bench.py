@@ -1029,12 +1029,83 @@ def scenario_scale(up):
     return {"delay_ms": 2000, "duration_s": dur, "rows": rows, "reference_rows": ref_rows}
 
 
+def elastic_run(n, pool, up, label, load_s, idle_s):
+    """A cold start: n wrk clients on a 1 s upstream for load_s through a
+    fresh fetchd with threads = n and the [pool] lines pool; /v1/stats
+    sampled every 50 ms from the first request to idle_s + 3 s after the
+    load ends. Returns the samples (t from the start, live, busy,
+    completed) and when the load ended."""
+    extra = "max_connections = %d\n" % (n + 256)
+    fd = Fetchd("elastic-" + label, threads=n, queue_limit=n, extra_server=extra,
+                extra_pool=pool)
+    body = fetch_body(up.url("/delay?ms=1000"), fields=["status"])
+    samples = []
+    t0 = time.time()
+    load = WrkBg(fd.url(), n, load_s, threads=2, body=body, timeout=10)
+    end = None
+    while True:
+        t = time.time() - t0
+        if end is None and load.p.poll() is not None:
+            end = t
+        if end is not None and t > end + idle_s + 3:
+            break
+        if t > load_s + idle_s + 40:
+            break
+        try:
+            st = fd.stats()["pools"]["default"]
+            samples.append((t, st["live"], st["busy"], st["completed"]))
+        except Exception:
+            pass
+        time.sleep(0.05)
+    r = load.result()
+    fd.stop()
+    return {"samples": samples, "load_end_s": end, "rps": r["rps"], "errors": r["errors"]}
+
+
+def scenario_elastic(up):
+    """Issue 14's elastic pool: the same cold start through a fixed pool
+    (threads = N) and an elastic one (min_threads = 16, threads = N,
+    thread_idle_timeout = 2s): when busy workers reach 95% of N (the fixed
+    pool's throughput, by Little's law, on a 1 s upstream), and how long
+    after the load the elastic pool is back to <= 32 threads (target:
+    thread_idle_timeout + 1 s). N = 1024 (BENCH_ELASTIC_N): this
+    container's descriptor limit bounds it. Opt-in: bench/run elastic."""
+    n = int(os.environ.get("BENCH_ELASTIC_N", "1024"))
+    idle_s = 2.0
+    load_s = secs(6)
+    out = {"n": n, "idle_timeout_s": idle_s, "load_s": load_s, "delay_ms": 1000, "runs": {}}
+    for label, pool in (("fixed", ""),
+                        ("elastic", "min_threads = 16\nthread_idle_timeout = 2s\n")):
+        run = elastic_run(n, pool, up, label, load_s, idle_s)
+        smp = run["samples"]
+        warm = next((t for t, live, busy, done in smp if busy >= 0.95 * n), None)
+        shrink = None
+        if run["load_end_s"] is not None:
+            shrink = next((t - run["load_end_s"] for t, live, busy, done in smp
+                           if t >= run["load_end_s"] and live <= 32), None)
+        run.update({"busy95_s": warm, "shrink_s": shrink,
+                    "peak_live": max((live for t, live, busy, done in smp), default=0)})
+        with open(os.path.join(DATA, "elastic_%s.tsv" % label), "w") as f:
+            for t, live, busy, done in smp:
+                f.write("%.3f\t%d\t%d\t%d\n" % (t, live, busy, done))
+        del run["samples"]
+        out["runs"][label] = run
+        log("elastic %s N=%d: busy >= 95%% of N after %s s; peak %d live threads; "
+            "<= 32 threads %s s after the load; %.0f fetches/s, %d errors"
+            % (label, n, "%.2f" % warm if warm is not None else "never", run["peak_live"],
+               "%.2f" % shrink if shrink is not None else "never", run["rps"],
+               run["errors"]))
+    return out
+
+
 # scale is not part of a full run (over a minute, and it needs a high fd
 # limit): bench/run scale
 # noisy is not either (about 100 s: without per_host_limit a fast fetch
 # waits ~22 s behind the slow host's queue, and that wait is the point):
 # bench/run noisy
-OPT_IN = {"scale": scenario_scale, "noisy": scenario_noisy}
+# elastic is not either (two cold starts of 1024 clients, about 30 s):
+# bench/run elastic
+OPT_IN = {"scale": scenario_scale, "noisy": scenario_noisy, "elastic": scenario_elastic}
 
 SCENARIOS = [
     ("offload", scenario_offload),

@@ -351,12 +351,32 @@ def main():
                             "(`bench/run noisy`)" % lim,
                             "p99 %s alone, %s with 200 fetches to a 2 s host: %+.0f%%"
                             % (us(sm["p99_alone"]), us(sm["p99_loaded"]), 100 * sm["rise"]),
-                            verdict(sm["rise"] < 0.20)))
+                            verdict(sm["rise"] < 0.20) + " in this run (the spread over "
+                            "runs: bench/notes.md, Noisy neighbour)"))
             else:
                 acc.append(("Noisy neighbour: without the limit the fast host's p99 explodes",
                             "p99 %s alone, %s with the slow host's 200 fetches queued (%.0fx)"
                             % (us(sm["p99_alone"]), us(sm["p99_loaded"]), 1 + sm["rise"]),
                             "shown" if sm["rise"] > 10 else "**not shown**"))
+
+    el = (S.get("elastic") or {}).get("runs", {})
+    if el.get("elastic") and el.get("fixed"):
+        e, f = el["elastic"], el["fixed"]
+        n = S["elastic"]["n"]
+        idle = S["elastic"].get("idle_timeout_s", 2)
+        cold = e.get("busy95_s")
+        acc.append(("Elastic pool (N = %d, `bench/run elastic`): a cold start reaches the fixed "
+                    "pool's throughput within 1 s" % n,
+                    "busy >= 95%% of N after %s (fixed: %s); %.0f vs %.0f fetches/s"
+                    % ("%.2f s" % cold if cold is not None else "never",
+                       "%.2f s" % f["busy95_s"] if f.get("busy95_s") is not None else "never",
+                       e.get("rps", 0), f.get("rps", 0)),
+                    verdict(cold is not None and cold <= 1.0)))
+        back = e.get("shrink_s")
+        acc.append(("Elastic pool: back to <= 32 threads within thread_idle_timeout + 1 s",
+                    "%s after the load (thread_idle_timeout = %.0f s)"
+                    % ("%.2f s" % back if back is not None else "never", idle),
+                    verdict(back is not None and back <= idle + 1)))
 
     h = S.get("https", {})
     if "ratio" in h:
@@ -722,6 +742,33 @@ def main():
               % (r.get("server", "fetchd"), r["n"], r["rps"], r["window_rps"], r["efficiency"],
                  r["p99_ms"], r["errors"], kib(r["hwm_kb"]), r["kb_per_inflight"], r["threads"],
                  (r["healthz"]["p99_us"] or 0) / 1000.0))
+        w("")
+
+    # ---------------------------------------------------------- elastic (opt-in)
+    el = S.get("elastic") or {}
+    if el.get("runs"):
+        w("## Elastic pool: cold start and shrink (`bench/run elastic`, issue 14)\n")
+        if el.get("measured"):
+            w(measured_apart(el) + "\n")
+        w("N = %d wrk connections POST fetches of `/delay?ms=%d` for %.0f s into a fresh fetchd "
+          "with `threads = N`: a fixed pool, and an elastic one (`min_threads = 16`, "
+          "`thread_idle_timeout = %.0fs`); /v1/stats sampled every 50 ms. On a 1 s upstream the "
+          "pool's throughput is its busy workers per second (Little's law), so the cold start is "
+          "when busy workers reach 95%% of N. Targets (issue 14): the elastic pool's throughput "
+          "reaches the fixed pool's within 1 s, and it is back to <= 32 threads within "
+          "thread_idle_timeout + 1 s after the load.\n"
+          % (el["n"], el.get("delay_ms", 1000), el.get("load_s", 0), el.get("idle_timeout_s", 2)))
+        w("| pool | busy >= 95% of N after | peak live threads | <= 32 threads after the load | fetches/s | errors |")
+        w("|---|---|---|---|---|---|")
+        for label in ("fixed", "elastic"):
+            r = el["runs"].get(label)
+            if not r:
+                continue
+            w("| %s | %s | %d | %s | %.0f | %d |"
+              % (label, "%.2f s" % r["busy95_s"] if r.get("busy95_s") is not None else "never",
+                 r.get("peak_live", 0),
+                 ("%.2f s" % r["shrink_s"]) if r.get("shrink_s") is not None else "never",
+                 r.get("rps", 0), r.get("errors", 0)))
         w("")
 
     failed = [k for k, v in S.items() if isinstance(v, dict) and v.get("failed")]
