@@ -257,6 +257,22 @@ static unsigned lane_startable(const struct lanes *ls, const struct lane *l)
 	return n;
 }
 
+/* Take l's first waiting task off its queue (l has one). */
+static struct executor_task *lane_shift(struct lanes *ls, struct lane *l)
+{
+	struct executor_task *t = l->head;
+
+	l->head = t->next;
+	if (l->head != NULL)
+		l->head->prev = NULL;
+	else
+		l->tail = NULL;
+	t->next = t->prev = NULL;
+	l->waiting--;
+	ls->queued--;
+	return t;
+}
+
 struct executor_task *lanes_drain(struct lanes *ls)
 {
 	struct executor_task *t;
@@ -271,15 +287,7 @@ struct executor_task *lanes_drain(struct lanes *ls)
 		if (l == NULL)
 			return NULL;
 	}
-	t = l->head;
-	l->head = t->next;
-	if (l->head != NULL)
-		l->head->prev = NULL;
-	else
-		l->tail = NULL;
-	l->waiting--;
-	ls->queued--;
-	t->next = t->prev = NULL;
+	t = lane_shift(ls, l);
 	t->lane = NULL;
 	/* counts only: the lanes are freed next */
 	ls->held -= l->held;
@@ -314,16 +322,8 @@ struct executor_task *lanes_pop(struct lanes *ls, uint64_t now)
 
 	if (l == NULL)
 		return NULL;
-	t = l->head;
-	l->head = t->next;
-	if (l->head != NULL)
-		l->head->prev = NULL;
-	else
-		l->tail = NULL;
-	t->next = t->prev = NULL;
-	l->waiting--;
+	t = lane_shift(ls, l);
 	l->running++;
-	ls->queued--;
 	if (l->keyed && ls->interval_ns != 0)
 		l->not_before_ns = now + ls->interval_ns;
 	/* to the ring's tail: the next task is another lane's */
