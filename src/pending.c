@@ -364,7 +364,12 @@ static void job_next_host(struct job *j)
 	if (p->gone || atomic_load(&j->ft.cancel)) {
 		free(host);
 		job_free(j);
-		pending_item_error(p, i, ERR_CLIENT_CLOSED, "the fetch was cancelled");
+		/* cancelled for its client, or by the drain's timeout */
+		if (p->gone)
+			pending_item_error(p, i, ERR_CLIENT_CLOSED, "the client went away");
+		else
+			pending_item_error(p, i, ERR_SHUTTING_DOWN,
+					   "fetchd shut down before this fetch finished");
 		return;
 	}
 	if (host == NULL) {
