@@ -1,6 +1,7 @@
 /* glibc malloc settings and trimming; see memory.h. */
 #include "memory.h"
 
+#include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -51,11 +52,22 @@ static atomic_bool large_since_trim;
 void memory_exec_tuned(char **argv)
 {
 	const char *old = getenv("GLIBC_TUNABLES");
-	char *value = NULL;
+	char path[PATH_MAX], *value = NULL;
+	ssize_t n;
 	size_t len;
 
 	/* an operator's own setting wins; set once, so this execs once */
 	if (old != NULL && strstr(old, TCACHE_TUNABLE) != NULL)
+		return;
+	/* the binary's own path, not /proc/self/exe: the kernel names the
+	 * process after the file executed ("exe" would break ps, pgrep,
+	 * pidof). A binary replaced on disk reads "... (deleted)": then run
+	 * with glibc's defaults rather than exec a newer one. */
+	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (n <= 0 || (size_t)n >= sizeof(path) - 1)
+		return;
+	path[n] = '\0';
+	if (strstr(path, " (deleted)") != NULL)
 		return;
 	len = (old != NULL ? strlen(old) + 1 : 0) + sizeof(TCACHE_SETTING);
 	if ((value = malloc(len)) == NULL)
@@ -65,9 +77,9 @@ void memory_exec_tuned(char **argv)
 	else
 		snprintf(value, len, "%s", TCACHE_SETTING);
 	if (setenv("GLIBC_TUNABLES", value, 1) == 0)
-		execv("/proc/self/exe", argv);
-	/* no /proc, or the exec failed: run with glibc's defaults; the
-	 * variable stays set, so nothing else execs again */
+		execv(path, argv);
+	/* the exec failed: run with glibc's defaults; the variable stays
+	 * set, so nothing else execs again */
 	free(value);
 }
 
