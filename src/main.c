@@ -341,16 +341,14 @@ static void runtime_free(struct runtime *rt)
 int main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH;
-	struct override *ov = NULL;
+	struct override *ov = calloc((size_t)argc, sizeof(*ov));
 	size_t n_ov = 0;
 	bool test_only = false, dump = false;
 	struct fetchd_config *cfg = NULL;
 	struct runtime rt;
 	int rc = 1, problems;
 
-	memory_exec_tuned(argv); /* before anything is allocated or opened */
-	memory_init();		 /* before any thread exists */
-	ov = calloc((size_t)argc, sizeof(*ov));
+	memory_init(); /* before any thread exists */
 	memset(&rt, 0, sizeof(rt));
 	if (ov == NULL)
 		return 1;

@@ -1,14 +1,9 @@
 /* glibc malloc settings and trimming; see memory.h. */
 #include "memory.h"
 
-#include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -33,55 +28,6 @@
 #define TRIM_AFTER_BYTES (256 * 1024)
 
 static atomic_bool large_since_trim;
-
-/* glibc's per-thread cache keeps up to 7 freed chunks of each size up to
- * 1032 bytes on the thread that freed them, where no other thread can use
- * them: after one fetch every worker holds the ~50 small blocks libcurl
- * freed during it. With thousands of workers that is resident memory per
- * worker (issue 14). Caching only chunks up to 256 bytes (libcurl's many
- * small strings) measured, with 1024 fetches held on a 2 s upstream
- * (bench/profile_scale 1024): 35.7 -> 30.3 KiB resident per held fetch,
- * the malloc arenas 23.3 -> 20.1 KiB of it (tcache off entirely: 18.8).
- * Small fetches (bench/ab, 4 interleaved rounds): 79.0 vs 77.1 us of CPU
- * per request, within the noise. The cache is sized only by the
- * environment (GLIBC_TUNABLES, read when the process starts; there is no
- * mallopt for it), hence the exec. */
-#define TCACHE_TUNABLE "glibc.malloc.tcache_max"
-#define TCACHE_SETTING TCACHE_TUNABLE "=256"
-
-void memory_exec_tuned(char **argv)
-{
-	const char *old = getenv("GLIBC_TUNABLES");
-	char path[PATH_MAX], *value = NULL;
-	ssize_t n;
-	size_t len;
-
-	/* an operator's own setting wins; set once, so this execs once */
-	if (old != NULL && strstr(old, TCACHE_TUNABLE) != NULL)
-		return;
-	/* the binary's own path, not /proc/self/exe: the kernel names the
-	 * process after the file executed ("exe" would break ps, pgrep,
-	 * pidof). A binary replaced on disk reads "... (deleted)": then run
-	 * with glibc's defaults rather than exec a newer one. */
-	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-	if (n <= 0 || (size_t)n >= sizeof(path) - 1)
-		return;
-	path[n] = '\0';
-	if (strstr(path, " (deleted)") != NULL)
-		return;
-	len = (old != NULL ? strlen(old) + 1 : 0) + sizeof(TCACHE_SETTING);
-	if ((value = malloc(len)) == NULL)
-		return;
-	if (old != NULL && old[0] != '\0')
-		snprintf(value, len, "%s:%s", old, TCACHE_SETTING);
-	else
-		snprintf(value, len, "%s", TCACHE_SETTING);
-	if (setenv("GLIBC_TUNABLES", value, 1) == 0)
-		execv(path, argv);
-	/* the exec failed: run with glibc's defaults; the variable stays
-	 * set, so nothing else execs again */
-	free(value);
-}
 
 void memory_init(void)
 {

@@ -7,13 +7,6 @@
 
 #include <stddef.h>
 
-/* Re-execute fetchd with glibc's per-thread cache limited to small
- * chunks (GLIBC_TUNABLES), unless the environment already sets that
- * tunable. Call first thing in main, before any thread or descriptor
- * exists. Returns only when it did not exec (then nothing changed but
- * the variable). */
-void memory_exec_tuned(char **argv);
-
 /* Fix glibc's mmap threshold. Call once at start-up, before any thread. */
 void memory_init(void);
 

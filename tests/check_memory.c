@@ -333,59 +333,6 @@ START_TEST(test_json_bomb_costs_its_size_and_keeps_the_deadline)
 }
 END_TEST
 
-/* NUL-separated /proc/PID/environ: the value of name, malloc'd, or NULL. */
-static char *proc_env(pid_t pid, const char *name)
-{
-	char path[64], buf[65536];
-	size_t len, nlen = strlen(name);
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
-		if (strncmp(buf + i, name, nlen) == 0 && buf[i + nlen] == '=')
-			return strdup(buf + i + nlen + 1);
-	return NULL;
-}
-
-START_TEST(test_exec_limits_the_thread_cache_and_keeps_the_name)
-{
-	char path[64], comm[32] = "";
-	char *value;
-	FILE *f;
-
-	fetchd_start(&own_d, NULL);
-	value = proc_env(own_d.pid, "GLIBC_TUNABLES");
-	ck_assert_ptr_nonnull(value);
-	ck_assert_ptr_nonnull(strstr(value, "glibc.malloc.tcache_max=256"));
-	free(value);
-	/* named after the binary, not "exe" */
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)own_d.pid);
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	ck_assert_ptr_nonnull(fgets(comm, sizeof(comm), f));
-	fclose(f);
-	ck_assert_str_eq(comm, "fetchd\n");
-	fetchd_stop(&own_d);
-}
-END_TEST
-
-START_TEST(test_operator_thread_cache_setting_wins)
-{
-	static const char *const env[] = {"GLIBC_TUNABLES=glibc.malloc.tcache_max=64", NULL};
-	char *value;
-
-	fetchd_start(&own_d, &(struct fetchd_opts){.env = env});
-	value = proc_env(own_d.pid, "GLIBC_TUNABLES");
-	ck_assert_ptr_nonnull(value);
-	ck_assert_str_eq(value, "glibc.malloc.tcache_max=64");
-	free(value);
-	fetchd_stop(&own_d);
-}
-END_TEST
-
 static Suite *memory_suite(void)
 {
 	Suite *s = suite_create("memory");
@@ -397,8 +344,6 @@ static Suite *memory_suite(void)
 	tcase_add_test(tc, test_batch_items_are_charged_as_they_finish);
 	tcase_add_test(tc, test_document_larger_than_the_budget_is_response_too_large);
 	tcase_add_test(tc, test_json_bomb_costs_its_size_and_keeps_the_deadline);
-	tcase_add_test(tc, test_exec_limits_the_thread_cache_and_keeps_the_name);
-	tcase_add_test(tc, test_operator_thread_cache_setting_wins);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -170,6 +170,11 @@ class Upstream:
             return False
 
 
+# fetchd runs as the packaged units run it: glibc's per-thread caches
+# limited to small blocks (systemd/fetchd.service.in, fetchd(8))
+FETCHD_ENV = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.tcache_max=256")
+
+
 def fetchd_conf(port, threads=16, queue_limit=1024, extra_server="", extra="", extra_pool=""):
     return ("[server]\nlisten = 127.0.0.1:%d\nshutdown_timeout = 1s\n%s\n"
             "[pool]\nthreads = %d\nqueue_limit = %d\n%s\n"
@@ -191,7 +196,8 @@ class Fetchd:
         ok, msg, path = fetchd_check(fetchd_conf(self.port, **kw), name)
         if not ok:
             raise RuntimeError("fetchd rejects %s: %s" % (name, msg))
-        self.p = spawn([FETCHD, "-c", path, "--allow", "127.0.0.1/32"], "fetchd-" + name)
+        self.p = spawn([FETCHD, "-c", path, "--allow", "127.0.0.1/32"], "fetchd-" + name,
+                       env=FETCHD_ENV)
         self.pid = self.p.pid
         wait_http(self.port, proc=self.p)
 
@@ -204,7 +210,7 @@ class Fetchd:
         if not ok:
             raise RuntimeError(msg)
         self.p = spawn([FETCHD, "-c", path] + (["--allow", allow] if allow else []),
-                       "fetchd-" + name)
+                       "fetchd-" + name, env=FETCHD_ENV)
         self.pid = self.p.pid
         wait_http(self.port, proc=self.p)
         return self
