@@ -530,7 +530,9 @@ static void attempt_close(struct fetch_task *t, int status, enum fetchd_err err,
 					.err = err,
 					.curl_code = cc,
 					.retry_after_ms = retry_after,
-					.duration_ms = a->duration_ms,
+					/* the next attempt queues too: the
+					 * wait for this one's worker counts */
+					.duration_ms = a->duration_ms + t->queued_ns / 1000000,
 				},
 				now < t->deadline_ns ? (t->deadline_ns - now) / 1000000 : 0,
 				&t->retry_delay_ms, &t->retry_reason);

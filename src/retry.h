@@ -66,7 +66,7 @@ struct retry_outcome {
 	enum fetchd_err err;	/* ERR_NONE when an upstream answered */
 	int curl_code;		/* the transfer's CURLcode, 0 when none */
 	int64_t retry_after_ms; /* from Retry-After, -1 when none */
-	uint64_t duration_ms;	/* of this attempt */
+	uint64_t duration_ms;	/* of this attempt, with its wait for a worker */
 };
 
 /* Decide after attempt number done (1 = the first) of method, with
