@@ -4,7 +4,7 @@
  * Retry-After pauses its host (at most per_host_max_pause); a fetch that
  * waits for its host waits in the queue and leaves it when its client
  * goes; each redirect hop is admitted against its own host, cookies of
- * the chain kept.
+ * the chain kept; a reload changes the rules live.
  *
  * Integration tests: the real fetchd against two upstream test servers
  * standing in for two hosts, on 127.0.0.2 and 127.0.0.3 (all of
@@ -12,6 +12,7 @@
  * lower bounds where fetchd promises a wait, and loose upper bounds
  * (sanitizers, a loaded 2-core machine) where it promises none. */
 #include <check.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +30,20 @@
 static struct upstream slow, fast; /* 127.0.0.2, 127.0.0.3 */
 static struct fetchd fd_;
 
+static char *config_text(const char *pool_config)
+{
+	return str_printf("[pool]\n%s\n[security]\nallow = 127.0.0.0/8\n", pool_config);
+}
+
 static void start(const char *pool_config)
 {
-	char *extra = str_printf("[pool]\n%s\n[security]\nallow = 127.0.0.0/8\n", pool_config);
+	char *extra = config_text(pool_config);
 
 	upstream_start_at(&slow, "127.0.0.2");
 	upstream_start_at(&fast, "127.0.0.3");
-	/* the [security] allow of the config, not --allow 127.0.0.1/32 */
-	fetchd_start(&fd_, &(struct fetchd_opts){.extra_config = extra});
+	/* the [security] allow of the config, not --allow 127.0.0.1/32;
+	 * kept, for the reload test */
+	fetchd_start(&fd_, &(struct fetchd_opts){.extra_config = extra, .keep_config = true});
 	free(extra);
 }
 
@@ -290,6 +297,37 @@ START_TEST(test_each_redirect_hop_is_admitted_against_its_own_host)
 }
 END_TEST
 
+/* A reload that raises per_host_limit lets the fetches it held start at
+ * once. */
+START_TEST(test_a_reload_changes_the_limit_live)
+{
+	struct bg_request *bg[3];
+	char *text;
+
+	start("threads = 8\nper_host_limit = 1");
+	for (int i = 0; i < 3; i++)
+		bg[i] = bg_fetch(&slow, "/hold?key=r");
+	ck_assert(wait_counter(&slow, "r", "held", 1));
+	ck_assert_msg(wait_per_host("waiting", 2), "waiting: %ld", per_host("waiting"));
+	text = config_text("threads = 8\nper_host_limit = 3");
+	fetchd_write_config(&fd_, text);
+	free(text);
+	ck_assert_int_eq(fetchd_signal(&fd_, SIGHUP), 0);
+	ck_assert_msg(wait_counter(&slow, "r", "held", 3), "held after the reload: %ld",
+		      upstream_counter(&slow, "r", "held"));
+	ck_assert_int_eq(per_host("waiting"), 0);
+	release_held(&slow, "r", 0);
+	for (int i = 0; i < 3; i++) {
+		struct http_resp r;
+
+		ck_assert_int_eq(bg_join(bg[i], &r), 0);
+		expect_int(&r, "status", 200);
+		http_resp_free(&r);
+	}
+	ck_assert(wait_per_host("hosts", 0));
+}
+END_TEST
+
 static Suite *per_host_suite(void)
 {
 	Suite *s = suite_create("per_host");
@@ -303,6 +341,7 @@ static Suite *per_host_suite(void)
 	tcase_add_test(tc, test_a_pause_is_capped_by_per_host_max_pause);
 	tcase_add_test(tc, test_a_gone_client_leaves_its_host_queue);
 	tcase_add_test(tc, test_each_redirect_hop_is_admitted_against_its_own_host);
+	tcase_add_test(tc, test_a_reload_changes_the_limit_live);
 	suite_add_tcase(s, tc);
 	return s;
 }
