@@ -110,10 +110,10 @@ struct executor {
 
 	pthread_t spawner;
 	int spawner_started;
-	/* to_start or exited went up, a lane has an earlier time than
-	 * spawner_due, or !running; before
-	 * the spawner runs, executor_start waits here for its workers to go
-	 * idle. CLOCK_MONOTONIC: the spawner also wakes the timed lanes. */
+	/* to_start or exited went up, a lane's time is earlier than
+	 * spawner_due, or !running. Before the spawner runs, executor_start
+	 * waits here for its workers to go idle. CLOCK_MONOTONIC: the spawner
+	 * also wakes the timed lanes when their time comes. */
 	pthread_cond_t spawner_cond;
 	uint64_t spawner_due; /* when the spawner wakes by itself, 0: never */
 	int started;	      /* executor_start has returned; under lock */
