@@ -40,6 +40,8 @@ struct conn {
 	struct evbuffer_cb_entry *input_cb;
 	evutil_socket_t fd;
 	enum conn_state state;
+	bool served; /* a request of it has been read whole */
+	bool fresh;  /* counted in owner->fresh: never served, not reading */
 	uint64_t deadline_ns;
 	TAILQ_ENTRY(conn) link; /* in owner->adopting or owner->reading */
 };
@@ -58,6 +60,16 @@ struct connections {
 	size_t n_by_fd;
 	struct evconnlistener **listeners;
 	size_t n_listeners;
+	/* The drain (connections_drain): connections not yet served count as
+	 * unfinished until drain_grace_ns, those reading a request until it is
+	 * read; drained runs when that count may have dropped. */
+	unsigned fresh;	    /* open, never served, not reading */
+	unsigned n_reading; /* in reading */
+	bool draining;
+	uint64_t drain_grace_ns;
+	struct event *grace_ev;
+	void (*drained)(void *arg);
+	void *drained_arg;
 	bool paused;				    /* by max_connections */
 	bool fd_shortage;			    /* paused by EMFILE/ENFILE */
 	uint64_t pause_warned_ns, accept_warned_ns; /* last warnings */
@@ -125,11 +137,29 @@ static void arm_deadline_timer(struct connections *c)
 	evtimer_add(c->deadline_ev, &tv);
 }
 
+/* k has begun a request, or closed: no longer waiting for its first. */
+static void unfresh(struct conn *k)
+{
+	if (k->fresh) {
+		k->fresh = false;
+		k->owner->fresh--;
+	}
+}
+
+/* The drain's count of unfinished connections may have dropped. */
+static void drain_progress(struct connections *c)
+{
+	if (c->draining && c->drained != NULL)
+		c->drained(c->drained_arg);
+}
+
 static void start_reading(struct conn *k)
 {
 	struct connections *c = k->owner;
 	bool was_empty = TAILQ_EMPTY(&c->reading);
 
+	unfresh(k);
+	c->n_reading++;
 	k->state = CONN_READING;
 	k->deadline_ns = clock_now_ns() + c->request_timeout_ns;
 	TAILQ_INSERT_TAIL(&c->reading, k, link);
@@ -139,8 +169,10 @@ static void start_reading(struct conn *k)
 
 static void stop_reading(struct conn *k)
 {
-	if (k->state == CONN_READING)
+	if (k->state == CONN_READING) {
 		TAILQ_REMOVE(&k->owner->reading, k, link);
+		k->owner->n_reading--;
+	}
 }
 
 /* Bytes arrived: the first of a request starts its deadline. */
@@ -160,6 +192,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 	struct connections *c = k->owner;
 
 	(void)evcon;
+	unfresh(k);
 	stop_reading(k);
 	/* evhttp drains the input next: our callback must be gone by then */
 	evbuffer_remove_cb_entry(bufferevent_get_input(k->bev), k->input_cb);
@@ -168,6 +201,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 	free(k);
 	c->stats.open--;
 	update_accepting(c);
+	drain_progress(c);
 }
 
 static int index_fd(struct connections *c, struct conn *k)
@@ -207,9 +241,11 @@ static void adopt(evutil_socket_t unused, short what, void *arg)
 		if (evcon == NULL || k->fd < 0 || index_fd(c, k) != 0) {
 			/* evhttp already gave it up (out of memory) */
 			bufferevent_decref(k->bev);
+			unfresh(k);
 			free(k);
 			c->stats.open--;
 			update_accepting(c);
+			drain_progress(c);
 			continue;
 		}
 		k->evcon = evcon;
@@ -240,6 +276,8 @@ static struct bufferevent *make_bufferevent(struct event_base *base, void *arg)
 	bufferevent_incref(bev);
 	TAILQ_INSERT_TAIL(&c->adopting, k, link);
 	event_active(c->adopt_ev, EV_TIMEOUT, 1);
+	k->fresh = true;
+	c->fresh++;
 	c->stats.open++;
 	c->stats.accepted++;
 	update_accepting(c);
@@ -256,7 +294,7 @@ static void deadline_passed(evutil_socket_t unused, short what, void *arg)
 	(void)unused;
 	(void)what;
 	while ((k = TAILQ_FIRST(&c->reading)) != NULL && k->deadline_ns <= now) {
-		TAILQ_REMOVE(&c->reading, k, link);
+		stop_reading(k);
 		k->state = CONN_BUSY; /* off the list; freed by on_close */
 		c->stats.request_timeouts++;
 		log_debug("closing a connection: its request took longer than request_timeout");
@@ -296,6 +334,33 @@ static void accept_failed(struct evconnlistener *listener, void *arg)
 	}
 }
 
+/* Close the connections that wait for a first request (CONN_IDLE, never
+ * served); with all, the ones reading a request too. */
+static void close_unfinished(struct connections *c, bool all)
+{
+	for (size_t fd = 0; fd < c->n_by_fd; fd++) {
+		struct conn *k = c->by_fd[fd];
+
+		if (k != NULL &&
+		    ((k->state == CONN_IDLE && !k->served) || (all && k->state == CONN_READING))) {
+			stop_reading(k);
+			k->state = CONN_BUSY; /* freed by on_close */
+			evhttp_connection_free(k->evcon);
+		}
+	}
+}
+
+static void grace_over(evutil_socket_t unused, short what, void *arg)
+{
+	struct connections *c = arg;
+
+	(void)unused;
+	(void)what;
+	c->drain_grace_ns = 0; /* whatever the clock says: the grace is over */
+	close_unfinished(c, false);
+	drain_progress(c);
+}
+
 struct connections *connections_new(struct event_base *base, struct evhttp *http,
 				    unsigned max_connections, uint64_t request_timeout_ms)
 {
@@ -308,7 +373,9 @@ struct connections *connections_new(struct event_base *base, struct evhttp *http
 	c->adopt_ev = event_new(base, -1, 0, adopt, c);
 	c->deadline_ev = evtimer_new(base, deadline_passed, c);
 	c->resume_ev = evtimer_new(base, resume_after_shortage, c);
-	if (c->adopt_ev == NULL || c->deadline_ev == NULL || c->resume_ev == NULL) {
+	c->grace_ev = evtimer_new(base, grace_over, c);
+	if (c->adopt_ev == NULL || c->deadline_ev == NULL || c->resume_ev == NULL ||
+	    c->grace_ev == NULL) {
 		connections_free(c);
 		return NULL;
 	}
@@ -369,9 +436,36 @@ void connections_request_read(struct connections *c, struct evhttp_request *req)
 
 	if (k == NULL)
 		return;
+	unfresh(k);
 	stop_reading(k);
 	k->state = CONN_BUSY;
+	k->served = true;
 	evhttp_request_set_on_complete_cb(req, on_complete, k);
+	drain_progress(c);
+}
+
+void connections_drain(struct connections *c, uint64_t grace_ms, void (*drained)(void *arg),
+		       void *arg)
+{
+	struct timeval tv = {(time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000) * 1000};
+
+	c->draining = true;
+	c->drained = drained;
+	c->drained_arg = arg;
+	c->drain_grace_ns = clock_now_ns() + grace_ms * UINT64_C(1000000);
+	evtimer_add(c->grace_ev, &tv);
+}
+
+void connections_drain_abort(struct connections *c)
+{
+	c->drain_grace_ns = 0;
+	close_unfinished(c, true);
+	drain_progress(c);
+}
+
+unsigned connections_unfinished(const struct connections *c)
+{
+	return c->n_reading + (clock_now_ns() < c->drain_grace_ns ? c->fresh : 0);
 }
 
 void connections_get_stats(const struct connections *c, struct connections_stats *st)
@@ -400,6 +494,8 @@ void connections_free(struct connections *c)
 		event_free(c->deadline_ev);
 	if (c->resume_ev)
 		event_free(c->resume_ev);
+	if (c->grace_ev)
+		event_free(c->grace_ev);
 	free(c->by_fd);
 	free(c);
 }

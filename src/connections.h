@@ -50,6 +50,25 @@ void connections_set_listeners(struct connections *c, struct evconnlistener **li
  * deadline stops until the answer has been written. */
 void connections_request_read(struct connections *c, struct evhttp_request *req);
 
+/* The drain: no connection is accepted any more (the caller detached the
+ * listeners), and the ones already accepted still count as unfinished
+ * while they read a request, or, for grace_ms, while they wait for their
+ * first (a client that connected just before the drain began is sending
+ * it; at a restart under socket activation, closing it unanswered is a
+ * failed request). After grace_ms those still waiting are closed.
+ * drained(arg) runs whenever the count of unfinished connections may have
+ * dropped. */
+void connections_drain(struct connections *c, uint64_t grace_ms, void (*drained)(void *arg),
+		       void *arg);
+
+/* Connections reading a request, and those waiting for their first within
+ * the drain's grace. */
+unsigned connections_unfinished(const struct connections *c);
+
+/* The drain's time is up: close every connection still reading a request
+ * or waiting for its first. */
+void connections_drain_abort(struct connections *c);
+
 void connections_get_stats(const struct connections *c, struct connections_stats *st);
 
 /* After evhttp_free (which closes every connection). */

@@ -679,7 +679,9 @@ void pending_submit(struct pending *p, size_t i, const json_t *obj)
 	struct request_error rerr;
 	struct job *j;
 
-	if (srv->draining) {
+	/* a request on a connection accepted before the drain is served,
+	 * until shutdown_timeout */
+	if (srv->drain_aborted) {
 		pending_item_error(p, i, ERR_SHUTTING_DOWN, "fetchd is shutting down");
 		return;
 	}

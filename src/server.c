@@ -537,6 +537,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		path = "/";
 	srv->request_start_ns = clock_now_ns();
 	connections_request_read(srv->conns, req);
+	/* draining: answered, then the connection closes (no next request) */
+	if (srv->draining)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(path, routes[i].path) == 0)
 			r = &routes[i];
@@ -691,9 +694,10 @@ int server_start(struct server *srv)
 
 void server_check_drained(struct server *srv)
 {
-	/* every accepted request answered, and every answer written */
+	/* every accepted request answered, every answer written, and no
+	 * accepted connection still bringing one */
 	if (srv->draining && srv->pendings == NULL && doc_account_held(srv->docs) == 0 &&
-	    srv->drained != NULL) {
+	    connections_unfinished(srv->conns) == 0 && srv->drained != NULL) {
 		void (*cb)(void *) = srv->drained;
 
 		srv->drained = NULL;
@@ -706,8 +710,17 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
+	struct server *srv = arg;
+
 	log_warn("shutdown_timeout passed: aborting the fetches still in flight");
-	pending_abort_all(arg);
+	srv->drain_aborted = true;
+	pending_abort_all(srv);
+	connections_drain_abort(srv->conns);
+}
+
+static void drain_progress(void *srv)
+{
+	server_check_drained(srv);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -716,6 +729,11 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	server_check_drained(arg);
 }
+
+/* How long, in the drain, a connection accepted before it may take to
+ * begin its first request (at most request_timeout): a client that had
+ * just connected is sending it. */
+#define DRAIN_FIRST_REQUEST_MS 1000
 
 /* Stop accepting, and finish what was accepted within shutdown_timeout. */
 static void drain_begin(struct server *srv)
@@ -728,6 +746,11 @@ static void drain_begin(struct server *srv)
 	srv->draining = true;
 	connections_set_listeners(srv->conns, NULL, 0);
 	listen_detach(&srv->listen, srv->http);
+	connections_drain(srv->conns,
+			  srv->cfg->request_timeout_ms < DRAIN_FIRST_REQUEST_MS
+				  ? srv->cfg->request_timeout_ms
+				  : DRAIN_FIRST_REQUEST_MS,
+			  drain_progress, srv);
 	srv->drain_timer = evtimer_new(srv->base, drain_timeout, srv);
 	if (srv->drain_timer != NULL)
 		evtimer_add(srv->drain_timer, &tv);

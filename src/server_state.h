@@ -43,6 +43,8 @@ struct server {
 	TAILQ_HEAD(, pending) unwatched;
 	struct event *watch_timer; /* runs pending_watch_clients */
 	bool draining;
+	/* shutdown_timeout passed: requests still arriving are refused */
+	bool drain_aborted;
 	/* SIGTERM came and [server] lame_duck runs: /healthz says 503 while
 	 * fetches are still accepted and served; the drain starts after it */
 	bool lame_duck;

@@ -198,6 +198,48 @@ START_TEST(test_sigint_drains_like_sigterm)
 }
 END_TEST
 
+/* A client that connected just before the signal and sends its request
+ * after it (a restart under socket activation) is answered, not dropped;
+ * a connection that sends nothing holds the exit only for the drain's
+ * grace (1 s). */
+START_TEST(test_a_connection_accepted_before_the_drain_is_served)
+{
+	struct fetchd_opts o = {.extra_config = "[server]\nshutdown_timeout = 60s\n",
+				.allow_loopback = true};
+	char *body = fetch_body(&up, "/json"), *req, *doc, why[128];
+	int fresh, silent;
+	uint64_t t0;
+	long st;
+
+	fetchd_start(&daemon_, &o);
+	fresh = raw_connect(daemon_.port);
+	silent = raw_connect(daemon_.port);
+	ck_assert(fresh != -1 && silent != -1);
+	/* both accepted by fetchd (with this query's own), not only queued
+	 * by the kernel */
+	ck_assert_msg(fetchd_stat(daemon_.port, "connections.open") >= 3, "open: %ld",
+		      fetchd_stat(daemon_.port, "connections.open"));
+	t0 = now_ms();
+	ck_assert_int_eq(fetchd_signal(&daemon_, SIGTERM), 0);
+	ck_assert(wait_connect_refused(daemon_.port));
+	req = str_printf("POST /v1/fetch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+	ck_assert_int_eq(raw_send(fresh, req, strlen(req)), 0);
+	ck_assert_msg(raw_read_response(fresh, HARNESS_HTTP_TIMEOUT_S * 1000, &st, &doc) == 0,
+		      "the request sent after the signal was not answered");
+	ck_assert_msg(st == 200 && strstr(doc, "\"status\":200") != NULL, "got %ld %s", st, doc);
+	free(doc);
+	ck_assert_msg(exit_verdict(&daemon_, why, sizeof(why)), "%s", why);
+	/* the silent connection held the exit for the grace, not for long */
+	ck_assert_uint_lt(now_ms() - t0, 20000);
+	close(fresh);
+	close(silent);
+	free(req);
+	free(body);
+}
+END_TEST
+
 /* shutdown_timeout = 1s and fetches that never finish: they are waited
  * for (not dropped at once), then each is answered with an error document
  * and fetchd exits 0. */
@@ -293,6 +335,7 @@ static Suite *drain_suite(void)
 	tcase_add_test(tc, test_sigterm_drains_in_flight_and_queued_then_exits_0);
 	tcase_add_test(tc, test_sigint_drains_like_sigterm);
 	tcase_add_test(tc, test_drain_timeout_aborts_with_error_documents_and_exits_0);
+	tcase_add_test(tc, test_a_connection_accepted_before_the_drain_is_served);
 	suite_add_tcase(s, tc);
 	return s;
 }
