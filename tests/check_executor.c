@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "gate.h"
+
 /* Nothing here waits on a clock: tasks hold workers at a gate the test
  * opens, the test waits for counts under a condition variable, and the
  * loop is pumped with EVLOOP_ONCE until the done callbacks it expects have
@@ -16,14 +18,6 @@
 
 #define MAX_PROBES 10000
 #define MAX_WORKERS 16
-
-/* Holds every task that reaches it until opened; counts arrivals. */
-struct gate {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int open;
-	unsigned arrived;
-};
 
 /* What the tasks of one test saw. ran_* are written on workers under
  * lock; done_* only on the loop thread. */
@@ -64,56 +58,6 @@ struct workers_seen {
 static struct event_base *base;
 static struct tally *tally;
 static struct probe *probes;
-
-static void gate_init(struct gate *g)
-{
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
-	g->open = 0;
-	g->arrived = 0;
-}
-
-static void gate_destroy(struct gate *g)
-{
-	pthread_cond_destroy(&g->cond);
-	pthread_mutex_destroy(&g->lock);
-}
-
-static void gate_pass(struct gate *g)
-{
-	pthread_mutex_lock(&g->lock);
-	g->arrived++;
-	pthread_cond_broadcast(&g->cond);
-	while (!g->open)
-		pthread_cond_wait(&g->cond, &g->lock);
-	pthread_mutex_unlock(&g->lock);
-}
-
-static void gate_wait_arrivals(struct gate *g, unsigned n)
-{
-	pthread_mutex_lock(&g->lock);
-	while (g->arrived < n)
-		pthread_cond_wait(&g->cond, &g->lock);
-	pthread_mutex_unlock(&g->lock);
-}
-
-static unsigned gate_arrivals(struct gate *g)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&g->lock);
-	n = g->arrived;
-	pthread_mutex_unlock(&g->lock);
-	return n;
-}
-
-static void gate_open(struct gate *g)
-{
-	pthread_mutex_lock(&g->lock);
-	g->open = 1;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-}
 
 static void probe_run(struct executor_task *t, void *worker_ctx, unsigned worker_id)
 {

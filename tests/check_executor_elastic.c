@@ -15,18 +15,11 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "gate.h"
 
 #define IDLE_MS 200
 #define WAIT_MS 10000 /* a generous bound for a loaded 2-core box under TSan */
 #define N_TASKS 4000
-
-/* Holds every task that reaches it until opened; counts arrivals. */
-struct gate {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int open;
-	unsigned arrived;
-};
 
 struct job {
 	struct executor_task task;
@@ -46,14 +39,8 @@ static void job_run(struct executor_task *t, void *ctx, unsigned worker_id)
 
 	(void)ctx;
 	(void)worker_id;
-	if (j->gate != NULL) {
-		pthread_mutex_lock(&j->gate->lock);
-		j->gate->arrived++;
-		pthread_cond_broadcast(&j->gate->cond);
-		while (!j->gate->open)
-			pthread_cond_wait(&j->gate->cond, &j->gate->lock);
-		pthread_mutex_unlock(&j->gate->lock);
-	}
+	if (j->gate != NULL)
+		gate_pass(j->gate);
 	j->ran++;
 }
 
@@ -73,22 +60,6 @@ static void submit(struct executor *ex, unsigned from, unsigned to, struct gate 
 		jobs[i].gate = g;
 		ck_assert_int_eq(executor_submit(ex, &jobs[i].task), 0);
 	}
-}
-
-static void gate_wait_arrivals(unsigned n)
-{
-	pthread_mutex_lock(&gate.lock);
-	while (gate.arrived < n)
-		pthread_cond_wait(&gate.cond, &gate.lock);
-	pthread_mutex_unlock(&gate.lock);
-}
-
-static void gate_open(void)
-{
-	pthread_mutex_lock(&gate.lock);
-	gate.open = 1;
-	pthread_cond_broadcast(&gate.cond);
-	pthread_mutex_unlock(&gate.lock);
 }
 
 static void pump_until_done(unsigned n)
@@ -144,17 +115,13 @@ static void setup(void)
 	ck_assert_ptr_nonnull(base);
 	jobs = calloc(N_TASKS, sizeof(*jobs));
 	ck_assert_ptr_nonnull(jobs);
-	pthread_mutex_init(&gate.lock, NULL);
-	pthread_cond_init(&gate.cond, NULL);
-	gate.open = 0;
-	gate.arrived = 0;
+	gate_init(&gate);
 	n_done = 0;
 }
 
 static void teardown(void)
 {
-	pthread_cond_destroy(&gate.cond);
-	pthread_mutex_destroy(&gate.lock);
+	gate_destroy(&gate);
 	free(jobs);
 	event_base_free(base);
 }
@@ -167,13 +134,13 @@ START_TEST(test_starts_with_min_threads_and_grows_on_demand)
 	ck_assert_uint_eq(stats(ex).live, 1);
 	/* five held tasks: one on the first worker, four on new ones */
 	submit(ex, 0, 5, &gate);
-	gate_wait_arrivals(5);
+	gate_wait_arrivals(&gate, 5);
 	st = stats(ex);
 	ck_assert_uint_eq(st.live, 5);
 	ck_assert_uint_eq(st.busy, 5);
 	ck_assert_uint_eq(st.queued, 0);
 	ck_assert_uint_eq(st.spawned, 4);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(5);
 	executor_free(ex);
 	for (int i = 0; i < 5; i++)
@@ -188,11 +155,11 @@ START_TEST(test_shrinks_to_min_threads_after_the_idle_timeout)
 	long ms;
 
 	submit(ex, 0, 6, &gate);
-	gate_wait_arrivals(6);
+	gate_wait_arrivals(&gate, 6);
 	ck_assert_uint_eq(stats(ex).live, 6);
 	/* before the open: no worker can be idle from before this */
 	released = clock_now_ns();
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(6);
 	ms = wait_live(ex, 2);
 	ck_assert_msg(ms >= 0, "still %u live workers %d ms after the tasks", stats(ex).live,
@@ -215,14 +182,14 @@ START_TEST(test_never_more_than_threads_and_the_rest_queue)
 	struct executor_stats st;
 
 	submit(ex, 0, 20, &gate);
-	gate_wait_arrivals(4);
+	gate_wait_arrivals(&gate, 4);
 	sleep_ms(50);
 	st = stats(ex);
 	ck_assert_uint_eq(st.live, 4);
 	ck_assert_uint_eq(st.busy, 4);
 	ck_assert_uint_eq(st.queued, 16);
 	ck_assert_uint_eq(st.threads, 4);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(20);
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(jobs[i].ran + jobs[i].done, 2);
@@ -264,11 +231,11 @@ START_TEST(test_reconfigure_moves_min_and_max_live)
 	ck_assert_msg(wait_live(ex, 3) >= 0, "threads 3: %u live", stats(ex).live);
 	/* a fixed pool of 3 now: 5 held tasks, 3 run */
 	submit(ex, 0, 5, &gate);
-	gate_wait_arrivals(3);
+	gate_wait_arrivals(&gate, 3);
 	sleep_ms(50);
 	ck_assert_uint_eq(stats(ex).live, 3);
 	ck_assert_uint_eq(stats(ex).queued, 2);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(5);
 	sleep_ms(2 * IDLE_MS);
 	ck_assert_uint_eq(stats(ex).live, 3);

@@ -27,18 +27,11 @@
 #include <event2/thread.h>
 
 #include "clock.h"
+#include "gate.h"
 
 #define MS UINT64_C(1000000)
 #define N_JOBS 64
 #define WAIT_MS 10000 /* bound of the polls: a loaded 2-core box under TSan */
-
-/* Holds every task that reaches it until opened; counts arrivals. */
-struct gate {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int open;
-	unsigned arrived;
-};
 
 struct job {
 	struct executor_task task;
@@ -62,42 +55,6 @@ static struct gate gate;
 static struct tally tally;
 static struct job jobs[N_JOBS];
 static unsigned n_done; /* on the loop */
-
-static void gate_pass(struct gate *g)
-{
-	pthread_mutex_lock(&g->lock);
-	g->arrived++;
-	pthread_cond_broadcast(&g->cond);
-	while (!g->open)
-		pthread_cond_wait(&g->cond, &g->lock);
-	pthread_mutex_unlock(&g->lock);
-}
-
-static void gate_wait_arrivals(unsigned n)
-{
-	pthread_mutex_lock(&gate.lock);
-	while (gate.arrived < n)
-		pthread_cond_wait(&gate.cond, &gate.lock);
-	pthread_mutex_unlock(&gate.lock);
-}
-
-static unsigned gate_arrivals(void)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&gate.lock);
-	n = gate.arrived;
-	pthread_mutex_unlock(&gate.lock);
-	return n;
-}
-
-static void gate_open(void)
-{
-	pthread_mutex_lock(&gate.lock);
-	gate.open = 1;
-	pthread_cond_broadcast(&gate.cond);
-	pthread_mutex_unlock(&gate.lock);
-}
 
 static void job_run(struct executor_task *t, void *ctx, unsigned worker_id)
 {
@@ -214,10 +171,7 @@ static void setup(void)
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
 	memset(jobs, 0, sizeof(jobs));
-	pthread_mutex_init(&gate.lock, NULL);
-	pthread_cond_init(&gate.cond, NULL);
-	gate.open = 0;
-	gate.arrived = 0;
+	gate_init(&gate);
 	pthread_mutex_init(&tally.lock, NULL);
 	tally.ran = 0;
 	tally.slow_now = 0;
@@ -228,8 +182,7 @@ static void setup(void)
 static void teardown(void)
 {
 	pthread_mutex_destroy(&tally.lock);
-	pthread_cond_destroy(&gate.cond);
-	pthread_mutex_destroy(&gate.lock);
+	gate_destroy(&gate);
 	event_base_free(base);
 }
 
@@ -243,11 +196,11 @@ START_TEST(test_a_key_at_its_limit_holds_no_other_key)
 
 	submit(ex, 0, 6, "slow", &gate);
 	submit(ex, 6, 12, "fast", NULL);
-	gate_wait_arrivals(2);
+	gate_wait_arrivals(&gate, 2);
 	pump_until_done(6); /* only "fast" can be done */
 	for (int i = 6; i < 12; i++)
 		ck_assert_int_eq(jobs[i].done, 1);
-	ck_assert_uint_eq(gate_arrivals(), 2);
+	ck_assert_uint_eq(gate_arrivals(&gate), 2);
 	st = stats(ex);
 	ck_assert_uint_eq(st.busy, 2);
 	ck_assert_uint_eq(st.queued, 4);
@@ -255,7 +208,7 @@ START_TEST(test_a_key_at_its_limit_holds_no_other_key)
 	ck_assert_uint_eq(st.keys_at_limit, 1);
 	ck_assert_uint_eq(st.key_waiting, 4);
 	ck_assert_uint_eq(st.keys_paced, 0);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(12);
 	for (int i = 0; i < 12; i++) {
 		ck_assert_int_eq(jobs[i].ran, 1);
@@ -279,10 +232,10 @@ START_TEST(test_keys_take_turns_on_one_worker)
 	const int want[] = {20, 0, 10, 1, 11, 2, 3, 4, 5, 6, 7, 8, 9};
 
 	submit(ex, 20, 21, NULL, &gate);
-	gate_wait_arrivals(1);
+	gate_wait_arrivals(&gate, 1);
 	submit(ex, 0, 10, "A", NULL);
 	submit(ex, 10, 12, "B", NULL);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(13);
 	ck_assert_uint_eq(tally.ran, 13);
 	for (int i = 0; i < 13; i++)
@@ -359,8 +312,8 @@ START_TEST(test_the_end_of_a_pause_starts_every_held_task)
 	ck_assert_int_eq(executor_pause_key(ex, "k", 100), 0);
 	submit(ex, 0, 3, "k", &gate);
 	ck_assert_uint_eq(stats(ex).key_waiting, 3);
-	gate_wait_arrivals(3);
-	gate_open();
+	gate_wait_arrivals(&gate, 3);
+	gate_open(&gate);
 	pump_until_done(3);
 	ck_assert_uint_eq(stats(ex).keys, 0);
 	executor_free(ex);
@@ -373,7 +326,7 @@ START_TEST(test_cancel_of_a_task_held_by_its_key)
 	struct executor_stats st;
 
 	submit(ex, 0, 1, "c", &gate);
-	gate_wait_arrivals(1);
+	gate_wait_arrivals(&gate, 1);
 	submit(ex, 1, 2, "c", &gate);
 	st = stats(ex);
 	ck_assert_uint_eq(st.key_waiting, 1);
@@ -387,7 +340,7 @@ START_TEST(test_cancel_of_a_task_held_by_its_key)
 	ck_assert_uint_eq(st.queued, 0);
 	ck_assert_uint_eq(st.cancelled, 1);
 	ck_assert_uint_eq(st.keys, 1); /* the running task's */
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(1);
 	ck_assert_uint_eq(stats(ex).keys, 0);
 	executor_free(ex);
@@ -414,19 +367,19 @@ static void raise_limit(unsigned min)
 	struct executor_stats st;
 
 	submit(ex, 0, 1, "r", &gate);
-	gate_wait_arrivals(1);
+	gate_wait_arrivals(&gate, 1);
 	submit(ex, 1, 3, "r", &gate);
 	st = stats(ex);
 	ck_assert_uint_eq(st.live, min);
 	ck_assert_uint_eq(st.key_waiting, 2);
 	ck_assert_uint_eq(st.keys_at_limit, 1);
 	ck_assert_int_eq(executor_reconfigure(ex, &p), 0);
-	gate_wait_arrivals(3);
+	gate_wait_arrivals(&gate, 3);
 	st = stats(ex);
 	ck_assert_uint_eq(st.key_waiting, 0);
 	ck_assert_uint_eq(st.keys_at_limit, 0);
 	ck_assert_uint_eq(st.busy, 3);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(3);
 	executor_free(ex);
 }
@@ -478,12 +431,12 @@ START_TEST(test_free_drops_held_tasks_without_done)
 	struct executor_stats st;
 
 	submit(ex, 0, 1, "h", &gate);
-	gate_wait_arrivals(1);
+	gate_wait_arrivals(&gate, 1);
 	submit(ex, 1, 3, "h", NULL); /* at the limit */
 	ck_assert_int_eq(executor_pause_key(ex, "h", 60000), 0);
 	ck_assert_int_eq(executor_pause_key(ex, "z", 60000), 0);
 	submit(ex, 3, 5, "z", NULL);
-	gate_open();
+	gate_open(&gate);
 	pump_until_done(1);
 	st = stats(ex);
 	ck_assert_uint_eq(st.queued, 4);

@@ -1,0 +1,25 @@
+/* A gate for the executor's unit tests: tasks that reach it wait until
+ * the test opens it, and the test can wait for a number of arrivals, so
+ * nothing waits on a clock. */
+#ifndef FETCHD_TESTS_GATE_H
+#define FETCHD_TESTS_GATE_H
+
+#include <pthread.h>
+
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int open;
+	unsigned arrived;
+};
+
+void gate_init(struct gate *g);
+void gate_destroy(struct gate *g);
+/* On a worker: count the arrival, then wait until the gate is open. */
+void gate_pass(struct gate *g);
+/* On the test's thread: wait until n tasks have arrived. */
+void gate_wait_arrivals(struct gate *g, unsigned n);
+unsigned gate_arrivals(struct gate *g);
+void gate_open(struct gate *g);
+
+#endif
