@@ -9,7 +9,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "gate.h"
+#include "exectest.h"
 
 /* Nothing here waits on a clock: tasks hold workers at a gate the test
  * opens, the test waits for counts under a condition variable, and the

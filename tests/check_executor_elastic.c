@@ -15,7 +15,7 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "gate.h"
+#include "exectest.h"
 
 #define IDLE_MS 200
 #define WAIT_MS 10000 /* a generous bound for a loaded 2-core box under TSan */
@@ -66,21 +66,6 @@ static void pump_until_done(unsigned n)
 {
 	while (n_done < n)
 		event_base_loop(base, EVLOOP_ONCE);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static struct executor_stats stats(struct executor *ex)
-{
-	struct executor_stats st;
-
-	executor_get_stats(ex, &st);
-	return st;
 }
 
 /* Poll until the pool has want live workers; the ms it took, or -1. */

@@ -27,7 +27,7 @@
 #include <event2/thread.h>
 
 #include "clock.h"
-#include "gate.h"
+#include "exectest.h"
 
 #define MS UINT64_C(1000000)
 #define N_JOBS 64
@@ -102,21 +102,6 @@ static void pump_until_done(unsigned n)
 {
 	while (n_done < n)
 		event_base_loop(base, EVLOOP_ONCE);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static struct executor_stats stats(struct executor *ex)
-{
-	struct executor_stats st;
-
-	executor_get_stats(ex, &st);
-	return st;
 }
 
 /* Poll until no lane is left (a paced lane stays until its next time);

@@ -1,5 +1,7 @@
-/* The executor tests' gate (gate.h). */
-#include "gate.h"
+/* Helpers of the executor's unit tests (exectest.h). */
+#include "exectest.h"
+
+#include <time.h>
 
 void gate_init(struct gate *g)
 {
@@ -49,4 +51,19 @@ void gate_open(struct gate *g)
 	g->open = 1;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
+}
+
+void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+struct executor_stats stats(struct executor *ex)
+{
+	struct executor_stats st;
+
+	executor_get_stats(ex, &st);
+	return st;
 }

@@ -1,10 +1,13 @@
-/* A gate for the executor's unit tests: tasks that reach it wait until
- * the test opens it, and the test can wait for a number of arrivals, so
- * nothing waits on a clock. */
-#ifndef FETCHD_TESTS_GATE_H
-#define FETCHD_TESTS_GATE_H
+/* Helpers of the executor's unit tests (check_executor, _elastic, _keys):
+ * a gate that tasks wait at until the test opens it (the test can wait for
+ * a number of arrivals, so nothing waits on a clock), a sleep, and the
+ * pool's stats by value. */
+#ifndef FETCHD_TESTS_EXECTEST_H
+#define FETCHD_TESTS_EXECTEST_H
 
 #include <pthread.h>
+
+#include "executor.h"
 
 struct gate {
 	pthread_mutex_t lock;
@@ -21,5 +24,8 @@ void gate_pass(struct gate *g);
 void gate_wait_arrivals(struct gate *g, unsigned n);
 unsigned gate_arrivals(struct gate *g);
 void gate_open(struct gate *g);
+
+void sleep_ms(unsigned ms);
+struct executor_stats stats(struct executor *ex);
 
 #endif
